@@ -1,0 +1,45 @@
+"""semilearn: a semi-supervised learning training engine for PyTorch, with plugins.
+
+The names a plugin author needs are importable from here without importing torch:
+:class:`Hook`, :data:`hookimpl`, :data:`hookspec`, :class:`Option` and the errors.
+:class:`AlgorithmBase` (which needs torch) is imported on first access.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+from .config import Config, Option  # noqa: E402
+from .errors import CheckpointError, ConfigError, DataError, PluginError, SemilearnError  # noqa: E402
+from .hook import Hook, hookimpl, on_all_ranks, on_rank_zero  # noqa: E402
+from .hookspecs import hookspec  # noqa: E402
+
+if TYPE_CHECKING:
+    from .algorithm import AlgorithmBase
+
+__all__ = [
+    "__version__",
+    "AlgorithmBase",
+    "Config",
+    "Option",
+    "Hook",
+    "hookimpl",
+    "hookspec",
+    "on_all_ranks",
+    "on_rank_zero",
+    "SemilearnError",
+    "ConfigError",
+    "PluginError",
+    "CheckpointError",
+    "DataError",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AlgorithmBase":
+        from .algorithm import AlgorithmBase
+
+        return AlgorithmBase
+    raise AttributeError(f"module 'semilearn' has no attribute {name!r}")

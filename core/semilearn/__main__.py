@@ -1,0 +1,10 @@
+"""``python -m semilearn`` (also what ``torchrun -m semilearn`` runs)."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,473 @@
+"""``AlgorithmBase``: the training loop, top to bottom in lifecycle order.
+
+An SSL algorithm subclasses :class:`AlgorithmBase` and writes :meth:`train_step`: the
+math of one step on a batch of views, returning the loss and the step's metrics as
+tensors. Everything around it -- sampling and augmenting batches on the device, the
+optimizer and schedule, mixed precision, the hook calls, interrupts, resume -- is here.
+What is not the loop itself (EMA, evaluation, throughput, logging, checkpoints) is a
+plugin.
+
+The lifecycle (see :mod:`semilearn.hookspecs` for each hook point)::
+
+    before_run
+    load_checkpoint                      (on resume)
+    per epoch:  before_train_epoch
+      per step:   before_train_step
+                  train step             (sample, augment, forward, backward, update)
+                  after_train_step
+                  log(split="train")     (every num_log_iter steps and the last)
+                  evaluate, after_evaluate, log(split="eval")   (every num_eval_iter and the last)
+                  on_step_end
+                after_train_epoch
+    after_run(status)                    (always: completed | failed | interrupted)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import signal
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import Config, Option
+from .data.augment import BatchAugment
+from .data.sampler import SampleStream
+from .distributed import global_rank, world_size
+from .errors import CheckpointError
+from .optim import build_optimizer, cosine_schedule_with_warmup
+from .plugins import call_each
+
+if TYPE_CHECKING:
+    from .data import SSLData
+    from .plugins import PluginManager
+
+__all__ = ["AlgorithmBase", "CHECKPOINT_FORMAT", "CHECKPOINT_FORMAT_VERSION", "RunLogger"]
+
+CHECKPOINT_FORMAT = "semilearn-checkpoint"
+CHECKPOINT_FORMAT_VERSION = 1
+
+_SIGNAL_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+
+
+class RunLogger:
+    """Where the engine reports what it does (the ``semilearn`` logger, rank 0 only)."""
+
+    def __init__(self) -> None:
+        import logging
+
+        self._logger = logging.getLogger("semilearn")
+
+    def info(self, message: str) -> None:
+        if global_rank() == 0:
+            self._logger.info(message)
+
+    def warning(self, message: str) -> None:
+        if global_rank() == 0:
+            self._logger.warning(message)
+
+    def error(self, message: str) -> None:
+        self._logger.error(message)
+
+
+class AlgorithmBase:
+    """Base class of SSL algorithms.
+
+    Class attributes a subclass sets:
+
+    * ``name`` and ``description`` -- shown by ``semilearn algorithms``;
+    * ``config_options`` -- its hyperparameters (USB's key names), validated like every key;
+    * ``uses_unlabelled`` -- whether steps draw unlabelled batches (False for supervised).
+
+    Attributes a plugin can read: ``config``, ``data``, ``model``, ``ema_model`` (set by
+    the ``ema`` plugin, else ``None``), ``optimizer``, ``scheduler``, ``scaler``,
+    ``device``, ``run_dir``, ``global_step`` (finished steps), ``epoch``,
+    ``num_train_iter``, ``iters_per_epoch``, ``eval_history``, ``resuming``, ``rank``,
+    ``world_size``.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    config_options: ClassVar[tuple[Option, ...]] = ()
+    uses_unlabelled: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        config: Config,
+        data: SSLData,
+        model: nn.Module,
+        manager: PluginManager,
+        run_dir: Path,
+        device: torch.device,
+    ) -> None:
+        self.config = config
+        self.data = data
+        self.device = device
+        self.run_dir = Path(run_dir)
+        self.manager = manager
+        self.hook = manager.hook
+        self.log = RunLogger()
+        self.rank = global_rank()
+        self.world_size = world_size()
+
+        self.model = model.to(device)
+        self.ema_model: nn.Module | None = None
+        self.optimizer = build_optimizer(self.model, config)
+        self.scheduler = cosine_schedule_with_warmup(self.optimizer, config.num_train_iter, config.num_warmup_iter)
+        self.amp_dtype = self._amp_dtype()
+        self.scaler = torch.amp.GradScaler(
+            device.type, enabled=self.amp_dtype == torch.float16 and device.type == "cuda"
+        )
+
+        self.num_train_iter: int = config.num_train_iter
+        self.iters_per_epoch: int = math.ceil(config.num_train_iter / config.epoch)
+        self.global_step = 0
+        self.epoch = 0
+        self.eval_history: list[dict[str, float]] = []
+        self.resuming = False
+        self.status: str | None = None
+        self.stop_reason: str | None = None
+
+        # Every random draw of the data path comes from these generators (on the device).
+        self.augment_generator = torch.Generator(device=device)
+        self.augment_generator.manual_seed(_derived_seed(config.seed, "augment", self.rank))
+        self.augment = BatchAugment(data.augment, self.augment_generator)
+        self.labelled_stream = SampleStream(
+            len(data.labelled_targets), config.batch_size, _derived_seed(config.seed, "labelled"), device,
+            self.rank, self.world_size, name="labelled",
+        )
+        self.unlabelled_stream: SampleStream | None = None
+        if self.uses_unlabelled:
+            self.unlabelled_stream = SampleStream(
+                len(data.unlabelled_images), config.batch_size * config.uratio,
+                _derived_seed(config.seed, "unlabelled"), device, self.rank, self.world_size, name="unlabelled",
+            )
+
+    # ------------------------------------------------------------------
+    # The run, in lifecycle order.
+    # ------------------------------------------------------------------
+
+    def fit(self, resume_state: Mapping[str, Any] | None = None) -> str:
+        """Train to ``num_train_iter`` (or ``stop_step``, or an interrupt) and return the status."""
+        status, error = "failed", None
+        try:
+            with self._stop_on_signals():
+                self.resuming = resume_state is not None
+                self.hook.before_run(algorithm=self)
+                if resume_state is not None:
+                    self.load_checkpoint_state(resume_state)
+                    self.hook.load_checkpoint(algorithm=self, state=resume_state)
+                    self.log.info(f"resumed at step {self.global_step} of {self.num_train_iter}")
+                self.model.train()
+                self._train()
+                status = "completed" if self.global_step >= self.num_train_iter else "interrupted"
+        except KeyboardInterrupt as interrupt:
+            status, error, self.stop_reason = "interrupted", interrupt, "SIGINT"
+            raise
+        except BaseException as failure:
+            error = failure
+            raise
+        finally:
+            self.status = status
+            self._after_run(status, error)
+        return status
+
+    def _train(self) -> None:
+        last_step = self.num_train_iter
+        while self.global_step < last_step and not self.stop_reason:
+            self.epoch = self.global_step // self.iters_per_epoch
+            epoch_end = min((self.epoch + 1) * self.iters_per_epoch, last_step)
+            self.hook.before_train_epoch(algorithm=self, epoch=self.epoch)
+            while self.global_step < epoch_end:
+                self._one_step(self.global_step + 1)
+                if self.stop_reason:
+                    return
+            self.hook.after_train_epoch(algorithm=self, epoch=self.epoch)
+
+    def _one_step(self, step: int) -> None:
+        config = self.config
+        self.hook.before_train_step(algorithm=self, step=step)
+        outputs = self.run_train_step()
+        self.global_step = step
+        self.hook.after_train_step(algorithm=self, step=step, outputs=outputs)
+        last = step == self.num_train_iter
+        if step % config.num_log_iter == 0 or last:
+            self._log_train(step, outputs)
+        if step % config.num_eval_iter == 0 or last:
+            self._evaluate(step)
+        self.hook.on_step_end(algorithm=self, step=step)
+        if config.stop_step is not None and step >= config.stop_step and not last:
+            self.stop_reason = "stop_step"
+
+    def _log_train(self, step: int, outputs: Mapping[str, torch.Tensor]) -> None:
+        names = list(outputs)
+        values = torch.stack([outputs[name].detach().float() for name in names]).tolist() if names else []
+        metrics: dict[str, float] = dict(zip(names, values))
+        metrics["lr"] = float(self.optimizer.param_groups[0]["lr"])
+        self._log("train", step, metrics)
+
+    def _evaluate(self, step: int) -> None:
+        metrics = self.hook.evaluate(algorithm=self, step=step)
+        if metrics is None:
+            return
+        metrics = {name: float(value) for name, value in metrics.items()}
+        self.eval_history.append({"step": step, **metrics})
+        self.hook.after_evaluate(algorithm=self, step=step, metrics=metrics)
+        self._log("eval", step, metrics)
+
+    def _log(self, split: str, step: int, metrics: dict[str, float]) -> None:
+        for extra in self.hook.collect_metrics(algorithm=self, step=step, split=split):
+            if extra:
+                metrics.update({name: float(value) for name, value in extra.items()})
+        self.hook.log(algorithm=self, step=step, split=split, metrics=metrics)
+
+    def _after_run(self, status: str, error: BaseException | None) -> None:
+        def report(plugin: str, failure: BaseException) -> None:
+            self.log.error(f"plugin '{plugin}' failed in after_run: {type(failure).__name__}: {failure}")
+
+        call_each(self.manager, "after_run", report, algorithm=self, status=status, error=error)
+
+    # ------------------------------------------------------------------
+    # One training step.
+    # ------------------------------------------------------------------
+
+    def run_train_step(self) -> dict[str, torch.Tensor]:
+        """Sample, augment, forward, backward and update; return the step's outputs."""
+        batch = self.sample_batch()
+        with self.autocast():
+            loss, outputs = self.train_step(**batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.config.clip_grad > 0:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        outputs = {name: value.detach() for name, value in outputs.items()}
+        outputs["loss"] = loss.detach()
+        return outputs
+
+    def sample_batch(self) -> dict[str, torch.Tensor]:
+        """Draw the step's batch and make its views.
+
+        Labelled images get the weak view (``x_lb``, ``y_lb``); unlabelled images a weak
+        and a strong view (``x_ulb_w``, ``x_ulb_s``). Override to make other views.
+        """
+        data = self.data
+        index = self.labelled_stream.next()
+        batch = {"x_lb": self.augment.weak(data.labelled_images[index]), "y_lb": data.labelled_targets[index]}
+        if self.unlabelled_stream is not None:
+            unlabelled = data.unlabelled_images[self.unlabelled_stream.next()]
+            batch["x_ulb_w"] = self.augment.weak(unlabelled)
+            batch["x_ulb_s"] = self.augment.strong(unlabelled)
+        return batch
+
+    def train_step(self, **batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The algorithm's math: return the loss and its parts as tensors (no ``.item()``)."""
+        raise NotImplementedError
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if not self.config.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def _amp_dtype(self) -> torch.dtype:
+        choice = self.config.amp_dtype
+        if choice == "float16":
+            return torch.float16
+        if choice == "bfloat16" or self.device.type != "cuda" or torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float16
+
+    # ------------------------------------------------------------------
+    # Evaluation support.
+    # ------------------------------------------------------------------
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The model evaluation uses: the EMA model when there is one."""
+        return self.ema_model if self.ema_model is not None else self.model
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, model: nn.Module | None = None) -> torch.Tensor:
+        """Logits of ``model`` (default: :attr:`eval_model`) for uint8 ``images``, in eval mode."""
+        model = model if model is not None else self.eval_model
+        was_training = model.training
+        model.eval()
+        try:
+            chunks = []
+            for start in range(0, len(images), self.config.eval_batch_size):
+                batch = self.augment.plain(images[start : start + self.config.eval_batch_size])
+                with self.autocast():
+                    chunks.append(model(batch)["logits"].float())
+            return torch.cat(chunks) if chunks else torch.empty(0, self.data.num_classes, device=self.device)
+        finally:
+            model.train(was_training)
+
+    # ------------------------------------------------------------------
+    # Interrupts.
+    # ------------------------------------------------------------------
+
+    @property
+    def exit_code(self) -> int:
+        """Process exit code for this run's end (130 / 143 after SIGINT / SIGTERM)."""
+        if self.status == "interrupted":
+            return _SIGNAL_EXIT_CODES.get(self.stop_reason or "", 0)
+        return 0 if self.status == "completed" else 1
+
+    @contextlib.contextmanager
+    def _stop_on_signals(self) -> Iterator[None]:
+        """SIGINT / SIGTERM: finish the current step, then stop; a second signal aborts."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def request_stop(signum: int, frame: Any) -> None:
+            name = signal.Signals(signum).name
+            self.stop_reason = name
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            self.log.warning(
+                f"{name} received: finishing step {self.global_step + 1}, then saving and stopping "
+                "(send it again to abort at once)"
+            )
+
+        for sig in previous:
+            signal.signal(sig, request_stop)
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    # ------------------------------------------------------------------
+    # Checkpoint state.
+    # ------------------------------------------------------------------
+
+    def algorithm_state(self) -> dict[str, Any]:
+        """State of the algorithm itself that must survive a resume (thresholds, queues ...)."""
+        return {}
+
+    def load_algorithm_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`algorithm_state` returned."""
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Everything needed to continue this run bit for bit, plus every plugin's state.
+
+        Fires ``save_checkpoint`` so each plugin adds its entry under ``state["plugins"]``.
+        All values load with ``torch.load(weights_only=True)``.
+        """
+        state: dict[str, Any] = {
+            "format": CHECKPOINT_FORMAT,
+            "format_version": CHECKPOINT_FORMAT_VERSION,
+            "algorithm": self.name,
+            "step": self.global_step,
+            "epoch": self.epoch,
+            "num_train_iter": self.num_train_iter,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "algorithm_state": self.algorithm_state(),
+            "rng": _capture_rng(),
+            "augment_generator": self.augment_generator.get_state(),
+            "streams": {
+                "labelled": self.labelled_stream.state_dict(),
+                "unlabelled": self.unlabelled_stream.state_dict() if self.unlabelled_stream else None,
+            },
+            "eval_history": [dict(entry) for entry in self.eval_history],
+            "world_size": self.world_size,
+            "config": self.config.to_dict(),
+            "versions": self.manager.versions(),
+            "plugins": {},
+        }
+        self.hook.save_checkpoint(algorithm=self, state=state)
+        return state
+
+    def load_checkpoint_state(self, state: Mapping[str, Any]) -> None:
+        """Restore the engine's part of a checkpoint (plugins get ``load_checkpoint``)."""
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError("not a semilearn checkpoint (its 'format' entry is missing)")
+        if state.get("algorithm") != self.name:
+            raise CheckpointError(
+                f"the checkpoint was written by algorithm '{state.get('algorithm')}', this run is '{self.name}'"
+            )
+        saved_world = state.get("world_size", 1)
+        if saved_world != self.world_size:
+            raise CheckpointError(
+                f"the checkpoint was written by {saved_world} process(es); resume it with the same number "
+                f"(this run has {self.world_size})"
+            )
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as error:
+            raise CheckpointError(f"the checkpoint's model does not fit this network: {error}") from error
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.load_algorithm_state(state.get("algorithm_state", {}))
+        _restore_rng(state["rng"])
+        self.augment_generator.set_state(state["augment_generator"])
+        self.labelled_stream.load_state_dict(state["streams"]["labelled"])
+        if self.unlabelled_stream is not None and state["streams"].get("unlabelled") is not None:
+            self.unlabelled_stream.load_state_dict(state["streams"]["unlabelled"])
+        self.eval_history = [dict(entry) for entry in state.get("eval_history", [])]
+        self.global_step = int(state["step"])
+        self.epoch = self.global_step // self.iters_per_epoch
+
+
+def _derived_seed(seed: int, purpose: str, rank: int = 0) -> int:
+    """A seed per purpose (and rank), stable across Python runs."""
+    digest = 0
+    for char in f"{purpose}:{rank}":
+        digest = (digest * 131 + ord(char)) % (2**31)
+    return (seed * 1_000_003 + digest) % (2**63 - 1)
+
+
+def _capture_rng() -> dict[str, Any]:
+    kind, keys, position, has_gauss, cached = np.random.get_state(legacy=True)  # type: ignore[misc]
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    return state
+
+
+def _restore_rng(state: Mapping[str, Any]) -> None:
+    random.setstate(_as_tuple(state["python"]))
+    numpy_state = state["numpy"]
+    np.random.set_state(
+        (
+            numpy_state["kind"],
+            numpy_state["keys"].numpy().astype(np.uint32),
+            numpy_state["position"],
+            numpy_state["has_gauss"],
+            numpy_state["cached_gaussian"],
+        )
+    )
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuple(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return tuple(_as_tuple(item) for item in value)
+    return value

@@ -1,0 +1,463 @@
+"""Configuration: one schema, YAML files, ``--set`` overrides, clear errors.
+
+A configuration is a mapping. Top-level keys are the engine's (USB's flat names:
+``algorithm``, ``num_labels``, ``batch_size``, ``lr`` ...) and the selected algorithm's
+hyperparameters (``p_cutoff``, ``T`` ...); every plugin with options owns a section named
+after it (``checkpoint: {interval: 500}``). Each key has a type and a default; a key
+nobody declares is an error with a "did you mean", and a wrong type or value names the
+key and what was expected.
+
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+__all__ = [
+    "Option",
+    "Config",
+    "Section",
+    "CORE_OPTIONS",
+    "INFORMATIONAL_KEYS",
+    "read_config_file",
+    "parse_override",
+    "apply_overrides",
+    "resolve_config",
+    "did_you_mean",
+]
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Option:
+    """One configuration key: its type, default, allowed values and meaning.
+
+    Args:
+        name: the key.
+        type: ``int``, ``float``, ``bool``, ``str`` or ``list`` (a list of strings).
+        default: used when the key is absent.
+        help: one sentence for the reference and ``semilearn config show --schema``.
+        choices: the allowed values, if limited.
+        minimum, maximum: bounds for numbers (inclusive unless ``exclusive_minimum``).
+        nullable: ``null`` is allowed (meaning "automatic" or "off", as the help says).
+        aliases: other accepted names (for example the paper's name of a USB key).
+        usb: the key exists under this name in USB's configuration files.
+    """
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    nullable: bool = False
+    aliases: tuple[str, ...] = ()
+    usb: bool = False
+
+    @property
+    def type_name(self) -> str:
+        names = {int: "integer", float: "number", bool: "boolean", str: "string", list: "list of strings"}
+        name = names.get(self.type, self.type.__name__)
+        return f"{name} or null" if self.nullable else name
+
+    def describe_expected(self) -> str:
+        """What a valid value looks like, for error messages."""
+        if self.choices is not None:
+            return "one of " + ", ".join(repr(choice) for choice in self.choices)
+        text = "an " + self.type_name if self.type_name[0] in "aeiou" else "a " + self.type_name
+        bounds = []
+        if self.minimum is not None:
+            bounds.append(f"{'>' if self.exclusive_minimum else '>='} {self.minimum:g}")
+        if self.maximum is not None:
+            bounds.append(f"<= {self.maximum:g}")
+        return text + (" " + " and ".join(bounds) if bounds else "")
+
+    def coerce(self, value: Any, key: str | None = None) -> Any:
+        """Check ``value`` against this option and return it in canonical form."""
+        key = key or self.name
+        if value is None:
+            if self.nullable:
+                return None
+            raise ConfigError(f"configuration key '{key}' expects {self.describe_expected()}, got null")
+        result: Any
+        if self.type is bool:
+            if not isinstance(value, bool):
+                raise self._type_error(key, value)
+            result = value
+        elif self.type is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)
+                else:
+                    raise self._type_error(key, value)
+            result = value
+        elif self.type is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise self._type_error(key, value)
+            result = float(value)
+            if not math.isfinite(result):
+                raise self._type_error(key, value)
+        elif self.type is str:
+            if isinstance(value, (dict, list)):
+                raise self._type_error(key, value)
+            result = value if isinstance(value, str) else str(value)
+        elif self.type is list:
+            if isinstance(value, str):
+                value = [part.strip() for part in value.split(",") if part.strip()]
+            if not isinstance(value, list) or not all(isinstance(item, (str, int, float)) for item in value):
+                raise self._type_error(key, value)
+            result = [str(item) for item in value]
+        else:  # pragma: no cover - schema mistake
+            raise TypeError(f"unsupported option type {self.type!r} for {key}")
+        if self.choices is not None and result not in self.choices:
+            raise ConfigError(
+                f"configuration key '{key}' must be {self.describe_expected()}, got {result!r}"
+                + _suggest(str(result), [str(choice) for choice in self.choices])
+            )
+        if isinstance(result, (int, float)) and not isinstance(result, bool):
+            too_small = self.minimum is not None and (
+                result <= self.minimum if self.exclusive_minimum else result < self.minimum
+            )
+            too_large = self.maximum is not None and result > self.maximum
+            if too_small or too_large:
+                raise ConfigError(f"configuration key '{key}' must be {self.describe_expected()}, got {result!r}")
+        return result
+
+    def _type_error(self, key: str, value: Any) -> ConfigError:
+        return ConfigError(
+            f"configuration key '{key}' expects {self.describe_expected()}, "
+            f"got {value!r} ({type(value).__name__})"
+        )
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    """The closest candidate to ``word``, if any is close."""
+    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _suggest(word: str, candidates: Iterable[str]) -> str:
+    match = did_you_mean(word, candidates)
+    return f" (did you mean '{match}'?)" if match else ""
+
+
+# ---------------------------------------------------------------------------
+# The engine's keys. USB's flat names where the concept exists.
+# ---------------------------------------------------------------------------
+
+CORE_OPTIONS: tuple[Option, ...] = (
+    # what to train
+    Option("algorithm", str, "fixmatch", "SSL algorithm (see `semilearn algorithms`).", usb=True),
+    Option("dataset", str, "digits", "Data set (see `semilearn config show --schema` for the list).", usb=True),
+    Option("net", str, "auto", "Network; `auto` picks the data set's default network.", usb=True),
+    Option("num_classes", int, None, "Number of classes; taken from the data set when null, checked when set.",
+           nullable=True, minimum=2, usb=True),
+    Option("num_labels", int, 40, "Labelled samples in total, drawn balanced across classes by `seed`.",
+           minimum=1, usb=True),
+    Option("data_dir", str, "./data", "Folder holding data set files (not needed for digits and synthetic).",
+           usb=True),
+    # batches
+    Option("batch_size", int, 64, "Labelled samples per step (global: split across processes).", minimum=1,
+           usb=True),
+    Option("uratio", int, 7, "Unlabelled samples per labelled sample in a step.", minimum=1, usb=True),
+    Option("eval_batch_size", int, 512, "Samples per forward pass during evaluation.", minimum=1, usb=True),
+    # schedule
+    Option("num_train_iter", int, 1600, "Training steps of the whole run.", minimum=1, usb=True),
+    Option("epoch", int, 8, "Number of epochs `num_train_iter` is split into (for epoch hooks).", minimum=1,
+           usb=True),
+    Option("num_eval_iter", int, 200, "Evaluate every this many steps (and at the last step).", minimum=1,
+           usb=True),
+    Option("num_log_iter", int, 50, "Log train metrics every this many steps (and at the last step).", minimum=1,
+           usb=True),
+    Option("num_warmup_iter", int, 0, "Steps of linear learning-rate warm-up before the cosine decay.",
+           minimum=0, usb=True),
+    Option("stop_step", int, None, "Stop this process after this global step, saving a resumable checkpoint "
+           "(split a long run into jobs); null runs to `num_train_iter`.", nullable=True, minimum=1),
+    # optimisation
+    Option("optim", str, "SGD", "Optimizer.", choices=("SGD", "AdamW"), usb=True),
+    Option("lr", float, 0.03, "Peak learning rate (cosine decay to 7/16 of a cycle, as USB).", minimum=0,
+           exclusive_minimum=True, usb=True),
+    Option("momentum", float, 0.9, "SGD momentum (Nesterov unless `nesterov: false`).", minimum=0, maximum=1,
+           usb=True),
+    Option("nesterov", bool, True, "Use Nesterov momentum with SGD."),
+    Option("weight_decay", float, 5e-4, "Weight decay of weights (not of biases and norm layers).", minimum=0,
+           usb=True),
+    Option("clip_grad", float, 0.0, "Clip the gradient norm to this value; 0 turns clipping off.", minimum=0,
+           usb=True),
+    Option("ema_m", float, 0.999, "Momentum of the EMA model used for evaluation; 0 turns EMA off.",
+           minimum=0, maximum=1, usb=True),
+    # device
+    Option("device", str, "auto", "`auto` (CUDA when available, else CPU), `cpu`, `cuda` or `cuda:N`."),
+    Option("amp", bool, False, "Automatic mixed precision.", usb=True),
+    Option("amp_dtype", str, "auto", "Mixed-precision type: `auto` (bfloat16 where supported, else float16), "
+           "`float16` or `bfloat16`.", choices=("auto", "float16", "bfloat16")),
+    # the run on disk
+    Option("seed", int, 0, "Seed of the labelled split, initialisation, sampling and augmentation.", minimum=0,
+           usb=True),
+    Option("save_dir", str, "./saved_models", "Folder holding run directories.", usb=True),
+    Option("save_name", str, None, "Name of the run directory; null uses `<algorithm>_<dataset>_<num_labels>_<seed>`."
+           " A name already used gets a numbered suffix, so no run is overwritten.", nullable=True, usb=True),
+    Option("disable_plugins", list, [], "Plugins to turn off for this run (as `-p no:NAME`)."),
+)
+
+# Keys a resolved config file carries for the record; accepted and ignored on input.
+INFORMATIONAL_KEYS = ("versions",)
+
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+
+
+# ---------------------------------------------------------------------------
+# Reading and overriding.
+# ---------------------------------------------------------------------------
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a YAML configuration file into a mapping."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"configuration file not found: {path}")
+    if path.is_dir():
+        raise ConfigError(f"configuration path is a folder, not a file: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read configuration file {path}: {error}") from error
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from error
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of keys to values, not a {type(data).__name__}")
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b=value`` into its key path and its YAML-parsed value."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set expects KEY=VALUE (for example --set lr=0.01), got '{text}'")
+    parts = key.split(".")
+    if any(not part for part in parts):
+        raise ConfigError(f"--set key '{key}' has an empty part")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each ``KEY=VALUE`` override applied in order."""
+    result = _deep_copy(raw)
+    for text in overrides:
+        parts, value = parse_override(text)
+        target = result
+        for part in parts[:-1]:
+            child = target.get(part)
+            if child is None:
+                child = target[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"--set {text}: '{part}' is a value, not a section")
+            target = child
+        target[parts[-1]] = value
+    return result
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _deep_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(item) for item in value]
+    return value
+
+
+# ---------------------------------------------------------------------------
+# The resolved configuration.
+# ---------------------------------------------------------------------------
+
+
+class Section(Mapping[str, Any]):
+    """A read-only mapping whose keys are also attributes (``section.interval``)."""
+
+    def __init__(self, values: Mapping[str, Any] | None = None, name: str = "") -> None:
+        self._values = dict(values or {})
+        self._name = name
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_"):
+            raise AttributeError(key)
+        try:
+            return self._values[key]
+        except KeyError:
+            where = f"section '{self._name}'" if self._name else "the configuration"
+            raise AttributeError(f"{where} has no key '{key}'") from None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._values!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: value.to_dict() if isinstance(value, Section) else _deep_copy(value)
+                for key, value in self._values.items()}
+
+
+class Config(Section):
+    """The resolved configuration of a run: every key with its value (defaults filled in).
+
+    ``config.lr`` is an engine or algorithm key; ``config.checkpoint.interval`` a plugin's.
+    """
+
+    def __init__(self, values: Mapping[str, Any], sections: Iterable[str] = ()) -> None:
+        super().__init__(values)
+        self.sections = tuple(sections)
+
+    def section(self, name: str) -> Section:
+        """A plugin's section (empty when the plugin has no options)."""
+        value = self._values.get(name)
+        return value if isinstance(value, Section) else Section({}, name)
+
+    def with_values(self, **changes: Any) -> Config:
+        """A copy with some top-level values replaced (not re-validated)."""
+        values = dict(self._values)
+        values.update(changes)
+        return Config(values, self.sections)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)
+
+
+@dataclass
+class Resolution:
+    """The result of resolving a raw configuration."""
+
+    config: Config
+    warnings: list[str] = field(default_factory=list)
+
+
+def _all_names(options: Iterable[Option]) -> dict[str, Option]:
+    names: dict[str, Option] = {}
+    for option in options:
+        names[option.name] = option
+        for alias in option.aliases:
+            names[alias] = option
+    return names
+
+
+def resolve_config(
+    raw: Mapping[str, Any],
+    *,
+    algorithm_options: Mapping[str, Sequence[Option]],
+    plugin_sections: Mapping[str, Sequence[Option]],
+    core_options: Sequence[Option] = CORE_OPTIONS,
+) -> Resolution:
+    """Check ``raw`` against the schema and fill in every default.
+
+    Args:
+        raw: the merged file and overrides.
+        algorithm_options: for each known algorithm, its own keys.
+        plugin_sections: for each active plugin with options, its section's keys.
+    """
+    warnings: list[str] = []
+    core = _all_names(core_options)
+    algorithm_option = core["algorithm"]
+    algorithm = algorithm_option.coerce(raw.get("algorithm", algorithm_option.default))
+    if algorithm not in algorithm_options:
+        known = ", ".join(sorted(algorithm_options))
+        raise ConfigError(
+            f"unknown algorithm '{algorithm}'{_suggest(algorithm, algorithm_options)}; known: {known}"
+        )
+    own = _all_names(algorithm_options[algorithm])
+    foreign = {
+        name: other
+        for other, options in algorithm_options.items()
+        if other != algorithm
+        for name in _all_names(options)
+        if name not in own and name not in core
+    }
+
+    values: dict[str, Any] = {}
+    seen: dict[str, str] = {}  # canonical name -> key as written
+    for key, value in raw.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"configuration keys must be strings, got {key!r}")
+        option = core.get(key) or own.get(key)
+        if option is not None:
+            if option.name in seen:
+                raise ConfigError(f"configuration keys '{seen[option.name]}' and '{key}' set the same option")
+            seen[option.name] = key
+            values[option.name] = option.coerce(value, key)
+            continue
+        if key in plugin_sections:
+            continue  # handled below
+        if key in INFORMATIONAL_KEYS:
+            continue
+        if key in foreign:
+            warnings.append(f"ignoring '{key}': it is a key of algorithm '{foreign[key]}', not of '{algorithm}'")
+            continue
+        candidates = list(core) + list(own) + list(plugin_sections)
+        suggestion = did_you_mean(key, candidates)
+        if isinstance(value, dict) and suggestion is None:
+            warnings.append(
+                f"ignoring section '{key}': no active plugin is named '{key}' (not installed, or disabled)"
+            )
+            continue
+        hint = f" (did you mean '{suggestion}'?)" if suggestion else ""
+        raise ConfigError(f"unknown configuration key '{key}'{hint}")
+
+    for option in list(core_options) + list(algorithm_options[algorithm]):
+        if option.name not in values:
+            values[option.name] = _deep_copy(option.default)
+
+    if not _DEVICE_PATTERN.match(values["device"]):
+        raise ConfigError(
+            f"configuration key 'device' must be auto, cpu, cuda, cuda:N or mps, got '{values['device']}'"
+        )
+
+    for name, options in plugin_sections.items():
+        given = raw.get(name, {})
+        if given is None:
+            given = {}
+        if not isinstance(given, dict):
+            raise ConfigError(f"configuration key '{name}' is the section of plugin '{name}': expected a mapping")
+        schema = _all_names(options)
+        section: dict[str, Any] = {}
+        for key, value in given.items():
+            option = schema.get(key)
+            if option is None:
+                hint = _suggest(str(key), schema)
+                known = ", ".join(sorted(o.name for o in options))
+                raise ConfigError(f"unknown key '{name}.{key}'{hint}; plugin '{name}' knows: {known}")
+            section[option.name] = option.coerce(value, f"{name}.{key}")
+        for option in options:
+            section.setdefault(option.name, _deep_copy(option.default))
+        values[name] = Section(section, name)
+    return Resolution(Config(values, plugin_sections), warnings)

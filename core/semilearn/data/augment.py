@@ -1,0 +1,253 @@
+"""Weak and strong augmentation, batched on the device.
+
+Every function takes a float batch ``[B, C, H, W]`` with values in ``[0, 1]`` and a
+``torch.Generator`` on the batch's device, and returns a new batch of the same shape.
+Randomness is drawn per sample from the generator in a fixed number of calls whose
+sizes depend only on the batch shape, so a batch is reproducible from the generator
+state alone. There is no per-sample Python and no host synchronisation: per-sample
+choices are applied with ``torch.where`` masks, geometric operations share one
+``grid_sample`` per RandAugment slot.
+
+The strong pool follows the FixMatch/USB RandAugment variant: two operations per
+sample drawn from fourteen, each with a magnitude drawn uniformly from its range,
+followed by a cutout whose side is up to half the image side.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["AugmentSpec", "BatchAugment", "random_translate", "random_hflip", "rand_augment", "cutout"]
+
+
+@dataclass(frozen=True)
+class AugmentSpec:
+    """How a data set is augmented and normalised.
+
+    Attributes:
+        mean, std: per-channel normalisation applied after augmentation.
+        max_shift: weak view: largest random translation, in pixels (USB: 12.5% of the side).
+        padding_mode: how the translation fills the border: ``"zeros"`` or ``"reflect"``.
+        flip: weak and strong views: random horizontal flip (off for digits and SVHN).
+        num_ops: strong view: RandAugment operations per sample.
+        cutout: strong view: largest cutout side as a fraction of the image side.
+        fill: value (in ``[0, 1]``) for pixels uncovered by geometric ops and cutout.
+    """
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    max_shift: int = 1
+    padding_mode: str = "zeros"
+    flip: bool = False
+    num_ops: int = 2
+    cutout: float = 0.5
+    fill: float = 0.0
+
+
+def _uniform(shape: tuple[int, ...], low: float, high: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.rand(shape, generator=generator, device=device) * (high - low) + low
+
+
+def random_translate(
+    images: torch.Tensor, max_shift: int, generator: torch.Generator, padding_mode: str = "zeros"
+) -> torch.Tensor:
+    """Shift each image by a random whole number of pixels in ``[-max_shift, max_shift]``.
+
+    Equivalent to padding by ``max_shift`` and taking a random crop of the original size.
+    """
+    if max_shift <= 0:
+        return images
+    batch, channels, height, width = images.shape
+    device = images.device
+    mode = "constant" if padding_mode == "zeros" else padding_mode
+    padded = F.pad(images, (max_shift,) * 4, mode=mode)
+    offsets = torch.randint(0, 2 * max_shift + 1, (2, batch), generator=generator, device=device)
+    rows = offsets[0, :, None] + torch.arange(height, device=device)  # [B, H]
+    cols = offsets[1, :, None] + torch.arange(width, device=device)  # [B, W]
+    flat = padded.reshape(batch, channels, -1)
+    index = (rows[:, :, None] * padded.shape[-1] + cols[:, None, :]).reshape(batch, 1, -1)
+    return flat.gather(2, index.expand(batch, channels, -1)).reshape(batch, channels, height, width)
+
+
+def random_hflip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Flip each image left-right with probability one half."""
+    flip = torch.rand((images.shape[0], 1, 1, 1), generator=generator, device=images.device) < 0.5
+    return torch.where(flip, images.flip(-1), images)
+
+
+def _grayscale(images: torch.Tensor) -> torch.Tensor:
+    if images.shape[1] == 3:
+        weights = images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        return (images * weights).sum(1, keepdim=True)
+    return images.mean(1, keepdim=True)
+
+
+def _blend(degenerate: torch.Tensor, images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """PIL ``ImageEnhance`` semantics: factor 0 gives ``degenerate``, 1 the image."""
+    return (degenerate + factor * (images - degenerate)).clamp_(0.0, 1.0)
+
+
+def _autocontrast(images: torch.Tensor) -> torch.Tensor:
+    low = images.amin(dim=(2, 3), keepdim=True)
+    high = images.amax(dim=(2, 3), keepdim=True)
+    span = high - low
+    return torch.where(span > 0, (images - low) / span.clamp_min(1e-8), images)
+
+
+def _equalize(images: torch.Tensor) -> torch.Tensor:
+    """Histogram equalisation per image and channel on 256 levels."""
+    batch, channels, height, width = images.shape
+    levels = (images * 255).round_().long().reshape(batch * channels, -1)
+    histogram = torch.zeros(batch * channels, 256, device=images.device, dtype=images.dtype)
+    histogram.scatter_add_(1, levels, torch.ones_like(levels, dtype=images.dtype))
+    cdf = histogram.cumsum(1)
+    cdf_min = torch.where(histogram > 0, cdf, torch.full_like(cdf, float(height * width))).amin(1, keepdim=True)
+    denominator = (height * width - cdf_min).clamp_min(1)
+    lut = ((cdf - cdf_min) / denominator).clamp_(0, 1)
+    equalized = lut.gather(1, levels).reshape(batch, channels, height, width)
+    constant = (cdf_min >= height * width).reshape(batch, channels, 1, 1)
+    return torch.where(constant, images, equalized)
+
+
+def _sharpness_degenerate(images: torch.Tensor) -> torch.Tensor:
+    channels = images.shape[1]
+    kernel = images.new_tensor([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]]) / 13.0
+    kernel = kernel.expand(channels, 1, 3, 3)
+    smooth = F.conv2d(F.pad(images, (1, 1, 1, 1), mode="replicate"), kernel, groups=channels)
+    return smooth
+
+
+# Operation ids of the strong pool. Geometric ones are applied through one affine grid.
+_IDENTITY, _AUTOCONTRAST, _BRIGHTNESS, _COLOR, _CONTRAST, _EQUALIZE, _POSTERIZE = range(7)
+_SHARPNESS, _SOLARIZE, _ROTATE, _SHEAR_X, _SHEAR_Y, _TRANSLATE_X, _TRANSLATE_Y = range(7, 14)
+NUM_STRONG_OPS = 14
+
+
+def _affine_theta(op: torch.Tensor, magnitude: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Per-sample 2x3 affine matrices (normalised coordinates) for the geometric ops."""
+    batch = op.shape[0]
+    theta = torch.zeros(batch, 2, 3, device=op.device)
+    theta[:, 0, 0] = 1.0
+    theta[:, 1, 1] = 1.0
+    # rotate: magnitude in [-30, 30] degrees
+    angle = magnitude * (30.0 * math.pi / 180.0)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    is_rotate = op == _ROTATE
+    theta[:, 0, 0] = torch.where(is_rotate, cos, theta[:, 0, 0])
+    theta[:, 0, 1] = torch.where(is_rotate, -sin * height / width, theta[:, 0, 1])
+    theta[:, 1, 0] = torch.where(is_rotate, sin * width / height, theta[:, 1, 0])
+    theta[:, 1, 1] = torch.where(is_rotate, cos, theta[:, 1, 1])
+    # shear: magnitude in [-0.3, 0.3]
+    shear = magnitude * 0.3
+    theta[:, 0, 1] = torch.where(op == _SHEAR_X, shear * height / width, theta[:, 0, 1])
+    theta[:, 1, 0] = torch.where(op == _SHEAR_Y, shear * width / height, theta[:, 1, 0])
+    # translate: magnitude in [-0.3, 0.3] of the side; normalised coordinates span 2
+    shift = magnitude * 0.3 * 2.0
+    theta[:, 0, 2] = torch.where(op == _TRANSLATE_X, shift, theta[:, 0, 2])
+    theta[:, 1, 2] = torch.where(op == _TRANSLATE_Y, shift, theta[:, 1, 2])
+    return theta
+
+
+def _apply_strong_op(images: torch.Tensor, op: torch.Tensor, magnitude: torch.Tensor, fill: float) -> torch.Tensor:
+    """Apply operation ``op[b]`` with signed magnitude ``magnitude[b]`` in [-1, 1] to sample b."""
+    batch, channels, height, width = images.shape
+    select = op.view(batch, 1, 1, 1)
+    unit = (magnitude.abs()).view(batch, 1, 1, 1)  # in [0, 1]
+    enhance = 0.05 + 0.9 * unit  # PIL enhance factor in [0.05, 0.95]
+
+    out = images
+    out = torch.where(select == _AUTOCONTRAST, _autocontrast(images), out)
+    out = torch.where(select == _BRIGHTNESS, _blend(torch.zeros_like(images), images, enhance), out)
+    if channels == 3:
+        out = torch.where(select == _COLOR, _blend(_grayscale(images).expand_as(images), images, enhance), out)
+    mean = _grayscale(images).mean(dim=(2, 3), keepdim=True)
+    out = torch.where(select == _CONTRAST, _blend(mean.expand_as(images), images, enhance), out)
+    out = torch.where(select == _EQUALIZE, _equalize(images), out)
+    bits = (4 + (unit * 4.999).floor()).clamp(4, 8)  # keep 4..8 bits
+    step = torch.pow(2.0, 8 - bits)
+    posterized = torch.floor(images * 255 / step) * step / 255
+    out = torch.where(select == _POSTERIZE, posterized, out)
+    out = torch.where(select == _SHARPNESS, _blend(_sharpness_degenerate(images), images, enhance), out)
+    threshold = unit  # [0, 1] of the range, as USB's 0..256
+    out = torch.where((select == _SOLARIZE) & (images >= threshold), 1.0 - images, out)
+
+    geometric = (op >= _ROTATE)
+    theta = _affine_theta(torch.where(geometric, op, torch.zeros_like(op)), magnitude, height, width)
+    grid = F.affine_grid(theta, [batch, channels, height, width], align_corners=False)
+    # Shift so that the fill value ends up where the grid leaves the image (zero padding).
+    warped = F.grid_sample(out - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill
+    return torch.where(geometric.view(batch, 1, 1, 1), warped, out)
+
+
+def rand_augment(images: torch.Tensor, num_ops: int, generator: torch.Generator, fill: float = 0.0) -> torch.Tensor:
+    """RandAugment (FixMatch pool): ``num_ops`` random operations per sample, random magnitudes."""
+    batch = images.shape[0]
+    device = images.device
+    for _ in range(num_ops):
+        op = torch.randint(0, NUM_STRONG_OPS, (batch,), generator=generator, device=device)
+        magnitude = _uniform((batch,), -1.0, 1.0, generator, device)
+        images = _apply_strong_op(images, op, magnitude, fill)
+    return images
+
+
+def cutout(images: torch.Tensor, max_fraction: float, generator: torch.Generator, fill: float = 0.0) -> torch.Tensor:
+    """Fill a random square per image, of side up to ``max_fraction`` of the image side."""
+    if max_fraction <= 0:
+        return images
+    batch, _, height, width = images.shape
+    device = images.device
+    draws = torch.rand((3, batch), generator=generator, device=device)
+    half = (draws[0] * max_fraction * min(height, width) / 2).view(batch, 1, 1)
+    center_y = (draws[1] * height).view(batch, 1, 1)
+    center_x = (draws[2] * width).view(batch, 1, 1)
+    ys = torch.arange(height, device=device, dtype=images.dtype).view(1, height, 1) + 0.5
+    xs = torch.arange(width, device=device, dtype=images.dtype).view(1, 1, width) + 0.5
+    inside = ((ys - center_y).abs() < half) & ((xs - center_x).abs() < half)
+    return torch.where(inside.unsqueeze(1), torch.full_like(images, fill), images)
+
+
+class BatchAugment:
+    """The views an SSL step needs, from uint8 batches on the device.
+
+    Args:
+        spec: the data set's augmentation and normalisation.
+        generator: the source of every random draw (a ``torch.Generator`` on the device).
+    """
+
+    def __init__(self, spec: AugmentSpec, generator: torch.Generator) -> None:
+        self.spec = spec
+        self.generator = generator
+        device = generator.device
+        self._mean = torch.tensor(spec.mean, device=device).view(1, -1, 1, 1)
+        self._std = torch.tensor(spec.std, device=device).view(1, -1, 1, 1)
+
+    def to_float(self, images: torch.Tensor) -> torch.Tensor:
+        return images.float().div_(255.0)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        return (images - self._mean) / self._std
+
+    def plain(self, images: torch.Tensor) -> torch.Tensor:
+        """No augmentation (evaluation)."""
+        return self.normalize(self.to_float(images))
+
+    def _flip_and_shift(self, images: torch.Tensor) -> torch.Tensor:
+        if self.spec.flip:
+            images = random_hflip(images, self.generator)
+        return random_translate(images, self.spec.max_shift, self.generator, self.spec.padding_mode)
+
+    def weak(self, images: torch.Tensor) -> torch.Tensor:
+        """Flip (where the data set allows it) and random translation."""
+        return self.normalize(self._flip_and_shift(self.to_float(images)))
+
+    def strong(self, images: torch.Tensor) -> torch.Tensor:
+        """The weak view's flip and shift, then RandAugment and cutout."""
+        spec = self.spec
+        images = self._flip_and_shift(self.to_float(images))
+        images = rand_augment(images, spec.num_ops, self.generator, spec.fill)
+        images = cutout(images, spec.cutout, self.generator, spec.fill)
+        return self.normalize(images)

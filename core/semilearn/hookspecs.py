@@ -1,0 +1,286 @@
+"""The semilearn hook contract: every hook point a plugin can implement.
+
+A plugin is any object (a module, or an instance of :class:`semilearn.Hook`) whose
+methods are marked with :data:`semilearn.hookimpl` and named after a hook point below.
+Plugins are found through the entry-point group ``semilearn.plugins``; installed means
+active (see :mod:`semilearn.plugins`). Hook points are called with keyword arguments, and
+an implementation may accept any subset of the arguments of its specification.
+
+Hook points appear in the order they fire. Unless a hook point says otherwise:
+
+* it fires on every process of a distributed run; a :class:`~semilearn.Hook` subclass with
+  ``rank_zero_only = True`` (loggers, trackers, checkpoint writers) is only called on
+  global rank 0, so it acts once per run;
+* implementations run last-registered first (built-in plugins are registered before
+  installed ones, installed ones in name order); ``tryfirst=True`` / ``trylast=True`` on
+  the marker move an implementation to the front or back. ``semilearn plugins`` prints
+  the resulting order at every hook point;
+* the return value is ignored.
+
+``firstresult`` hook points stop at the first implementation that returns something
+other than ``None``; that is how a plugin replaces a built-in behaviour (an evaluation,
+a resume source) without touching the engine.
+
+Nothing here imports torch: argument types are only named in annotations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from .algorithm import AlgorithmBase
+    from .config import Config
+    from .rundir import ResumePoint
+
+hookspec = pluggy.HookspecMarker("semilearn")
+
+# ---------------------------------------------------------------------------
+# Registration: called when the engine first needs the corresponding catalogue.
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def register_algorithms(register: Callable[..., None]) -> None:
+    """Add algorithms to the algorithm registry.
+
+    Called once, the first time the engine needs the list of algorithms (a run,
+    ``semilearn algorithms``, ``semilearn config show``).
+
+    :param register: ``register(name, cls, replace=False)`` where ``cls`` is a subclass of
+        :class:`semilearn.AlgorithmBase`. Registering a name twice is an error unless
+        ``replace=True`` is given, which lets a plugin substitute a built-in algorithm.
+    """
+
+
+@hookspec
+def register_datasets(register: Callable[..., None]) -> None:
+    """Add data sets to the data set registry.
+
+    :param register: ``register(name, builder, description="", replace=False)`` where
+        ``builder(config, device)`` returns a :class:`semilearn.data.SSLData`.
+    """
+
+
+@hookspec
+def register_nets(register: Callable[..., None]) -> None:
+    """Add networks to the network registry.
+
+    :param register: ``register(name, builder, description="", replace=False)`` where
+        ``builder(num_classes, in_channels, image_size)`` returns a ``torch.nn.Module``
+        following the interface in :mod:`semilearn.nets`.
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add commands to the ``semilearn`` command line.
+
+    Called once at start-up of the CLI, on every invocation (also ``--help``), so an
+    implementation must be cheap: import heavy libraries inside the command, not here.
+
+    :param cli: the top-level click group; use ``@cli.command()`` or ``cli.add_command``.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Configuration and resume: before anything is built.
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def configure(config: Config) -> None:
+    """See the resolved configuration before a run is built.
+
+    Fires once per process, after the configuration file and overrides have been
+    merged and every key checked against its schema, and before the run directory,
+    data or model exist. The plugin's own section has been validated against its
+    ``config_options`` and is available as ``self.config`` on a :class:`~semilearn.Hook`.
+
+    Raise :class:`semilearn.ConfigError` to reject a combination of values; its message
+    is shown to the user as one line.
+
+    :param config: the resolved configuration (read only).
+    """
+
+
+@hookspec(firstresult=True)
+def find_resume_point(config: Config, resume: str) -> ResumePoint | None:
+    """Locate and read the checkpoint a run continues from.
+
+    Fires on every process when the run was started with ``--resume``, before the run
+    directory is chosen. The checkpoint plugin implements it; a plugin reading
+    checkpoints from elsewhere (object storage, a cluster's scratch space) can answer
+    first.
+
+    :param config: the resolved configuration.
+    :param resume: ``"auto"`` (the newest intact checkpoint of this run, if any) or a path.
+    :return: a :class:`semilearn.rundir.ResumePoint`, or ``None`` when this plugin does not
+        handle the request. With ``"auto"`` and nothing to resume, return
+        ``ResumePoint.fresh()`` to start a new run.
+    """
+
+
+# ---------------------------------------------------------------------------
+# The run.
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def before_run(algorithm: AlgorithmBase) -> None:
+    """The run is built and about to train.
+
+    Fires once per process. The run directory exists (``algorithm.run_dir``) and holds
+    ``config.yaml``; model, optimizer and data streams are built; nothing has trained.
+    ``algorithm.resuming`` tells whether :func:`load_checkpoint` follows, in which case
+    state restored from the checkpoint is not there yet. Open files and start trackers
+    here (a tracker that continues a previous run should wait for ``load_checkpoint``
+    when ``algorithm.resuming`` is true).
+
+    :param algorithm: the running :class:`~semilearn.AlgorithmBase`.
+    """
+
+
+@hookspec
+def load_checkpoint(algorithm: AlgorithmBase, state: Mapping[str, Any]) -> None:
+    """Restore plugin state from the checkpoint the run resumes from.
+
+    Fires once per process, on every rank, right after :func:`before_run` when the run
+    resumes. The engine has already restored what it owns (model, optimizer, scheduler,
+    scaler, step, algorithm state, random number generators, sample streams).
+
+    :param algorithm: the running algorithm; ``algorithm.global_step`` is the step saved.
+    :param state: the whole checkpoint. A plugin finds what it saved in
+        ``state["plugins"][name]`` (``Hook.plugin_state(state)`` returns it, or ``{}``).
+    """
+
+
+@hookspec
+def before_train_epoch(algorithm: AlgorithmBase, epoch: int) -> None:
+    """An epoch begins (``num_train_iter`` is split into ``epoch`` epochs).
+
+    Fires on a resume too, for the epoch the resumed step falls in.
+
+    :param epoch: index of the epoch, from 0.
+    """
+
+
+@hookspec
+def before_train_step(algorithm: AlgorithmBase, step: int) -> None:
+    """A training step is about to run.
+
+    Fires every step: keep it cheap, and never synchronise with the device here.
+
+    :param step: number of the step about to run, from 1 to ``num_train_iter``;
+        ``algorithm.global_step`` is ``step - 1``.
+    """
+
+
+@hookspec
+def after_train_step(algorithm: AlgorithmBase, step: int, outputs: Mapping[str, Any]) -> None:
+    """A training step (forward, backward, optimizer and scheduler step) has finished.
+
+    Fires every step. The built-in ``ema`` plugin updates the EMA model here
+    (``tryfirst``), so later implementations see the updated EMA.
+
+    :param step: number of the step just finished; equal to ``algorithm.global_step``.
+    :param outputs: the step's detached 0-d tensors (``loss``, ``sup_loss``, ...). Reading
+        a value with ``.item()`` synchronises with the device; do it at log points only.
+    """
+
+
+@hookspec
+def collect_metrics(algorithm: AlgorithmBase, step: int, split: str) -> Mapping[str, float] | None:
+    """Contribute metrics to the next :func:`log` call.
+
+    Fires just before each :func:`log` call of ``split``; the returned values are added
+    to that call's metrics (the built-in ``timing`` plugin adds throughput this way).
+
+    :param split: ``"train"`` or ``"eval"``.
+    :return: metric name to float, or ``None``.
+    """
+
+
+@hookspec
+def log(algorithm: AlgorithmBase, step: int, split: str, metrics: Mapping[str, float]) -> None:
+    """Metrics are ready to record.
+
+    Fires every ``num_log_iter`` steps and at the last step with ``split="train"``
+    (the step's losses, mask ratio, learning rate, throughput), and after every
+    evaluation with ``split="eval"``. Values are Python floats.
+
+    :param step: the global step the metrics belong to (monotonic over a run and its resumes).
+    :param split: ``"train"`` or ``"eval"``.
+    :param metrics: metric name (without the split) to value.
+    """
+
+
+@hookspec(firstresult=True)
+def evaluate(algorithm: AlgorithmBase, step: int) -> Mapping[str, float] | None:
+    """Evaluate the model and return the metrics.
+
+    Fires every ``num_eval_iter`` steps and at the last step. The built-in
+    ``evaluation`` plugin evaluates the EMA model (the model itself when EMA is off) on
+    the test split: ``top1_acc``, ``balanced_acc`` and ``loss``. A plugin that returns
+    first replaces it.
+
+    :return: metric name to float, or ``None`` to let the next implementation answer.
+    """
+
+
+@hookspec
+def after_evaluate(algorithm: AlgorithmBase, step: int, metrics: Mapping[str, float]) -> None:
+    """An evaluation has finished.
+
+    Fires after :func:`evaluate` returned metrics; the same metrics then go to
+    :func:`log` with ``split="eval"``. ``algorithm.eval_history`` holds all evaluations
+    of the run so far.
+    """
+
+
+@hookspec
+def save_checkpoint(algorithm: AlgorithmBase, state: MutableMapping[str, Any]) -> None:
+    """A checkpoint is being assembled: add this plugin's state.
+
+    Fires whenever a checkpoint writer asks the engine for the run's state
+    (``algorithm.checkpoint_state()``), on the rank that writes (global rank 0). The
+    engine's own state is already in ``state``; put yours in
+    ``state["plugins"][name]`` (``Hook.plugin_state(state)`` creates and returns it).
+    Values must load with ``torch.load(weights_only=True)``: tensors, numbers, strings,
+    booleans, ``None`` and lists, tuples and dicts of those.
+    """
+
+
+@hookspec
+def on_step_end(algorithm: AlgorithmBase, step: int) -> None:
+    """Everything of a step is done: training, logging and evaluation.
+
+    Fires every step, after :func:`after_train_step` and, on the steps that have them,
+    the :func:`log` and :func:`after_evaluate` calls. State seen here is complete for the
+    step (the checkpoint plugin saves here, so a saved "best" agrees with its metrics).
+    """
+
+
+@hookspec
+def after_train_epoch(algorithm: AlgorithmBase, epoch: int) -> None:
+    """An epoch has finished (after :func:`on_step_end` of its last step)."""
+
+
+@hookspec
+def after_run(algorithm: AlgorithmBase, status: str, error: BaseException | None) -> None:
+    """The run has ended, however it ended.
+
+    Fires once per process, always: after the last step, when a step or a hook raised,
+    and after an interrupt. On an interrupt (SIGINT, SIGTERM) or at ``stop_step`` the
+    engine finishes the current step first, so the state is consistent; the checkpoint
+    plugin saves it here. An exception raised here is reported but does not stop the
+    other implementations.
+
+    :param status: ``"completed"``, ``"failed"`` or ``"interrupted"``.
+    :param error: the exception for ``"failed"``, else ``None``.
+    """

@@ -1,0 +1,440 @@
+"""The plugin manager: discovery, blocking, validation, listing, registries.
+
+Plugins come from two places:
+
+* built-in plugins of the core (``catalog``, ``ema``, ``evaluation``, ``timing``),
+  registered first;
+* every entry point of the group ``semilearn.plugins`` in the installed distributions,
+  registered in name order. Installed means active.
+
+Turning plugins off, as pytest does it:
+
+* ``-p no:NAME`` on the command line, ``disable_plugins: [NAME]`` in a configuration
+  file, or ``SEMILEARN_DISABLE_PLUGINS=NAME,NAME`` in the environment;
+* ``SEMILEARN_DISABLE_PLUGIN_AUTOLOAD=1`` loads no entry point at all except those named
+  with ``-p NAME`` or in ``SEMILEARN_PLUGINS=NAME,NAME``.
+
+A plugin that fails to import, or that implements a hook point that does not exist or
+with arguments its specification does not have, is a :class:`PluginError` naming the
+distribution, its version and how to turn the plugin off. Nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import pluggy
+
+from . import __version__, hookspecs
+from .config import Option, Section, did_you_mean
+from .distributed import global_rank
+from .errors import ConfigError, PluginError
+from .hook import Hook, runs_on_rank
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "DISABLE_ENV",
+    "AUTOLOAD_ENV",
+    "LOAD_ENV",
+    "BUILTIN_PLUGINS",
+    "ESSENTIAL_PLUGINS",
+    "PluginInfo",
+    "PluginManager",
+    "Registry",
+    "parse_plugin_args",
+    "call_each",
+]
+
+ENTRY_POINT_GROUP = "semilearn.plugins"
+DISABLE_ENV = "SEMILEARN_DISABLE_PLUGINS"
+AUTOLOAD_ENV = "SEMILEARN_DISABLE_PLUGIN_AUTOLOAD"
+LOAD_ENV = "SEMILEARN_PLUGINS"
+CORE_DISTRIBUTION = "semilearn-core"
+
+# name -> "module:attribute", in registration order
+BUILTIN_PLUGINS: dict[str, str] = {
+    "catalog": "semilearn.builtin.catalog:Catalog",
+    "ema": "semilearn.builtin.ema:EMAHook",
+    "evaluation": "semilearn.builtin.evaluation:EvaluationHook",
+    "timing": "semilearn.builtin.timing:TimingHook",
+}
+ESSENTIAL_PLUGINS = frozenset({"catalog"})
+
+
+@dataclass
+class PluginInfo:
+    """What is known about one plugin, loaded or not."""
+
+    name: str
+    distribution: str
+    version: str
+    value: str  # the entry point's target, "module:attribute"
+    builtin: bool = False
+    plugin: object | None = None
+    blocked: bool = False
+    error: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.plugin is not None and not self.blocked and self.error is None
+
+    def disable_hint(self) -> str:
+        return f"disable it with '-p no:{self.name}' or {DISABLE_ENV}={self.name}"
+
+    def label(self) -> str:
+        return f"plugin '{self.name}' (distribution {self.distribution} {self.version})"
+
+
+def _split_names(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def parse_plugin_args(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Find ``-p NAME`` / ``-p no:NAME`` (also ``-pNAME``) in a command line.
+
+    Returns ``(blocked, explicitly_loaded)``.
+    """
+    blocked: list[str] = []
+    loaded: list[str] = []
+    values: list[str] = []
+    iterator = iter(args)
+    for arg in iterator:
+        if arg == "--":
+            break
+        if arg == "-p":
+            value = next(iterator, None)
+            if value is not None:
+                values.append(value)
+        elif arg.startswith("-p") and not arg.startswith("--"):
+            values.append(arg[2:])
+    for value in values:
+        if value.startswith("no:"):
+            blocked.append(value[3:])
+        else:
+            loaded.append(value)
+    return blocked, loaded
+
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Named things (algorithms, data sets, networks) contributed by plugins."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+        self._descriptions: dict[str, str] = {}
+        self._owners: dict[str, str] = {}
+        self._current_owner = "?"
+
+    def register(self, name: str, item: T, description: str = "", replace: bool = False) -> None:
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"plugin '{self._current_owner}' registered a {self.kind} without a name")
+        if name in self._items and not replace:
+            raise PluginError(
+                f"{self.kind} '{name}' is registered by both plugin '{self._owners[name]}' and plugin "
+                f"'{self._current_owner}'; pass replace=True to substitute it"
+            )
+        self._items[name] = item
+        self._descriptions[name] = description or (getattr(item, "description", "") or "")
+        self._owners[name] = self._current_owner
+
+    def get(self, name: str) -> T:
+        try:
+            return self._items[name]
+        except KeyError:
+            suggestion = did_you_mean(name, self._items)
+            hint = f" (did you mean '{suggestion}'?)" if suggestion else ""
+            raise ConfigError(
+                f"unknown {self.kind} '{name}'{hint}; known: {', '.join(sorted(self._items))}"
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def items(self) -> list[tuple[str, T]]:
+        return sorted(self._items.items())
+
+    def description(self, name: str) -> str:
+        return self._descriptions.get(name, "")
+
+    def owner(self, name: str) -> str:
+        return self._owners.get(name, "")
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager, with entry-point discovery, rank gating and clear errors."""
+
+    def __init__(self) -> None:
+        super().__init__("semilearn")
+        self.add_hookspecs(hookspecs)
+        self.infos: dict[str, PluginInfo] = {}
+        self.rank = global_rank()
+        self._registries: dict[str, Registry[Any]] = {}
+
+    # -- rank gating ----------------------------------------------------------
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if opts is None or runs_on_rank(plugin, name, self.rank):
+            return opts
+        return None  # a rank_zero_only implementation on another rank: not registered here
+
+    # -- loading --------------------------------------------------------------
+
+    def load(
+        self,
+        *,
+        blocked: Iterable[str] = (),
+        explicit: Iterable[str] = (),
+        autoload: bool | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> PluginManager:
+        """Register the built-in plugins and the installed ones.
+
+        Failures are recorded on :attr:`infos` (see :meth:`raise_for_failures`) so that
+        ``--help`` and ``semilearn plugins`` still work with a broken plugin installed.
+        """
+        environ = os.environ if environ is None else environ
+        blocked = set(blocked) | set(_split_names(environ.get(DISABLE_ENV)))
+        explicit = set(explicit) | set(_split_names(environ.get(LOAD_ENV)))
+        if autoload is None:
+            autoload = environ.get(AUTOLOAD_ENV, "").strip().lower() not in {"1", "true", "yes", "on"}
+        essential_blocked = blocked & ESSENTIAL_PLUGINS
+        if essential_blocked:
+            raise PluginError(
+                f"the built-in plugin '{sorted(essential_blocked)[0]}' provides the algorithms, data sets and "
+                "networks and cannot be disabled"
+            )
+
+        for name, value in BUILTIN_PLUGINS.items():
+            info = PluginInfo(name, CORE_DISTRIBUTION, __version__, value, builtin=True)
+            self.infos[name] = info
+            if name in blocked:
+                info.blocked = True
+                continue
+            self._load_one(info, _import_target(value))
+
+        for entry_point in sorted(_entry_points(), key=lambda ep: ep.name):
+            name = entry_point.name
+            dist = entry_point.dist
+            info = PluginInfo(
+                name,
+                dist.metadata["Name"] if dist is not None else "?",
+                dist.version if dist is not None else "?",
+                entry_point.value,
+            )
+            if name in self.infos:
+                previous = self.infos[name]
+                raise PluginError(
+                    f"two plugins are named '{name}': one from {previous.distribution} {previous.version}, "
+                    f"one from {info.distribution} {info.version}; uninstall one of them"
+                )
+            self.infos[name] = info
+            if name in blocked:
+                info.blocked = True
+                continue
+            if not autoload and name not in explicit:
+                info.blocked = True
+                continue
+            try:
+                target = entry_point.load()
+            except Exception as error:  # noqa: BLE001 - any import failure is the plugin's
+                info.error = (
+                    f"{info.label()} failed to import ({type(error).__name__}: {error}); {info.disable_hint()}"
+                )
+                continue
+            self._load_one(info, target)
+
+        unknown = (blocked | explicit) - set(self.infos)
+        self.unknown_requested = sorted(unknown)
+        return self
+
+    def _load_one(self, info: PluginInfo, target: Any) -> None:
+        try:
+            plugin = target() if isinstance(target, type) else target
+        except Exception as error:  # noqa: BLE001
+            info.error = f"{info.label()} could not be created ({type(error).__name__}: {error}); {info.disable_hint()}"
+            return
+        if isinstance(plugin, Hook) and not plugin.name:
+            plugin.name = info.name
+        try:
+            self.register(plugin, name=info.name)
+        except pluggy.PluginValidationError as error:
+            info.error = f"{info.label()} has an invalid hook implementation: {error}; {info.disable_hint()}"
+            return
+        problem = self._unknown_hooks(plugin)
+        if problem:
+            self.unregister(plugin)
+            info.error = f"{info.label()} {problem}; {info.disable_hint()}"
+            return
+        info.plugin = plugin
+
+    def _unknown_hooks(self, plugin: object) -> str | None:
+        known = [name for name in dir(self.hook) if not name.startswith("_")]
+        for caller in self.get_hookcallers(plugin) or []:
+            if caller.has_spec():
+                continue
+            if any(impl.plugin is plugin and impl.optionalhook for impl in caller.get_hookimpls()):
+                continue
+            suggestion = did_you_mean(caller.name, [k for k in known if getattr(self.hook, k).has_spec()])
+            hint = f" (did you mean '{suggestion}'?)" if suggestion else ""
+            return f"implements '{caller.name}', which is not a semilearn hook point{hint}"
+        return None
+
+    def block(self, names: Iterable[str]) -> None:
+        """Turn off plugins after loading (a configuration file's ``disable_plugins``)."""
+        for name in names:
+            info = self.infos.get(name)
+            if info is None:
+                continue
+            if name in ESSENTIAL_PLUGINS:
+                raise PluginError(f"the built-in plugin '{name}' cannot be disabled")
+            if info.plugin is not None and self.is_registered(info.plugin):
+                self.unregister(info.plugin)
+            info.blocked = True
+
+    def raise_for_failures(self) -> None:
+        """Raise the first recorded failure of a plugin that is not turned off."""
+        for info in self.infos.values():
+            if info.error and not info.blocked:
+                raise PluginError(info.error)
+
+    # -- what is active -------------------------------------------------------
+
+    def active(self) -> list[PluginInfo]:
+        return [info for info in self.infos.values() if info.active]
+
+    def active_external(self) -> list[PluginInfo]:
+        return [info for info in self.active() if not info.builtin]
+
+    def config_sections(self) -> dict[str, tuple[Option, ...]]:
+        sections = {}
+        for info in self.active():
+            options = getattr(info.plugin, "config_options", ())
+            if options:
+                sections[info.name] = tuple(options)
+        return sections
+
+    def bind_config(self, sections: Mapping[str, Section]) -> None:
+        for info in self.active():
+            if isinstance(info.plugin, Hook) and info.name in sections:
+                info.plugin.bind_config(sections[info.name])
+
+    def versions(self) -> dict[str, Any]:
+        """Versions of the core and of every active plugin (for config.yaml and checkpoints)."""
+        return {
+            CORE_DISTRIBUTION: __version__,
+            "plugins": {
+                info.name: {"distribution": info.distribution, "version": info.version}
+                for info in self.active_external()
+            },
+        }
+
+    def hook_points(self) -> list[str]:
+        return [name for name in dir(self.hook) if not name.startswith("_") and getattr(self.hook, name).has_spec()]
+
+    def call_order(self) -> dict[str, list[str]]:
+        """For every hook point, the plugins implementing it in the order they are called."""
+        order: dict[str, list[str]] = {}
+        for name in self.hook_points():
+            impls = getattr(self.hook, name).get_hookimpls()
+            wrappers = [impl.plugin_name for impl in reversed(impls) if impl.hookwrapper or impl.wrapper]
+            plain = [impl.plugin_name for impl in reversed(impls) if not (impl.hookwrapper or impl.wrapper)]
+            order[name] = wrappers + plain
+        return order
+
+    def implemented_hooks(self, plugin: object) -> list[str]:
+        callers = self.get_hookcallers(plugin) or []
+        return sorted(caller.name for caller in callers)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One record per known plugin (for ``semilearn plugins``)."""
+        records = []
+        for info in self.infos.values():
+            hooks: list[str] = []
+            if info.plugin is not None and self.is_registered(info.plugin):
+                hooks = self.implemented_hooks(info.plugin)
+            elif info.plugin is not None:
+                hooks = _declared_hooks(info.plugin)
+            records.append(
+                {
+                    "name": info.name,
+                    "distribution": info.distribution,
+                    "version": info.version,
+                    "builtin": info.builtin,
+                    "target": info.value,
+                    "status": "error" if info.error else ("disabled" if info.blocked else "active"),
+                    "hooks": hooks,
+                    "config_section": [option.name for option in getattr(info.plugin, "config_options", ())],
+                    "error": info.error,
+                }
+            )
+        return records
+
+    # -- registries -----------------------------------------------------------
+
+    def registry(self, kind: str) -> Registry[Any]:
+        """The registry of ``algorithm``, ``dataset`` or ``net`` (built on first use)."""
+        if kind not in self._registries:
+            registry: Registry[Any] = Registry(kind)
+            hook_name = {"algorithm": "register_algorithms", "dataset": "register_datasets", "net": "register_nets"}[
+                kind
+            ]
+            caller = getattr(self.hook, hook_name)
+            for impl in reversed(caller.get_hookimpls()):
+                registry._current_owner = impl.plugin_name
+                try:
+                    impl.function(register=registry.register)
+                except PluginError:
+                    raise
+                except Exception as error:  # noqa: BLE001
+                    info = self.infos.get(impl.plugin_name)
+                    label = info.label() if info else f"plugin '{impl.plugin_name}'"
+                    hint = f"; {info.disable_hint()}" if info else ""
+                    raise PluginError(f"{label} failed in {hook_name} ({type(error).__name__}: {error}){hint}") from error
+            self._registries[kind] = registry
+        return self._registries[kind]
+
+
+def _declared_hooks(plugin: object) -> list[str]:
+    names = []
+    for attribute in dir(plugin):
+        if attribute.startswith("_"):
+            continue
+        value = getattr(type(plugin), attribute, None) or getattr(plugin, attribute, None)
+        if getattr(value, "semilearn_impl", None) is not None:
+            names.append(attribute)
+    return sorted(names)
+
+
+def _entry_points() -> list[importlib.metadata.EntryPoint]:
+    return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+
+def _import_target(value: str) -> Any:
+    module_name, _, attribute = value.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, attribute) if attribute else module
+
+
+def call_each(manager: PluginManager, hook_name: str, on_error: Callable[[str, BaseException], None], **kwargs: Any) -> None:
+    """Call every implementation of a hook point even if some raise (``after_run``)."""
+    caller = getattr(manager.hook, hook_name)
+    for impl in reversed(caller.get_hookimpls()):
+        if impl.hookwrapper or impl.wrapper:
+            continue
+        arguments = {name: kwargs[name] for name in impl.argnames if name in kwargs}
+        try:
+            impl.function(**arguments)
+        except Exception as error:  # noqa: BLE001
+            on_error(impl.plugin_name, error)

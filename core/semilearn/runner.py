@@ -1,0 +1,243 @@
+"""From a resolved configuration to a finished run.
+
+:func:`load_config` merges file, overrides and schema; :func:`run` builds the run
+(resume point, run directory, device, data, network, algorithm) and trains it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from . import __version__
+from .config import Config, Resolution, apply_overrides, read_config_file, resolve_config
+from .distributed import global_rank
+from .errors import CheckpointError, ConfigError, PluginError
+from .rundir import CONFIG_FILE, ResumePoint, default_save_name, new_run_directory
+
+if TYPE_CHECKING:
+    import torch
+
+    from .algorithm import AlgorithmBase
+    from .plugins import PluginManager
+
+__all__ = ["load_config", "run", "RunResult", "resolve_device", "build_algorithm", "TRAJECTORY_KEYS"]
+
+# Keys a resumed run must share with its checkpoint: they decide the data and the model.
+TRAJECTORY_KEYS = ("algorithm", "dataset", "net", "num_labels", "num_classes", "seed", "batch_size", "uratio")
+
+
+def _logger() -> Any:
+    import logging
+
+    return logging.getLogger("semilearn")
+
+
+def load_config(
+    manager: PluginManager,
+    config_path: str | os.PathLike[str] | None = None,
+    overrides: Sequence[str] = (),
+    raw: Mapping[str, Any] | None = None,
+) -> Resolution:
+    """Read, override and resolve a configuration, then let plugins check it.
+
+    Applies the configuration's ``disable_plugins`` to ``manager`` and raises the error of
+    any plugin that failed to load and is still active.
+    """
+    data: dict[str, Any] = dict(raw or {})
+    if config_path is not None:
+        data.update(read_config_file(config_path))
+    data = apply_overrides(data, overrides)
+    disabled = data.get("disable_plugins") or []
+    if isinstance(disabled, str):
+        disabled = [part.strip() for part in disabled.split(",") if part.strip()]
+    if not isinstance(disabled, list):
+        raise ConfigError("configuration key 'disable_plugins' expects a list of plugin names")
+    manager.block(str(name) for name in disabled)
+    manager.raise_for_failures()
+
+    algorithms = manager.registry("algorithm")
+    resolution = resolve_config(
+        data,
+        algorithm_options={name: cls.config_options for name, cls in algorithms.items()},
+        plugin_sections=manager.config_sections(),
+    )
+    config = resolution.config
+    manager.bind_config({name: config.section(name) for name in config.sections})
+    manager.hook.configure(config=config)
+    return resolution
+
+
+@dataclass
+class RunResult:
+    """What a finished run reports."""
+
+    status: str
+    exit_code: int
+    run_dir: Path
+    algorithm: AlgorithmBase
+    seconds: float
+
+    @property
+    def final_metrics(self) -> dict[str, float] | None:
+        history = self.algorithm.eval_history
+        return history[-1] if history else None
+
+    @property
+    def best_metrics(self) -> dict[str, float] | None:
+        history = self.algorithm.eval_history
+        return max(history, key=lambda entry: entry.get("top1_acc", float("-inf"))) if history else None
+
+
+def resolve_device(name: str) -> torch.device:
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"device '{name}' was asked for, but CUDA is not available (torch {torch.__version__}); "
+                "use --set device=cpu"
+            )
+        if ":" in name and int(name.split(":")[1]) >= torch.cuda.device_count():
+            raise ConfigError(f"device '{name}' does not exist: {torch.cuda.device_count()} CUDA device(s) visible")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device 'mps' was asked for, but it is not available")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def build_algorithm(config: Config, manager: PluginManager, run_dir: Path) -> AlgorithmBase:
+    """Device, data, network and algorithm for ``config`` (nothing trained, no hook fired)."""
+    device = resolve_device(config.device)
+    seed_everything(config.seed)
+    algorithm_cls = manager.registry("algorithm").get(config.algorithm)
+    dataset_builder = manager.registry("dataset").get(config.dataset)
+    data = dataset_builder(config, device)
+    net_name = data.default_net if config.net == "auto" else config.net
+    net_builder = manager.registry("net").get(net_name)
+    channels, height, width = data.image_shape
+    model = net_builder(data.num_classes, channels, height)
+    algorithm: AlgorithmBase = algorithm_cls(config, data, model, manager, run_dir, device)
+    algorithm.net_name = net_name  # type: ignore[attr-defined]
+    return algorithm
+
+
+def _check_resume_config(config: Config, saved: Mapping[str, Any]) -> None:
+    different = [key for key in TRAJECTORY_KEYS if key in saved and saved[key] != config.get(key)]
+    if different:
+        details = ", ".join(f"{key}: {saved[key]!r} in the checkpoint, {config.get(key)!r} now" for key in different)
+        raise CheckpointError(f"cannot resume with a different setup ({details})")
+    changed = [
+        f"{key} {saved[key]!r} -> {config.get(key)!r}"
+        for key in config
+        if key in saved and not isinstance(saved[key], dict) and saved[key] != config.get(key)
+    ]
+    if changed:
+        _logger().warning("resuming with changed settings: " + ", ".join(changed))
+
+
+def write_config_file(run_dir: Path, config: Config, versions: Mapping[str, Any]) -> Path:
+    """Write the resolved configuration and versions to ``run_dir/config.yaml`` atomically."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    payload = {**config.to_dict(), "versions": dict(versions)}
+    target = run_dir / CONFIG_FILE
+    descriptor, temporary = tempfile.mkstemp(dir=run_dir, prefix=".config-", suffix=".yaml")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            yaml.safe_dump(payload, handle, sort_keys=False)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _plugins_line(manager: PluginManager) -> str:
+    external = manager.active_external()
+    if not external:
+        return (
+            "plugins: none active (pip install semilearn-logging semilearn-checkpoint for progress, "
+            "logs and checkpoints)"
+        )
+    return "plugins: " + ", ".join(f"{info.name}-{info.version}" for info in external)
+
+
+def run(config: Config, manager: PluginManager, resume: str | None = None) -> RunResult:
+    """Train ``config`` with the active plugins; resume when ``resume`` is given."""
+    log = _logger()
+    started = time.perf_counter()
+    point: ResumePoint | None = None
+    if resume:
+        point = manager.hook.find_resume_point(config=config, resume=resume)
+        if point is None:
+            raise PluginError(
+                "--resume needs a plugin that reads checkpoints: pip install semilearn-checkpoint "
+                "(or enable it if it is disabled)"
+            )
+        if point.is_fresh:
+            point = None
+    if point is not None:
+        assert point.state is not None and point.run_dir is not None
+        _check_resume_config(config, point.state.get("config", {}))
+        run_dir = point.run_dir
+    else:
+        run_dir = new_run_directory(config)
+
+    is_zero = global_rank() == 0
+    if is_zero:
+        log.info(f"semilearn {__version__} · {config.algorithm} on {config.dataset} "
+                 f"({config.num_labels} labels, seed {config.seed})")
+        log.info(_plugins_line(manager))
+    algorithm = build_algorithm(config, manager, run_dir)
+    if is_zero:
+        write_config_file(run_dir, config, manager.versions())
+        log.info(f"data: {algorithm.data.summary()}")
+        log.info(f"net: {algorithm.net_name} ({_count_parameters(algorithm)} parameters) · "  # type: ignore[attr-defined]
+                 f"device: {algorithm.device} · {config.num_train_iter} steps")
+        log.info(f"run directory: {run_dir}")
+        if default_save_name(config) != run_dir.name and point is None:
+            log.info(f"(the name {default_save_name(config)} was taken: this run is {run_dir.name})")
+    status = algorithm.fit(point.state if point is not None else None)
+    seconds = time.perf_counter() - started
+    result = RunResult(status, algorithm.exit_code, run_dir, algorithm, seconds)
+    if is_zero:
+        log.info(_final_line(result))
+    return result
+
+
+def _count_parameters(algorithm: AlgorithmBase) -> str:
+    count = sum(parameter.numel() for parameter in algorithm.model.parameters())
+    return f"{count / 1e6:.2f}M" if count >= 1e6 else f"{count / 1e3:.1f}k"
+
+
+def _final_line(result: RunResult) -> str:
+    algorithm = result.algorithm
+    text = f"{result.status} at step {algorithm.global_step}/{algorithm.num_train_iter} in {result.seconds:.1f} s"
+    final = result.final_metrics
+    if final is not None and "top1_acc" in final:
+        best = result.best_metrics or final
+        text += (
+            f" · final test accuracy {100 * final['top1_acc']:.2f}% (step {int(final['step'])})"
+            f" · best {100 * best['top1_acc']:.2f}% (step {int(best['step'])})"
+        )
+    if result.status == "interrupted":
+        text += f" · resume with: semilearn run --resume {result.run_dir}"
+    return text
