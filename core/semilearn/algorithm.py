@@ -117,7 +117,8 @@ class AlgorithmBase:
         self.rank = global_rank()
         self.world_size = world_size()
 
-        self.model = model.to(device)
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.model = model.to(device, memory_format=self.memory_format)
         self.ema_model: nn.Module | None = None
         self.optimizer = build_optimizer(self.model, config)
         self.scheduler = cosine_schedule_with_warmup(self.optimizer, config.num_train_iter, config.num_warmup_iter)
@@ -241,6 +242,8 @@ class AlgorithmBase:
     def run_train_step(self) -> dict[str, torch.Tensor]:
         """Sample, augment, forward, backward and update; return the step's outputs."""
         batch = self.sample_batch()
+        if self.config.channels_last:
+            batch = {name: _channels_last(value) for name, value in batch.items()}
         with self.autocast():
             loss, outputs = self.train_step(**batch)
         self.optimizer.zero_grad(set_to_none=True)
@@ -306,6 +309,8 @@ class AlgorithmBase:
             chunks = []
             for start in range(0, len(images), self.config.eval_batch_size):
                 batch = self.augment.plain(images[start : start + self.config.eval_batch_size])
+                if self.config.channels_last:
+                    batch = _channels_last(batch)
                 with self.autocast():
                     chunks.append(model(batch)["logits"].float())
             return torch.cat(chunks) if chunks else torch.empty(0, self.data.num_classes, device=self.device)
@@ -423,6 +428,10 @@ class AlgorithmBase:
         self.eval_history = [dict(entry) for entry in state.get("eval_history", [])]
         self.global_step = int(state["step"])
         self.epoch = self.global_step // self.iters_per_epoch
+
+
+def _channels_last(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.contiguous(memory_format=torch.channels_last) if tensor.ndim == 4 else tensor
 
 
 def _derived_seed(seed: int, purpose: str, rank: int = 0) -> int:

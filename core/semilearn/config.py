@@ -147,8 +147,11 @@ class Option:
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     """The closest candidate to ``word``, if any is close."""
-    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return matches[0] if matches else None
+    by_lower: dict[str, str] = {}
+    for candidate in candidates:
+        by_lower.setdefault(candidate.lower(), candidate)
+    matches = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
+    return by_lower[matches[0]] if matches else None
 
 
 def _suggest(word: str, candidates: Iterable[str]) -> str:
@@ -203,6 +206,8 @@ CORE_OPTIONS: tuple[Option, ...] = (
            minimum=0, maximum=1, usb=True),
     # device
     Option("device", str, "auto", "`auto` (CUDA when available, else CPU), `cpu`, `cuda` or `cuda:N`."),
+    Option("channels_last", bool, True, "Keep images and convolution weights in channels-last memory order "
+           "(faster convolutions on CPU and recent GPUs)."),
     Option("amp", bool, False, "Automatic mixed precision.", usb=True),
     Option("amp_dtype", str, "auto", "Mixed-precision type: `auto` (bfloat16 where supported, else float16), "
            "`float16` or `bfloat16`.", choices=("auto", "float16", "bfloat16")),

@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
+import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -258,6 +259,22 @@ class PluginManager(pluggy.PluginManager):
         unknown = (blocked | explicit) - set(self.infos)
         self.unknown_requested = sorted(unknown)
         return self
+
+    def add(self, plugin: object, name: str | None = None) -> PluginInfo:
+        """Register a plugin object from code (not an entry point), as an active plugin.
+
+        Raises :class:`PluginError` when it is invalid.
+        """
+        name = name or getattr(plugin, "name", None) or type(plugin).__name__.lower()
+        module = plugin.__name__ if isinstance(plugin, types.ModuleType) else type(plugin).__module__
+        info = PluginInfo(name, "(registered in code)", "-", module)
+        if name in self.infos:
+            raise PluginError(f"a plugin named '{name}' is already registered")
+        self.infos[name] = info
+        self._load_one(info, plugin)
+        if info.error:
+            raise PluginError(info.error)
+        return info
 
     def _load_one(self, info: PluginInfo, target: Any) -> None:
         try:
