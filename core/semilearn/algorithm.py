@@ -29,7 +29,7 @@ import math
 import random
 import signal
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -155,13 +155,21 @@ class AlgorithmBase:
     # The run, in lifecycle order.
     # ------------------------------------------------------------------
 
-    def fit(self, resume_state: Mapping[str, Any] | None = None) -> str:
-        """Train to ``num_train_iter`` (or ``stop_step``, or an interrupt) and return the status."""
+    def fit(
+        self, resume_state: Mapping[str, Any] | None = None, banner: Sequence[tuple[str, str]] = ()
+    ) -> str:
+        """Train to ``num_train_iter`` (or ``stop_step``, or an interrupt) and return the status.
+
+        ``banner`` holds ``(level, message)`` lines describing the run; they are logged once
+        plugins are set up (after ``before_run``), so log files receive them too.
+        """
         status, error = "failed", None
         try:
             with self._stop_on_signals():
                 self.resuming = resume_state is not None
                 self.hook.before_run(algorithm=self)
+                for level, message in banner:
+                    (self.log.warning if level == "warning" else self.log.info)(message)
                 if resume_state is not None:
                     self.load_checkpoint_state(resume_state)
                     self.hook.load_checkpoint(algorithm=self, state=resume_state)
@@ -254,9 +262,7 @@ class AlgorithmBase:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
-        outputs = {name: value.detach() for name, value in outputs.items()}
-        outputs["loss"] = loss.detach()
-        return outputs
+        return {"loss": loss.detach(), **{name: value.detach() for name, value in outputs.items()}}
 
     def sample_batch(self) -> dict[str, torch.Tensor]:
         """Draw the step's batch and make its views.

@@ -112,9 +112,7 @@ def build_cli(manager: PluginManager) -> click.Group:
             if config_file is not None:
                 logging.getLogger("semilearn").info(f"configuration: {config_file} (from the resumed run)")
         resolution = load_config(state.manager, config_file, overrides)
-        for warning in resolution.warnings:
-            logging.getLogger("semilearn").warning(warning)
-        result = run_training(resolution.config, state.manager, resume=resume)
+        result = run_training(resolution.config, state.manager, resume=resume, warnings=resolution.warnings)
         return result.exit_code
 
     @cli.command()

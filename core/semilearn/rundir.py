@@ -28,7 +28,8 @@ class ResumePoint:
 
     Attributes:
         path: the checkpoint file read.
-        run_dir: the run directory the run continues in.
+        run_dir: the run directory the run continues in (``None``: a new one, for a
+            checkpoint that is not inside a run directory).
         state: the checkpoint's contents (see :meth:`AlgorithmBase.checkpoint_state`).
     A *fresh* point (all ``None``) means "nothing to resume: start a new run".
     """

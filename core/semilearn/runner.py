@@ -180,8 +180,13 @@ def _plugins_line(manager: PluginManager) -> str:
     return "plugins: " + ", ".join(f"{info.name}-{info.version}" for info in external)
 
 
-def run(config: Config, manager: PluginManager, resume: str | None = None) -> RunResult:
-    """Train ``config`` with the active plugins; resume when ``resume`` is given."""
+def run(
+    config: Config, manager: PluginManager, resume: str | None = None, warnings: Sequence[str] = ()
+) -> RunResult:
+    """Train ``config`` with the active plugins; resume when ``resume`` is given.
+
+    ``warnings`` (from resolving the configuration) are logged with the run's banner.
+    """
     log = _logger()
     started = time.perf_counter()
     point: ResumePoint | None = None
@@ -195,27 +200,27 @@ def run(config: Config, manager: PluginManager, resume: str | None = None) -> Ru
         if point.is_fresh:
             point = None
     if point is not None:
-        assert point.state is not None and point.run_dir is not None
+        assert point.state is not None
         _check_resume_config(config, point.state.get("config", {}))
-        run_dir = point.run_dir
-    else:
-        run_dir = new_run_directory(config)
+    run_dir = point.run_dir if point is not None and point.run_dir is not None else new_run_directory(config)
 
+    algorithm = build_algorithm(config, manager, run_dir)
+    banner: list[tuple[str, str]] = [("warning", warning) for warning in warnings]
+    banner += [
+        ("info", f"semilearn {__version__} · {config.algorithm} on {config.dataset} "
+                 f"({config.num_labels} labels, seed {config.seed})"),
+        ("info", _plugins_line(manager)),
+        ("info", f"data: {algorithm.data.summary()}"),
+        ("info", f"net: {algorithm.net_name} ({_count_parameters(algorithm)} parameters) · "  # type: ignore[attr-defined]
+                 f"device: {algorithm.device} · {config.num_train_iter} steps"),
+        ("info", f"run directory: {run_dir}"),
+    ]
+    if point is None and default_save_name(config) != run_dir.name:
+        banner.append(("info", f"(the name {default_save_name(config)} was taken: this run is {run_dir.name})"))
     is_zero = global_rank() == 0
     if is_zero:
-        log.info(f"semilearn {__version__} · {config.algorithm} on {config.dataset} "
-                 f"({config.num_labels} labels, seed {config.seed})")
-        log.info(_plugins_line(manager))
-    algorithm = build_algorithm(config, manager, run_dir)
-    if is_zero:
         write_config_file(run_dir, config, manager.versions())
-        log.info(f"data: {algorithm.data.summary()}")
-        log.info(f"net: {algorithm.net_name} ({_count_parameters(algorithm)} parameters) · "  # type: ignore[attr-defined]
-                 f"device: {algorithm.device} · {config.num_train_iter} steps")
-        log.info(f"run directory: {run_dir}")
-        if default_save_name(config) != run_dir.name and point is None:
-            log.info(f"(the name {default_save_name(config)} was taken: this run is {run_dir.name})")
-    status = algorithm.fit(point.state if point is not None else None)
+    status = algorithm.fit(point.state if point is not None else None, banner)
     seconds = time.perf_counter() - started
     result = RunResult(status, algorithm.exit_code, run_dir, algorithm, seconds)
     if is_zero:

@@ -1,0 +1,100 @@
+"""Test sessions: the core alone, each plugin alone with the core, everything together, lint, types.
+
+Every session installs the pinned CPU build of PyTorch first (``SEMILEARN_TORCH`` picks
+another, e.g. ``SEMILEARN_TORCH="torch==2.13.0 --index-url ..."``), so pip never pulls a
+multi-GB CUDA build by accident.
+
+    nox                      # the default sessions (what CI runs)
+    nox -s core              # one session
+    nox -s benchmarks        # not run by default: long
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = False
+nox.options.sessions = ["lint", "typecheck", "core", "plugin_api", "logging", "checkpoint", "all"]
+
+TORCH = shlex.split(os.environ.get("SEMILEARN_TORCH", "torch==2.13.0"))
+PYTHON = "3.11"
+PLUGINS = {"logging": "plugins/logging[plot]", "checkpoint": "plugins/checkpoint"}
+TEST_PLUGINS = "tests/plugin_dists/recorder"
+
+
+def _install_core(session: nox.Session, *extra: str) -> None:
+    session.install(*TORCH)
+    session.install("./[test]", *extra)
+
+
+def _pytest(session: nox.Session, *paths: str) -> None:
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *(paths or ("tests",)), *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def core(session: nox.Session) -> None:
+    """The core alone: no plugin installed (plugin tests skip)."""
+    _install_core(session)
+    session.run("semilearn", "plugins")
+    _pytest(session)
+
+
+@nox.session(python=PYTHON)
+def plugin_api(session: nox.Session) -> None:
+    """A third-party plugin distribution (tests/plugin_dists): discovery, order, blocking, broken plugins."""
+    _install_core(session)
+    session.install(f"./{TEST_PLUGINS}")
+    _pytest(session, "tests/test_plugin_api.py")
+
+
+@nox.session(python=PYTHON)
+def logging(session: nox.Session) -> None:
+    """The core with semilearn-logging alone."""
+    _install_core(session)
+    session.install(f"./{PLUGINS['logging']}")
+    _pytest(session, "tests/test_logging.py")
+
+
+@nox.session(python=PYTHON)
+def checkpoint(session: nox.Session) -> None:
+    """The core with semilearn-checkpoint alone."""
+    _install_core(session)
+    session.install(f"./{PLUGINS['checkpoint']}")
+    _pytest(session, "tests/test_checkpoint.py")
+
+
+@nox.session(python=PYTHON)
+def all(session: nox.Session) -> None:  # noqa: A001 - the session's name on the command line
+    """Everything installed together: every test, and a clean `pip check`."""
+    _install_core(session)
+    session.install(*(f"./{path}" for path in PLUGINS.values()), f"./{TEST_PLUGINS}")
+    session.run("python", "-m", "pip", "check")
+    session.run("semilearn", "plugins")
+    _pytest(session)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", "core", "plugins", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy over the core and the shipped plugins."""
+    _install_core(session, "mypy", "types-PyYAML")
+    session.install(*(f"./{path}" for path in PLUGINS.values()))
+    session.run("mypy", "core/semilearn", *(f"{path.split('[')[0]}" for path in PLUGINS.values()))
+
+
+@nox.session(python=PYTHON)
+def benchmarks(session: nox.Session) -> None:
+    """Speed and accuracy measurements (minutes; not part of CI)."""
+    _install_core(session)
+    session.install(*(f"./{path}" for path in PLUGINS.values()))
+    for script in ("step_overhead.py", "checkpoint_stall.py"):
+        session.run("python", f"benchmarks/{script}", *session.posargs)

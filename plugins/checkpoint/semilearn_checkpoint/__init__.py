@@ -1,0 +1,261 @@
+"""semilearn-checkpoint: save, keep the best and the last, resume exactly.
+
+Files in ``<run_dir>/checkpoints/``:
+
+* ``step_0000500.pt`` ... every ``interval`` steps, the newest ``keep`` kept;
+* ``last.pt``: the newest checkpoint, always (also after an interrupt);
+* ``best.pt``: the checkpoint with the best ``monitor`` metric (``mode`` max or min).
+
+Retention only ever deletes periodic files; ``last`` and ``best`` are hard links (or
+copies) and survive. Every write is atomic (temporary file in the same folder, fsync,
+``os.replace``), so a process killed at any instant leaves the previous checkpoint
+intact. Files load with ``torch.load(weights_only=True)``: a file carrying pickled code
+is refused before anything runs.
+
+``semilearn run --resume auto|PATH`` continues bit for bit (see ``find_resume_point``).
+``semilearn checkpoint inspect PATH`` prints what a checkpoint holds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, MutableMapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from semilearn import CheckpointError, Hook, Option, hookimpl, on_all_ranks
+from semilearn.rundir import ResumePoint, run_directories
+
+from .files import (
+    BEST,
+    LAST,
+    PERIODIC_PATTERN,
+    atomic_link,
+    atomic_save,
+    checkpoint_files,
+    load_checkpoint_file,
+    periodic_name,
+    stale_temporaries,
+)
+from .writer import BackgroundWriter, snapshot
+
+if TYPE_CHECKING:
+    from semilearn.algorithm import AlgorithmBase
+    from semilearn.config import Config
+
+__all__ = ["CheckpointHook", "__version__"]
+__version__ = "0.1.0"
+
+_log = logging.getLogger("semilearn")
+
+
+class CheckpointHook(Hook):
+    """Writes checkpoints, restores them on resume.
+
+    Configuration (section ``checkpoint``):
+
+    * ``interval`` (default 500): save ``step_N.pt`` every this many steps; 0 saves only
+      ``last`` (at the end and on interrupts) and ``best``.
+    * ``keep`` (default 3): periodic checkpoints kept, newest first; null keeps all.
+    * ``save_best`` (default true), ``monitor`` (default ``top1_acc``), ``mode``
+      (``max`` | ``min``): which evaluation makes ``best.pt``.
+    * ``async_save`` (default false): write in a background thread; the loop waits only
+      for an in-memory copy of the state.
+    * ``dir`` (default ``checkpoints``): folder inside the run directory.
+
+    Writes on global rank 0 only; every rank reads the checkpoint it resumes from.
+    """
+
+    rank_zero_only = True
+    config_options = (
+        Option("interval", int, 500, "Save a periodic checkpoint every this many steps; 0: only last and best.",
+               minimum=0),
+        Option("keep", int, 3, "Periodic checkpoints to keep (the newest); null keeps all.", nullable=True,
+               minimum=0),
+        Option("save_best", bool, True, "Keep best.pt, the checkpoint with the best monitored eval metric."),
+        Option("monitor", str, "top1_acc", "Eval metric deciding the best checkpoint."),
+        Option("mode", str, "max", "Whether a larger (max) or smaller (min) monitored value is better.",
+               choices=("max", "min")),
+        Option("async_save", bool, False, "Write checkpoints in a background thread."),
+        Option("dir", str, "checkpoints", "Folder for checkpoint files, inside the run directory."),
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.best_value: float | None = None
+        self.best_step: int | None = None
+        self._best_pending = False
+        self._saved_step: int | None = None
+        self._warned_monitor = False
+        self._writer: BackgroundWriter | None = None
+        self._folder: Path | None = None
+
+    # -- resume -------------------------------------------------------------------
+
+    @on_all_ranks
+    @hookimpl
+    def find_resume_point(self, config: Config, resume: str) -> ResumePoint:
+        if resume == "auto":
+            folders = [run_dir / self.config.dir for run_dir in run_directories(config)]
+            found = self._newest_intact(folders)
+            if found is None:
+                self._info(f"--resume auto: no checkpoint of {Path(config.save_dir) / _name(config)}; "
+                           "starting a new run")
+                return ResumePoint.fresh()
+            path, state = found
+        else:
+            path = Path(resume)
+            if path.is_dir():
+                folder = path / self.config.dir if (path / self.config.dir).is_dir() else path
+                found = self._newest_intact([folder])
+                if found is None:
+                    raise CheckpointError(f"no intact checkpoint in {path}")
+                path, state = found
+            else:
+                state = load_checkpoint_file(path)
+        run_dir = path.parent.parent if path.parent.name == self.config.dir else None
+        self._info(f"resuming from {path} (step {state.get('step')})")
+        return ResumePoint(path, run_dir, state)
+
+    def _newest_intact(self, folders: list[Path]) -> tuple[Path, dict[str, Any]] | None:
+        candidates = [path for folder in folders for path in checkpoint_files(folder)]
+        candidates.sort(key=lambda path: (path.stat().st_mtime_ns, path.name == LAST), reverse=True)
+        for path in candidates:
+            try:
+                return path, load_checkpoint_file(path)
+            except CheckpointError as error:
+                self._warning(f"skipping checkpoint {path}: {error}")
+        return None
+
+    @hookimpl
+    def load_checkpoint(self, algorithm: AlgorithmBase, state: Mapping[str, Any]) -> None:
+        saved = self.plugin_state(state)
+        if saved.get("monitor") == self.config.monitor and saved.get("mode") == self.config.mode:
+            self.best_value = saved.get("best_value")
+            self.best_step = saved.get("best_step")
+        self._saved_step = algorithm.global_step
+
+    # -- saving -------------------------------------------------------------------
+
+    @hookimpl
+    def before_run(self, algorithm: AlgorithmBase) -> None:
+        self._folder = Path(algorithm.run_dir) / self.config.dir
+        self._folder.mkdir(parents=True, exist_ok=True)
+        for leftover in stale_temporaries(self._folder):
+            leftover.unlink(missing_ok=True)
+        if self.config.async_save:
+            self._writer = BackgroundWriter()
+
+    @hookimpl
+    def after_evaluate(self, algorithm: AlgorithmBase, step: int, metrics: Mapping[str, float]) -> None:
+        if not self.config.save_best:
+            return
+        monitor = self.config.monitor
+        if monitor not in metrics:
+            if not self._warned_monitor:
+                self._warned_monitor = True
+                self._warning(f"checkpoint.monitor '{monitor}' is not among the eval metrics "
+                              f"({', '.join(sorted(metrics))}); no best checkpoint is kept")
+            return
+        value = float(metrics[monitor])
+        better = self.best_value is None or (
+            value > self.best_value if self.config.mode == "max" else value < self.best_value
+        )
+        if better:
+            self.best_value, self.best_step = value, step
+            self._best_pending = True
+
+    @hookimpl
+    def save_checkpoint(self, algorithm: AlgorithmBase, state: MutableMapping[str, Any]) -> None:
+        self.plugin_state(state).update(
+            {"best_value": self.best_value, "best_step": self.best_step, "monitor": self.config.monitor,
+             "mode": self.config.mode}
+        )
+
+    @hookimpl
+    def on_step_end(self, algorithm: AlgorithmBase, step: int) -> None:
+        periodic = self.every_n_steps(algorithm, self.config.interval)
+        if periodic or self._best_pending or self.is_last_step(algorithm):
+            self.save(algorithm, periodic=periodic)
+
+    @hookimpl
+    def after_run(self, algorithm: AlgorithmBase, status: str, error: BaseException | None) -> None:
+        try:
+            consistent = status == "completed" or (status == "interrupted" and error is None)
+            if consistent and self._saved_step != algorithm.global_step and algorithm.global_step > 0:
+                self.save(algorithm, periodic=False)
+            if self._writer is not None:
+                self._writer.wait()
+            if consistent and self._folder is not None and algorithm.global_step > 0:
+                self._info(self._describe_files(algorithm))
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+
+    def save(self, algorithm: AlgorithmBase, periodic: bool) -> None:
+        """Save the run's state now (``step_N.pt`` when periodic, always ``last``, ``best`` if due)."""
+        assert self._folder is not None, "before_run has not run"
+        best, self._best_pending = self._best_pending, False
+        step = algorithm.global_step
+        state = algorithm.checkpoint_state()
+        if self._writer is not None:
+            copied = snapshot(state)
+            self._writer.submit(lambda: self._write(copied, step, periodic, best))
+        else:
+            self._write(state, step, periodic, best)
+        self._saved_step = step
+
+    def _write(self, state: Mapping[str, Any], step: int, periodic: bool, best: bool) -> None:
+        folder = self._folder
+        assert folder is not None
+        primary = folder / (periodic_name(step) if periodic else LAST)
+        atomic_save(state, primary)
+        if primary.name != LAST:
+            atomic_link(primary, folder / LAST)
+        if best:
+            atomic_link(primary, folder / BEST)
+        if periodic and self.config.keep is not None:
+            periodic_files = sorted(
+                (path for path in folder.iterdir() if PERIODIC_PATTERN.match(path.name)),
+                key=lambda path: int(PERIODIC_PATTERN.match(path.name).group(1)),  # type: ignore[union-attr]
+            )
+            for old in periodic_files[: max(0, len(periodic_files) - self.config.keep)]:
+                old.unlink(missing_ok=True)
+
+    def _describe_files(self, algorithm: AlgorithmBase) -> str:
+        assert self._folder is not None
+        text = f"checkpoints: {self._folder / LAST} (step {algorithm.global_step})"
+        if self.best_step is not None and (self._folder / BEST).exists():
+            text += f", best.pt (step {self.best_step}, {self.config.monitor} {self.best_value:.4f})"
+        periodic = [path for path in self._folder.iterdir() if PERIODIC_PATTERN.match(path.name)]
+        if periodic:
+            text += f", {len(periodic)} periodic"
+        return text
+
+    # -- messages -----------------------------------------------------------------
+
+    def _info(self, message: str) -> None:
+        if self.is_global_zero:
+            _log.info(message)
+
+    def _warning(self, message: str) -> None:
+        if self.is_global_zero:
+            _log.warning(message)
+
+    # -- command ------------------------------------------------------------------
+
+    @on_all_ranks
+    @hookimpl
+    def register_commands(self, cli: click.Group) -> None:
+        from .inspect import checkpoint_group
+
+        cli.add_command(checkpoint_group)
+
+
+def _name(config: Config) -> str:
+    from semilearn.rundir import default_save_name
+
+    return default_save_name(config)

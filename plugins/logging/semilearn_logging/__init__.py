@@ -1,0 +1,301 @@
+"""semilearn-logging: see every run.
+
+* a live progress bar on a terminal (step/total, it/s, ETA, loss, mask ratio, last eval
+  accuracy); plain periodic lines everywhere else (CI, files, pipes), no control characters;
+* ``log.txt`` in the run directory: everything the run printed, with timestamps, and the
+  traceback of a failure;
+* ``metrics.jsonl``: one JSON object per log point (step, epoch, split, every metric, lr,
+  elapsed seconds), flushed at each write; on resume, lines after the resumed step are
+  dropped so the file reads like an uninterrupted run;
+* a summary at the end, also after a failure or an interrupt;
+* ``semilearn plot RUN_DIR``: curves from ``metrics.jsonl`` into a PNG.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Mapping, MutableMapping
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import click
+
+from semilearn import Hook, Option, hookimpl, on_all_ranks
+
+from .progress import BarAwareStream, ProgressBar, format_duration, format_metrics, format_value
+
+if TYPE_CHECKING:
+    from semilearn.algorithm import AlgorithmBase
+
+__all__ = ["LoggingHook", "__version__"]
+__version__ = "0.1.0"
+
+_CONSOLE_HANDLER = "semilearn-console"
+_FILE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def _console_handler() -> logging.StreamHandler[Any] | None:
+    for handler in logging.getLogger("semilearn").handlers:
+        if handler.get_name() == _CONSOLE_HANDLER and isinstance(handler, logging.StreamHandler):
+            return handler
+    return None
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty()) and os.environ.get("TERM", "") != "dumb"
+    except (AttributeError, ValueError):
+        return False
+
+
+class LoggingHook(Hook):
+    """Console progress, ``log.txt``, ``metrics.jsonl`` and the end-of-run summary.
+
+    Configuration (section ``logging``):
+
+    * ``interval`` (int or null, default null): without a progress bar, print a train line
+      every this many steps; null prints one at every train log point (``num_log_iter``).
+      Eval lines are always printed.
+    * ``progress`` (``auto`` | ``on`` | ``off``, default ``auto``): the live bar; ``auto``
+      shows it when the console is a terminal.
+    * ``log_file`` (default ``log.txt``), ``metrics_file`` (default ``metrics.jsonl``):
+      file names inside the run directory.
+
+    Acts on global rank 0 only.
+    """
+
+    rank_zero_only = True
+    config_options = (
+        Option("interval", int, None, "Without a progress bar, print a train line every this many steps "
+               "(null: at every train log point).", nullable=True, minimum=1),
+        Option("progress", str, "auto", "Live progress bar: auto (on a terminal), on, off.",
+               choices=("auto", "on", "off")),
+        Option("log_file", str, "log.txt", "Log file name in the run directory."),
+        Option("metrics_file", str, "metrics.jsonl", "Metrics file name (JSON lines) in the run directory."),
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._log_file: logging.FileHandler | None = None
+        self._metrics: IO[str] | None = None
+        self._metrics_path: Path | None = None
+        self._bar: ProgressBar | None = None
+        self._console: logging.StreamHandler[Any] | None = None
+        self._console_stream: Any = None
+        self._started = time.monotonic()
+        self._elapsed_before = 0.0
+        self._first_step = 0
+        self._last_printed_step = 0
+        self._last_train: dict[str, float] = {}
+
+    # -- set-up -----------------------------------------------------------------
+
+    @hookimpl
+    def before_run(self, algorithm: AlgorithmBase) -> None:
+        run_dir = Path(algorithm.run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self._started = time.monotonic()
+        handler = logging.FileHandler(run_dir / self.config.log_file, encoding="utf-8")
+        handler.setFormatter(logging.Formatter(_FILE_FORMAT, _DATE_FORMAT))
+        handler.set_name("semilearn-logging-file")
+        logging.getLogger("semilearn").addHandler(handler)
+        self._log_file = handler
+        self._metrics_path = run_dir / self.config.metrics_file
+
+        console = _console_handler()
+        mode = self.config.progress
+        stream = console.stream if console is not None else sys.stdout
+        if mode == "on" or (mode == "auto" and _is_terminal(stream)):
+            self._bar = ProgressBar(stream, algorithm.num_train_iter)
+            if console is not None:
+                self._console, self._console_stream = console, console.stream
+                console.setStream(BarAwareStream(stream, self._bar))  # type: ignore[arg-type]
+
+    @hookimpl
+    def load_checkpoint(self, algorithm: AlgorithmBase, state: Mapping[str, Any]) -> None:
+        saved = self.plugin_state(state)
+        self._elapsed_before = float(saved.get("elapsed", 0.0))
+        self._first_step = self._last_printed_step = algorithm.global_step
+        if self._bar is not None:
+            self._bar.start_step = self._bar.step = algorithm.global_step
+        dropped = self._truncate_metrics(algorithm.global_step)
+        self._write_file(
+            f"resumed from step {algorithm.global_step}"
+            + (f" ({dropped} metric lines after it dropped)" if dropped else "")
+        )
+
+    @hookimpl
+    def save_checkpoint(self, algorithm: AlgorithmBase, state: MutableMapping[str, Any]) -> None:
+        self.plugin_state(state)["elapsed"] = self._elapsed()
+
+    # -- during the run -----------------------------------------------------------
+
+    @hookimpl
+    def after_train_step(self, algorithm: AlgorithmBase, step: int) -> None:
+        if self._bar is not None:
+            self._bar.update(step)
+
+    @hookimpl
+    def log(self, algorithm: AlgorithmBase, step: int, split: str, metrics: Mapping[str, float]) -> None:
+        record = {
+            "step": step,
+            "epoch": algorithm.epoch,
+            "split": split,
+            **{name: float(value) for name, value in metrics.items()},
+            "elapsed": round(self._elapsed(), 3),
+            "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
+        self._append_metrics(record)
+        total = algorithm.num_train_iter
+        if split == "train":
+            self._last_train = dict(metrics)
+            line = f"step {step}/{total} · {format_metrics(metrics)} · eta {self._eta(step, total)}"
+            if self._bar is not None:
+                self._bar.set(**self._bar_values(metrics))
+                self._write_file(line)
+            elif self._due(step, total):
+                logging.getLogger("semilearn").info(line)
+            else:
+                self._write_file(line)
+        else:
+            best = max(entry.get("top1_acc", float("-inf")) for entry in algorithm.eval_history) \
+                if algorithm.eval_history else None
+            line = f"eval step {step}/{total} · {format_metrics(metrics)}"
+            if best is not None and best > float("-inf"):
+                line += f" · best acc {format_value('top1_acc', best)}"
+            if self._bar is not None and "top1_acc" in metrics:
+                self._bar.set(acc=format_value("top1_acc", metrics["top1_acc"]))
+            logging.getLogger("semilearn").info(line)
+
+    @hookimpl
+    def after_run(self, algorithm: AlgorithmBase, status: str, error: BaseException | None) -> None:
+        try:
+            if self._bar is not None:
+                self._bar.close()
+            if self._console is not None:
+                self._console.setStream(self._console_stream)
+            if error is not None and not isinstance(error, KeyboardInterrupt):
+                self._write_file(
+                    "the run failed:\n" + "".join(traceback.format_exception(type(error), error, error.__traceback__))
+                )
+            for line in self._summary(algorithm, status, error):
+                logging.getLogger("semilearn").info(line)
+        finally:
+            self._close()
+
+    # -- helpers ------------------------------------------------------------------
+
+    def _elapsed(self) -> float:
+        return self._elapsed_before + time.monotonic() - self._started
+
+    def _eta(self, step: int, total: int) -> str:
+        done = step - self._first_step
+        seconds = time.monotonic() - self._started
+        return format_duration((total - step) * seconds / done) if done > 0 else "?"
+
+    def _due(self, step: int, total: int) -> bool:
+        interval = self.config.interval
+        if interval is None or step >= total or step - self._last_printed_step >= interval:
+            self._last_printed_step = step
+            return True
+        return False
+
+    @staticmethod
+    def _bar_values(metrics: Mapping[str, float]) -> dict[str, str]:
+        values = {}
+        if "loss" in metrics:
+            values["loss"] = f"{metrics['loss']:.3f}"
+        if "mask_ratio" in metrics:
+            values["mask"] = format_value("mask_ratio", metrics["mask_ratio"])
+        return values
+
+    def _write_file(self, message: str) -> None:
+        if self._log_file is None:
+            return
+        record = logging.LogRecord("semilearn", logging.INFO, __file__, 0, message, None, None)
+        self._log_file.handle(record)
+
+    def _append_metrics(self, record: Mapping[str, Any]) -> None:
+        if self._metrics is None:
+            assert self._metrics_path is not None
+            self._metrics = open(self._metrics_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in after_run
+        self._metrics.write(json.dumps(record) + "\n")
+        self._metrics.flush()
+
+    def _truncate_metrics(self, step: int) -> int:
+        """Keep only complete lines up to ``step`` (written atomically); return how many were dropped."""
+        path = self._metrics_path
+        if path is None or not path.exists():
+            return 0
+        kept, dropped = [], 0
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                dropped += 1
+                continue
+            if isinstance(entry, dict) and int(entry.get("step", 0)) <= step:
+                kept.append(line)
+            else:
+                dropped += 1
+        if dropped:
+            descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".metrics-")
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write("".join(line + "\n" for line in kept))
+            os.replace(temporary, path)
+        return dropped
+
+    def _summary(self, algorithm: AlgorithmBase, status: str, error: BaseException | None) -> list[str]:
+        reason = ""
+        if status == "interrupted":
+            reason = f" ({algorithm.stop_reason})" if algorithm.stop_reason else ""
+        elif status == "failed" and error is not None:
+            reason = f" ({type(error).__name__}: {error})"
+        lines = [f"summary: {status}{reason} at step {algorithm.global_step}/{algorithm.num_train_iter}"]
+        history = [entry for entry in algorithm.eval_history if "top1_acc" in entry]
+        if history:
+            best = max(history, key=lambda entry: entry["top1_acc"])
+            final = history[-1]
+            lines.append(
+                f"  best eval accuracy {format_value('top1_acc', best['top1_acc'])} at step {int(best['step'])}"
+                f" · final {format_value('top1_acc', final['top1_acc'])} at step {int(final['step'])}"
+            )
+        seconds = time.monotonic() - self._started
+        steps = algorithm.global_step - self._first_step
+        rate = steps / seconds if seconds > 0 else 0.0
+        lines.append(
+            f"  wall time {format_duration(self._elapsed())}"
+            + (f" (this process {format_duration(seconds)})" if self._elapsed_before else "")
+            + f" · {rate:.1f} steps/s"
+        )
+        run_dir = Path(algorithm.run_dir)
+        lines.append(f"  logs: {run_dir / self.config.log_file} · {run_dir / self.config.metrics_file}")
+        return lines
+
+    def _close(self) -> None:
+        if self._metrics is not None:
+            self._metrics.close()
+            self._metrics = None
+        if self._log_file is not None:
+            logging.getLogger("semilearn").removeHandler(self._log_file)
+            self._log_file.close()
+            self._log_file = None
+        self._bar = None
+        self._console = None
+
+    # -- command ------------------------------------------------------------------
+
+    @on_all_ranks
+    @hookimpl
+    def register_commands(self, cli: click.Group) -> None:
+        from .plot import plot_command
+
+        cli.add_command(plot_command)
