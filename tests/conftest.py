@@ -79,10 +79,11 @@ def run_process(
         cwd=cwd,
         env=full_env,
         capture_output=True,
-        text=True,
         timeout=timeout,
     )
-    return Result(completed.returncode, completed.stdout, completed.stderr)
+    # decoded by hand: text mode would turn a progress bar's \r into \n
+    return Result(completed.returncode, completed.stdout.decode("utf-8", "replace"),
+                  completed.stderr.decode("utf-8", "replace"))
 
 
 @pytest.fixture

@@ -149,3 +149,9 @@ def test_config_files_errors(tmp_path: Path) -> None:
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
     assert read_config_file(empty) == {}
+
+
+def test_yaml_booleans_given_to_a_string_option_take_its_spelling() -> None:
+    option = Option("progress", str, "auto", "bar", choices=("auto", "on", "off"))
+    assert option.coerce(True) == "on" and option.coerce(False) == "off"
+    assert Option("name", str, "x", "a name").coerce(True) == "true"

@@ -190,6 +190,9 @@ class AlgorithmBase:
 
     def _train(self) -> None:
         last_step = self.num_train_iter
+        stop_step = self.config.stop_step
+        if stop_step is not None and self.global_step >= stop_step and self.global_step < last_step:
+            self.stop_reason = "stop_step"  # a resumed run already at its stop step does nothing
         while self.global_step < last_step and not self.stop_reason:
             self.epoch = self.global_step // self.iters_per_epoch
             epoch_end = min((self.epoch + 1) * self.iters_per_epoch, last_step)

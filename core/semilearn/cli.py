@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .config import CORE_OPTIONS, Option
+from .config import CORE_OPTIONS, Option, read_config_file
 from .errors import SemilearnError
 from .plugins import PluginManager, parse_plugin_args
 from .rundir import CONFIG_FILE
@@ -107,11 +107,14 @@ def build_cli(manager: PluginManager) -> click.Group:
         from .runner import load_config
         from .runner import run as run_training
 
+        raw = None
         if config_file is None and resume and resume != "auto":
-            config_file = _config_beside(Path(resume))
-            if config_file is not None:
-                logging.getLogger("semilearn").info(f"configuration: {config_file} (from the resumed run)")
-        resolution = load_config(state.manager, config_file, overrides)
+            beside = _config_beside(Path(resume))
+            if beside is not None:
+                logging.getLogger("semilearn").info(f"configuration: {beside} (from the resumed run)")
+                raw = read_config_file(beside)
+                raw.pop("stop_step", None)  # where the earlier process stopped, not where this one should
+        resolution = load_config(state.manager, config_file, overrides, raw=raw)
         result = run_training(resolution.config, state.manager, resume=resume, warnings=resolution.warnings)
         return result.exit_code
 

@@ -115,7 +115,13 @@ class Option:
         elif self.type is str:
             if isinstance(value, (dict, list)):
                 raise self._type_error(key, value)
-            result = value if isinstance(value, str) else str(value)
+            if isinstance(value, bool):
+                # YAML reads on/off/yes/no as booleans; take the spelling the option knows.
+                spellings = ("on", "true", "yes") if value else ("off", "false", "no")
+                known = [choice for choice in (self.choices or ()) if str(choice).lower() in spellings]
+                result = known[0] if known else str(value).lower()
+            else:
+                result = value if isinstance(value, str) else str(value)
         elif self.type is list:
             if isinstance(value, str):
                 value = [part.strip() for part in value.split(",") if part.strip()]

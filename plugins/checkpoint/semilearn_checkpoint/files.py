@@ -104,10 +104,9 @@ def load_checkpoint_file(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(
             f"refusing to load {path}: it holds Python objects other than tensors and plain data, which could run "
-            f"code when unpickled (torch: {first_line})"
+            f"code when unpickled ({_unpickler_reason(error)})"
         ) from error
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -115,6 +114,16 @@ def load_checkpoint_file(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != "semilearn-checkpoint":
         raise CheckpointError(f"{path} is not a semilearn checkpoint")
     return state
+
+
+def _unpickler_reason(error: BaseException) -> str:
+    """The informative line of torch's weights-only refusal (what global was asked for)."""
+    text = str(error)
+    match = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if match:
+        return f"it asks for {match.group(1)}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return re.sub(r"\x1b\[[0-9;]*m", "", lines[-1] if lines else type(error).__name__)
 
 
 def checkpoint_files(folder: Path) -> list[Path]:

@@ -82,11 +82,14 @@ class ProgressBar:
         self.stream.flush()
         self._visible = True
 
-    def clear(self) -> None:
-        if self._visible:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-            self._visible = False
+    def clear(self) -> bool:
+        """Erase the bar; return whether it was shown."""
+        if not self._visible:
+            return False
+        self.stream.write("\r\x1b[K")
+        self.stream.flush()
+        self._visible = False
+        return True
 
     def close(self) -> None:
         if self._visible:
@@ -104,9 +107,9 @@ class BarAwareStream:
         self._bar = bar
 
     def write(self, text: str) -> int:
-        self._bar.clear()
+        shown = self._bar.clear()
         written = self._stream.write(text)
-        if text.endswith("\n"):
+        if shown and text.endswith("\n"):
             self._bar.draw()
         return written
 

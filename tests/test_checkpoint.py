@@ -1,0 +1,278 @@
+"""semilearn-checkpoint with real processes, signals and files."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import FAST, installed
+
+pytestmark = pytest.mark.skipif(not installed("semilearn-checkpoint"), reason="semilearn-checkpoint is not installed")
+
+TIMING_KEYS = {"steps_per_sec", "samples_per_sec", "seconds", "elapsed", "time"}
+
+
+def _load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _checkpoints(run_dir: Path) -> Path:
+    return run_dir / "checkpoints"
+
+
+def _only_run(root: Path) -> Path:
+    (run_dir,) = [path for path in root.iterdir() if path.is_dir()]
+    return run_dir
+
+
+def _same_tensors(first: dict, second: dict) -> None:
+    assert first.keys() == second.keys()
+    for name in first:
+        assert torch.equal(first[name], second[name]), name
+
+
+def _deterministic_metrics(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    return [{k: v for k, v in json.loads(line).items() if k not in TIMING_KEYS} for line in path.read_text().splitlines()]
+
+
+def test_resume_is_bit_identical_to_an_uninterrupted_run(cli, tmp_path: Path) -> None:
+    common = (*FAST, "--set", "num_train_iter=40", "--set", "checkpoint.interval=10")
+    started = time.perf_counter()
+    assert cli("run", *common, "--set", "save_dir=straight").code == 0
+    first = cli("run", *common, "--set", "save_dir=resumed", "--set", "stop_step=20")
+    assert first.code == 0 and "interrupted at step 20/40" in first.out
+    second = cli("run", *common, "--set", "save_dir=resumed", "--resume", "auto")
+    assert second.code == 0, second.err
+    seconds = time.perf_counter() - started
+    assert "resuming from resumed/fixmatch_digits_40_0/checkpoints/" in second.out
+    assert "(step 20)" in second.out and "completed at step 40/40" in second.out
+
+    straight = _load(tmp_path / "straight/fixmatch_digits_40_0/checkpoints/last.pt")
+    resumed = _load(tmp_path / "resumed/fixmatch_digits_40_0/checkpoints/last.pt")
+    assert straight["step"] == resumed["step"] == 40
+    _same_tensors(straight["model"], resumed["model"])
+    _same_tensors(straight["plugins"]["ema"]["model"], resumed["plugins"]["ema"]["model"])
+    assert straight["eval_history"] == resumed["eval_history"]
+    assert straight["plugins"]["checkpoint"] == resumed["plugins"]["checkpoint"]
+    if installed("semilearn-logging"):
+        assert _deterministic_metrics(tmp_path / "straight/fixmatch_digits_40_0") == _deterministic_metrics(
+            tmp_path / "resumed/fixmatch_digits_40_0"
+        )
+    print(f"\nresume identity (3 runs of 40/20/20 steps): {seconds:.1f} s")
+
+
+def test_resume_after_a_crash_rewrites_the_metrics_after_the_checkpoint(cli, tmp_path: Path) -> None:
+    if not installed("semilearn-logging"):
+        pytest.skip("needs semilearn-logging")
+    common = (*FAST, "--set", "num_train_iter=20", "--set", "num_log_iter=1", "--set", "checkpoint.interval=5")
+    assert cli("run", *common, "--set", "save_dir=straight").code == 0
+    assert cli("run", *common, "--set", "save_dir=crashed", "--set", "stop_step=13").code == 0
+    run_dir = tmp_path / "crashed/fixmatch_digits_40_0"
+    (run_dir / "checkpoints/last.pt").unlink()  # as if killed before anything after step 10 was saved
+    resumed = cli("run", *common, "--set", "save_dir=crashed", "--resume", "auto")
+    assert resumed.code == 0 and "(step 10)" in resumed.out
+    assert _deterministic_metrics(tmp_path / "straight/fixmatch_digits_40_0") == _deterministic_metrics(run_dir)
+    assert "3 metric lines after it dropped" in (run_dir / "log.txt").read_text()
+
+
+def _start(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "semilearn", "run", *FAST, "--set", "save_dir=runs", *args],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+
+
+def _wait_for_training(process: subprocess.Popen[str]) -> list[str]:
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("run directory:"):
+            return lines
+    raise AssertionError("the run never started: " + "".join(lines))
+
+
+def test_sigterm_saves_exits_143_and_the_resume_finishes_identically(cli, tmp_path: Path) -> None:
+    common = ("--set", "num_train_iter=400", "--set", "num_eval_iter=100", "--set", "checkpoint.interval=0")
+    process = _start(tmp_path, *common)
+    _wait_for_training(process)
+    time.sleep(2.0)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert "warning: SIGTERM received: finishing step" in out
+    run_dir = _only_run(tmp_path / "runs")
+    saved = _load(_checkpoints(run_dir) / "last.pt")
+    assert 0 < saved["step"] < 400
+    assert f"interrupted at step {saved['step']}/400" in out
+
+    resumed = cli("run", *FAST, "--set", "save_dir=runs", *common, "--resume", str(run_dir))
+    assert resumed.code == 0, resumed.err
+    assert f"(step {saved['step']})" in resumed.out and "completed at step 400/400" in resumed.out
+    assert cli("run", *FAST, "--set", "save_dir=straight", *common).code == 0
+    _same_tensors(_load(_checkpoints(run_dir) / "last.pt")["model"],
+                  _load(tmp_path / "straight/fixmatch_digits_40_0/checkpoints/last.pt")["model"])
+
+
+def test_sigkill_at_random_moments_never_leaves_a_broken_newest_checkpoint(tmp_path: Path) -> None:
+    from semilearn_checkpoint.files import checkpoint_files, load_checkpoint_file
+
+    rng = random.Random(1234)
+    args = ("--set", "num_train_iter=1000000", "--set", "num_eval_iter=1000000", "--set", "num_log_iter=1000000",
+            "--set", "batch_size=4", "--set", "uratio=1", "--set", "checkpoint.interval=1",
+            "--set", "checkpoint.keep=2", "-p", "no:logging")
+    previous_step = 0
+    killed_mid_write = 0
+    for attempt in range(20):
+        process = _start(tmp_path, *args, "--resume", "auto")
+        lines = _wait_for_training(process)
+        if attempt:
+            assert any(f"(step {previous_step})" in line for line in lines), lines
+        time.sleep(rng.uniform(0.2, 1.5))
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=60)
+        folder = _checkpoints(_only_run(tmp_path / "runs"))
+        killed_mid_write += any(path.name.startswith(".tmp-") for path in folder.iterdir())
+        newest = checkpoint_files(folder)[0]
+        state = load_checkpoint_file(newest)  # raises if the newest file is not intact
+        assert state["step"] >= previous_step
+        previous_step = state["step"]
+    assert killed_mid_write >= 1, "no kill landed during a write: the test did not test anything"
+    final = _start(tmp_path, *args, "--resume", "auto", "--set", f"stop_step={previous_step + 3}")
+    out, err = final.communicate(timeout=120)
+    assert final.returncode == 0, err
+    assert f"(step {previous_step})" in out and f"interrupted at step {previous_step + 3}/" in out
+    print(f"\n20 SIGKILLs: {killed_mid_write} landed while a checkpoint was being written; "
+          f"reached step {previous_step}")
+
+
+def _malicious_checkpoint(path: Path, marker: Path) -> None:
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    torch.save({"format": "semilearn-checkpoint", "step": 1, "payload": Payload()}, path)
+
+
+def test_a_malicious_checkpoint_is_refused_and_its_payload_never_runs(cli, tmp_path: Path) -> None:
+    evil, marker = tmp_path / "evil.pt", tmp_path / "pwned"
+    _malicious_checkpoint(evil, marker)
+    assert not marker.exists()
+    result = cli("run", *FAST, "--resume", str(evil))
+    assert result.code != 0
+    assert result.err.startswith(f"error: refusing to load {evil}: it holds Python objects other than tensors")
+    assert "(it asks for io.open)" in result.err or "builtins.open" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    inspect = cli("checkpoint", "inspect", str(evil))
+    assert inspect.code != 0 and "refusing to load" in inspect.err
+    assert not marker.exists()
+    # the payload is real: an unsafe load would have run it
+    subprocess.run([sys.executable, "-c", f"import torch; torch.load({str(evil)!r}, weights_only=False)"],
+                   capture_output=True, timeout=60)
+    assert marker.exists()
+
+
+def test_auto_resume_skips_corrupt_and_malicious_files_with_a_warning(cli, tmp_path: Path) -> None:
+    common = (*FAST, "--set", "save_dir=runs", "--set", "checkpoint.interval=5", "--set", "num_train_iter=20")
+    assert cli("run", *common, "--set", "stop_step=15").code == 0
+    folder = tmp_path / "runs/fixmatch_digits_40_0/checkpoints"
+    last = folder / "last.pt"
+    data = last.read_bytes()
+    last.unlink()  # break the hard link before truncating
+    last.write_bytes(data[: len(data) // 2])
+    explicit = cli("run", *common, "--resume", str(last))
+    assert explicit.code != 0 and "is truncated or corrupt" in explicit.err
+    marker = tmp_path / "pwned"
+    (folder / "best.pt").unlink()  # a hard link to a periodic file: replace it, do not write through it
+    _malicious_checkpoint(folder / "best.pt", marker)
+    os.utime(folder / "best.pt", (time.time() + 5, time.time() + 5))  # the newest file of all
+    result = cli("run", *common, "--resume", "auto")
+    assert result.code == 0, result.err
+    shown = Path("runs/fixmatch_digits_40_0/checkpoints")
+    assert f"warning: skipping checkpoint {shown / 'best.pt'}: refusing to load" in result.out
+    assert f"warning: skipping checkpoint {shown / 'last.pt'}: {shown / 'last.pt'} is truncated or corrupt" in result.out
+    assert f"resuming from {shown / 'step_0000015.pt'} (step 15)" in result.out
+    assert not marker.exists()
+
+
+def test_retention_keeps_last_best_and_the_newest_periodic(cli, tmp_path: Path) -> None:
+    result = cli("run", *FAST, "--set", "save_dir=runs", "--set", "checkpoint.interval=5",
+                 "--set", "checkpoint.keep=2", "--set", "num_eval_iter=5")
+    assert result.code == 0
+    folder = tmp_path / "runs/fixmatch_digits_40_0/checkpoints"
+    assert sorted(path.name for path in folder.iterdir()) == ["best.pt", "last.pt", "step_0000015.pt",
+                                                              "step_0000020.pt"]
+    best = _load(folder / "best.pt")
+    history = best["eval_history"]
+    best_entry = max(history[: len(history)], key=lambda entry: entry["top1_acc"])
+    assert best["plugins"]["checkpoint"]["best_step"] == best["step"]
+    assert best["plugins"]["checkpoint"]["best_value"] == best_entry["top1_acc"]
+    assert _load(folder / "last.pt")["step"] == 20
+
+
+def test_best_by_minimum_loss(cli, tmp_path: Path) -> None:
+    assert cli("run", *FAST, "--set", "save_dir=runs", "--set", "checkpoint.monitor=loss",
+               "--set", "checkpoint.mode=min", "--set", "num_eval_iter=5").code == 0
+    best = _load(tmp_path / "runs/fixmatch_digits_40_0/checkpoints/best.pt")
+    lowest = min(best["eval_history"], key=lambda entry: entry["loss"])
+    assert best["step"] == lowest["step"]
+
+
+def test_an_unknown_monitor_warns_once(cli) -> None:
+    result = cli("run", *FAST, "--set", "save_dir=runs", "--set", "checkpoint.monitor=f1")
+    assert result.code == 0
+    assert result.out.count("checkpoint.monitor 'f1' is not among the eval metrics") == 1
+
+
+def test_async_saving_writes_the_same_checkpoints(cli, tmp_path: Path) -> None:
+    common = (*FAST, "--set", "checkpoint.interval=5")
+    assert cli("run", *common, "--set", "save_dir=sync").code == 0
+    assert cli("run", *common, "--set", "save_dir=async", "--set", "checkpoint.async_save=true").code == 0
+    for name in ("last.pt", "best.pt", "step_0000020.pt"):
+        first = _load(tmp_path / "sync/fixmatch_digits_40_0/checkpoints" / name)
+        second = _load(tmp_path / "async/fixmatch_digits_40_0/checkpoints" / name)
+        _same_tensors(first["model"], second["model"])
+        assert first["step"] == second["step"]
+
+
+def test_resume_with_a_different_setup_is_refused(cli, tmp_path: Path) -> None:
+    assert cli("run", *FAST, "--set", "save_dir=runs", "--set", "stop_step=5").code == 0
+    result = cli("run", *FAST, "--set", "save_dir=runs", "--set", "save_name=fixmatch_digits_40_0",
+                 "--set", "num_labels=80", "--resume", "auto")
+    assert result.code != 0
+    assert "cannot resume with a different setup (num_labels: 40 in the checkpoint, 80 now)" in result.err
+
+
+def test_resume_a_run_directory_without_a_config_file(cli, tmp_path: Path) -> None:
+    assert cli("run", *FAST, "--set", "save_dir=runs", "--set", "lr=0.01", "--set", "stop_step=6").code == 0
+    result = cli("run", "--resume", "runs/fixmatch_digits_40_0")
+    assert result.code == 0, result.err
+    assert "configuration: runs/fixmatch_digits_40_0/config.yaml" in result.out
+    assert "completed at step 20/20" in result.out
+
+
+def test_resume_auto_with_nothing_to_resume_starts_fresh(cli) -> None:
+    result = cli("run", *FAST, "--set", "save_dir=runs", "--resume", "auto")
+    assert result.code == 0
+    assert "--resume auto: no checkpoint of runs/fixmatch_digits_40_0; starting a new run" in result.out
+
+
+def test_inspect_prints_step_metrics_config_and_versions(cli, tmp_path: Path) -> None:
+    assert cli("run", *FAST, "--set", "save_dir=runs").code == 0
+    path = "runs/fixmatch_digits_40_0/checkpoints/last.pt"
+    result = cli("checkpoint", "inspect", path)
+    assert result.code == 0
+    assert "step 20/20" in result.out and "last eval: step 20, top1_acc" in result.out
+    assert "algorithm=fixmatch" in result.out and "semilearn-checkpoint 0.1.0" in result.out
+    info = json.loads(cli("checkpoint", "inspect", path, "--json").out)
+    assert info["step"] == 20 and info["has_ema"] and info["config"]["num_labels"] == 40

@@ -1,0 +1,195 @@
+"""semilearn-logging with real runs: console lines, bar on a real terminal, files, summary, plot."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import FAST, installed, train_in_process
+
+pytestmark = pytest.mark.skipif(not installed("semilearn-logging"), reason="semilearn-logging is not installed")
+
+ONLY_LOGGING = ("-p", "no:checkpoint")
+
+
+def _run_dir(root: Path) -> Path:
+    (run_dir,) = [path for path in (root / "runs").iterdir() if path.is_dir()]
+    return run_dir
+
+
+def test_plain_lines_files_and_summary_when_not_a_terminal(process, tmp_path: Path) -> None:
+    result = process("run", *FAST, "--set", "save_dir=runs", *ONLY_LOGGING)
+    assert result.code == 0, result.err
+    out = result.out
+    assert "\r" not in out and "\x1b" not in out
+    for step in (5, 10, 15, 20):
+        assert f"step {step}/20 · loss " in out
+    assert "eval step 10/20 · acc " in out and "eval step 20/20 · acc " in out
+    assert "summary: completed at step 20/20" in out
+    assert "best eval accuracy" in out and "steps/s" in out
+
+    run_dir = _run_dir(tmp_path)
+    log = (run_dir / "log.txt").read_text()
+    assert "semilearn " in log.splitlines()[0] and "run directory:" in log
+    assert "step 15/20 · loss" in log and "summary: completed" in log
+
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["split"]) for r in records] == [
+        (5, "train"), (10, "train"), (10, "eval"), (15, "train"), (20, "train"), (20, "eval")
+    ]
+    train = records[0]
+    assert {"step", "epoch", "split", "loss", "sup_loss", "unsup_loss", "mask_ratio", "lr", "elapsed",
+            "steps_per_sec"} <= set(train)
+    assert train["epoch"] == 0 and records[-1]["epoch"] == 1
+    assert 0 <= records[2]["top1_acc"] <= 1
+    assert records[-1]["elapsed"] >= records[0]["elapsed"] > 0
+
+
+def test_interval_thins_console_lines_but_not_the_metrics_file(process, tmp_path: Path) -> None:
+    result = process("run", *FAST, "--set", "save_dir=runs", "--set", "logging.interval=10", *ONLY_LOGGING)
+    assert result.code == 0, result.err
+    assert "step 5/20 · " not in result.out and "step 15/20 · " not in result.out
+    assert "step 10/20 · " in result.out and "step 20/20 · " in result.out
+    lines = (_run_dir(tmp_path) / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 6
+    assert "step 5/20 · " in (_run_dir(tmp_path) / "log.txt").read_text()
+
+
+def test_a_live_bar_on_a_real_terminal(tmp_path: Path) -> None:
+    main, child = pty.openpty()
+    env = dict(os.environ, TERM="xterm", COLUMNS="120")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "semilearn", "run", *FAST, "--set", "save_dir=runs", *ONLY_LOGGING],
+        cwd=tmp_path, stdin=child, stdout=child, stderr=child, env=env, close_fds=True,
+    )
+    os.close(child)
+    chunks = []
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([main], [], [], 1.0)
+        if ready:
+            try:
+                data = os.read(main, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif process.poll() is not None:
+            break
+    process.wait(timeout=30)
+    os.close(main)
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    assert process.returncode == 0, screen
+    assert "\r" in screen and "\x1b[K" in screen
+    assert "it/s eta" in screen and "20/20 100%" in screen
+    assert "| loss " in screen and " mask " in screen and " acc " in screen
+    assert "eval step 10/20" in screen  # eval results stay on the screen above the bar
+    assert "step 5/20 · loss" not in screen  # train lines go to the bar and the files only
+    assert "step 5/20 · loss" in (_run_dir(tmp_path) / "log.txt").read_text()
+
+
+def test_forced_bar_and_no_bar(process) -> None:
+    on = process("run", *FAST, "--set", "save_dir=on", "--set", "logging.progress=on", *ONLY_LOGGING)
+    assert on.code == 0 and "\r" in on.out and "\x1b[K" in on.out
+    assert "step 5/20 · " not in on.out
+    off = process("run", *FAST, "--set", "save_dir=off", "--set", "logging.progress=off", *ONLY_LOGGING)
+    assert off.code == 0 and "\r" not in off.out and "\x1b" not in off.out and "step 5/20 · " in off.out
+
+
+def test_a_killed_run_keeps_every_line_already_logged(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "semilearn", "run", *FAST, "--set", "num_train_iter=100000", "--set", "num_log_iter=1",
+         "--set", "save_dir=runs", *ONLY_LOGGING],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    assert process.stdout is not None
+    printed = 0
+    for line in process.stdout:
+        if line.startswith("step "):
+            printed = int(line.split()[1].split("/")[0])
+            if printed >= 12:
+                break
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    records = [json.loads(line) for line in (_run_dir(tmp_path) / "metrics.jsonl").read_text().splitlines()]
+    train_steps = [r["step"] for r in records if r["split"] == "train"]
+    assert train_steps[:printed] == list(range(1, printed + 1))
+
+
+class _Boom:
+    name = "boom"
+
+    from semilearn import hookimpl
+
+    @hookimpl
+    def on_step_end(self, algorithm, step: int) -> None:
+        if step == 7:
+            raise ZeroDivisionError("boom at step 7")
+
+
+def test_failure_gets_a_summary_and_the_traceback_in_the_log(tmp_path: Path, capsys) -> None:
+    from semilearn.cli import setup_console
+
+    setup_console()
+    with pytest.raises(ZeroDivisionError):
+        train_in_process(tmp_path, plugins=[_Boom()], blocked=["checkpoint"])
+    out = capsys.readouterr().out
+    assert "summary: failed (ZeroDivisionError: boom at step 7) at step 7/20" in out
+    log = (_run_dir(tmp_path) / "log.txt").read_text()
+    assert "Traceback (most recent call last)" in log and "boom at step 7" in log
+
+
+def test_interrupt_gets_a_summary(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "semilearn", "run", *FAST, "--set", "num_train_iter=100000", "--set", "save_dir=runs",
+         *ONLY_LOGGING],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("step "):
+            break
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "summary: interrupted (SIGINT) at step" in out
+
+
+def test_plot_writes_a_png(process, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    assert process("run", *FAST, "--set", "save_dir=runs", *ONLY_LOGGING).code == 0
+    run_dir = _run_dir(tmp_path)
+    result = process("plot", str(run_dir))
+    assert result.code == 0, result.err
+    image = run_dir / "metrics.png"
+    assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and image.stat().st_size > 10_000
+    custom = process("plot", str(run_dir), "-o", "out/curves.png")
+    assert custom.code == 0 and (tmp_path / "out" / "curves.png").is_file()
+
+
+def test_plot_without_matplotlib_says_how_to_get_it(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.jsonl").write_text('{"step": 1, "split": "train", "loss": 1.0}\n')
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    result = cli("plot", str(run_dir))
+    assert result.code == 1
+    assert result.err.strip() == (
+        "error: semilearn plot needs matplotlib, which is not installed: pip install 'semilearn-logging[plot]'"
+    )
+
+
+def test_plot_of_a_folder_without_metrics(cli, tmp_path: Path) -> None:
+    result = cli("plot", str(tmp_path))
+    assert result.code == 1 and "no metrics file in" in result.err
