@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from conftest import FAST, installed
 
 pytestmark = pytest.mark.skipif(not installed("semilearn-checkpoint"), reason="semilearn-checkpoint is not installed")

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import train_in_process
 
+from conftest import train_in_process
 from semilearn import Hook, Option, hookimpl, on_all_ranks
 from semilearn.hook import runs_on_rank
 from semilearn.plugins import PluginManager

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import FAST, installed, train_in_process
 
 pytestmark = pytest.mark.skipif(not installed("semilearn-logging"), reason="semilearn-logging is not installed")

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import FAST, installed
 
 pytestmark = pytest.mark.skipif(

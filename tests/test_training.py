@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import FAST, train_in_process
 
+from conftest import FAST, train_in_process
 from semilearn import Hook, hookimpl
 from semilearn.plugins import PluginManager
 from semilearn.runner import build_algorithm, load_config

@@ -118,7 +118,7 @@ class AlgorithmBase:
         self.world_size = world_size()
 
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-        self.model = model.to(device, memory_format=self.memory_format)
+        self.model = model.to(device).to(memory_format=self.memory_format)  # type: ignore[call-overload]
         self.ema_model: nn.Module | None = None
         self.optimizer = build_optimizer(self.model, config)
         self.scheduler = cosine_schedule_with_warmup(self.optimizer, config.num_train_iter, config.num_warmup_iter)
@@ -163,7 +163,8 @@ class AlgorithmBase:
         ``banner`` holds ``(level, message)`` lines describing the run; they are logged once
         plugins are set up (after ``before_run``), so log files receive them too.
         """
-        status, error = "failed", None
+        status = "failed"
+        error: BaseException | None = None
         try:
             with self._stop_on_signals():
                 self.resuming = resume_state is not None
@@ -221,7 +222,7 @@ class AlgorithmBase:
     def _log_train(self, step: int, outputs: Mapping[str, torch.Tensor]) -> None:
         names = list(outputs)
         values = torch.stack([outputs[name].detach().float() for name in names]).tolist() if names else []
-        metrics: dict[str, float] = dict(zip(names, values))
+        metrics: dict[str, float] = dict(zip(names, values, strict=True))
         metrics["lr"] = float(self.optimizer.param_groups[0]["lr"])
         self._log("train", step, metrics)
 

@@ -154,7 +154,7 @@ def build_cli(manager: PluginManager) -> click.Group:
     def algorithms(state: _State, as_json: bool) -> int:
         """List algorithms with a one-line description and their configuration keys."""
         registry = state.manager.registry("algorithm")
-        entries = []
+        entries: list[dict[str, Any]] = []
         for name, cls in registry.items():
             entries.append({
                 "name": name,

@@ -22,7 +22,8 @@ COSINE_CYCLES = 7.0 / 16.0
 
 
 def build_optimizer(model: nn.Module, config: Config) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for parameter in model.parameters():
         if not parameter.requires_grad:
             continue

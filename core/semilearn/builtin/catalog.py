@@ -23,6 +23,7 @@ BUILTIN_DATASETS: dict[str, tuple[str, str]] = {
 BUILTIN_NETS: dict[str, tuple[str, str]] = {
     "small_cnn": ("semilearn.nets.cnn:small_cnn", "4-layer CNN for tiny images (8x8 digits)"),
     "wrn_28_2": ("semilearn.nets.wrn:wrn_28_2", "Wide ResNet 28-2 (USB's classic-CV network, 32x32)"),
+    "wrn_28_8": ("semilearn.nets.wrn:wrn_28_8", "Wide ResNet 28-8 (USB's CIFAR-100 network, 32x32)"),
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["WideResNet", "wrn_28_2"]
+__all__ = ["WideResNet", "wrn_28_2", "wrn_28_8"]
 
 _BN_MOMENTUM = 0.001
 _LEAKY_SLOPE = 0.1
@@ -94,3 +94,7 @@ class WideResNet(nn.Module):
 
 def wrn_28_2(num_classes: int, in_channels: int, image_size: int) -> WideResNet:
     return WideResNet(num_classes, depth=28, widen_factor=2, in_channels=in_channels)
+
+
+def wrn_28_8(num_classes: int, in_channels: int, image_size: int) -> WideResNet:
+    return WideResNet(num_classes, depth=28, widen_factor=8, in_channels=in_channels)

@@ -15,6 +15,7 @@ import click
 
 from semilearn import Hook, Option, hookimpl
 
+
 def _summary(arguments: dict[str, Any]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for key, value in arguments.items():
