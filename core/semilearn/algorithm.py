@@ -46,7 +46,7 @@ from .optim import build_optimizer, cosine_schedule_with_warmup
 from .plugins import call_each
 
 if TYPE_CHECKING:
-    from .data import SSLData
+    from .data.base import SSLData
     from .plugins import PluginManager
 
 __all__ = ["AlgorithmBase", "CHECKPOINT_FORMAT", "CHECKPOINT_FORMAT_VERSION", "RunLogger"]

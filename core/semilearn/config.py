@@ -186,10 +186,10 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("uratio", int, 7, "Unlabelled samples per labelled sample in a step.", minimum=1, usb=True),
     Option("eval_batch_size", int, 512, "Samples per forward pass during evaluation.", minimum=1, usb=True),
     # schedule
-    Option("num_train_iter", int, 1600, "Training steps of the whole run.", minimum=1, usb=True),
-    Option("epoch", int, 8, "Number of epochs `num_train_iter` is split into (for epoch hooks).", minimum=1,
+    Option("num_train_iter", int, 3000, "Training steps of the whole run.", minimum=1, usb=True),
+    Option("epoch", int, 6, "Number of epochs `num_train_iter` is split into (for epoch hooks).", minimum=1,
            usb=True),
-    Option("num_eval_iter", int, 200, "Evaluate every this many steps (and at the last step).", minimum=1,
+    Option("num_eval_iter", int, 500, "Evaluate every this many steps (and at the last step).", minimum=1,
            usb=True),
     Option("num_log_iter", int, 50, "Log train metrics every this many steps (and at the last step).", minimum=1,
            usb=True),

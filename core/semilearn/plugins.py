@@ -63,6 +63,8 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "ema": "semilearn.builtin.ema:EMAHook",
     "evaluation": "semilearn.builtin.evaluation:EvaluationHook",
     "timing": "semilearn.builtin.timing:TimingHook",
+    "policies": "semilearn.builtin.policies:PolicyHook",
+    "scaffold": "semilearn.builtin.scaffold:ScaffoldHook",
 }
 ESSENTIAL_PLUGINS = frozenset({"catalog"})
 

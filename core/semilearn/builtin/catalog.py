@@ -1,30 +1,24 @@
-"""The built-in algorithms, data sets and networks, registered through the registration hooks."""
+"""The built-in algorithms, data sets and networks, registered through the registration hooks.
+
+The lists live beside what they list (``semilearn.algorithms``, ``semilearn.data``,
+``semilearn.nets``); the ``semilearn data`` commands come from :mod:`semilearn.data.commands`.
+"""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..hook import Hook, hookimpl
+if TYPE_CHECKING:
+    import click
+
+from ..algorithms import BUILTIN_ALGORITHMS
+from ..data import BUILTIN_DATASETS
+from ..hook import Hook, hookimpl, on_all_ranks
+from ..nets import BUILTIN_NETS
 
 __all__ = ["Catalog", "BUILTIN_ALGORITHMS", "BUILTIN_DATASETS", "BUILTIN_NETS", "import_target"]
-
-# name -> "module:attribute"; imported only when a registry is first built
-BUILTIN_ALGORITHMS: dict[str, str] = {
-    "supervised": "semilearn.algorithms.supervised:Supervised",
-    "fixmatch": "semilearn.algorithms.fixmatch:FixMatch",
-}
-# name -> ("module:builder", description)
-BUILTIN_DATASETS: dict[str, tuple[str, str]] = {
-    "digits": ("semilearn.data.digits:build_digits", "scikit-learn's 8x8 handwritten digits (1797 images, offline)"),
-    "synthetic": ("semilearn.data.synthetic:build_synthetic", "generated 32x32x3 images of 10 classes (speed work)"),
-}
-BUILTIN_NETS: dict[str, tuple[str, str]] = {
-    "small_cnn": ("semilearn.nets.cnn:small_cnn", "4-layer CNN for tiny images (8x8 digits)"),
-    "wrn_28_2": ("semilearn.nets.wrn:wrn_28_2", "Wide ResNet 28-2 (USB's classic-CV network, 32x32)"),
-    "wrn_28_8": ("semilearn.nets.wrn:wrn_28_8", "Wide ResNet 28-8 (USB's CIFAR-100 network, 32x32)"),
-}
 
 
 def import_target(target: str) -> Any:
@@ -50,3 +44,10 @@ class Catalog(Hook):
     def register_nets(self, register: Callable[..., None]) -> None:
         for name, (target, description) in BUILTIN_NETS.items():
             register(name, import_target(target), description)
+
+    @on_all_ranks
+    @hookimpl
+    def register_commands(self, cli: click.Group) -> None:
+        from ..data.commands import data_group
+
+        cli.add_command(data_group)

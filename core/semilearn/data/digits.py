@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from . import AugmentSpec, SSLData, balanced_labelled_indices, check_num_classes
+from .augment import AugmentSpec
+from .base import SSLData, balanced_labelled_indices, check_num_classes
 
 if TYPE_CHECKING:
     from ..config import Config

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import AugmentSpec, SSLData, balanced_labelled_indices, check_num_classes
+from .augment import AugmentSpec
+from .base import SSLData, balanced_labelled_indices, check_num_classes
 
 if TYPE_CHECKING:
     from ..config import Config

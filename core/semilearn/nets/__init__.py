@@ -9,5 +9,18 @@ batch ``[B, C, H, W]`` and returns a dict:
 
 It exposes ``num_features`` (the width of ``feat``). Algorithms that need more heads
 (projection, rotation) add them around the network, reading ``feat``.
+
+This module imports nothing heavy: it only lists the built-in networks, which the
+``catalog`` plugin registers.
 """
 
+from __future__ import annotations
+
+__all__ = ["BUILTIN_NETS"]
+
+# name -> ("module:builder", description); imported when the registry is first needed
+BUILTIN_NETS: dict[str, tuple[str, str]] = {
+    "small_cnn": ("semilearn.nets.cnn:small_cnn", "4-layer CNN for tiny images (8x8 digits)"),
+    "wrn_28_2": ("semilearn.nets.wrn:wrn_28_2", "Wide ResNet 28-2 (USB's classic-CV network, 32x32)"),
+    "wrn_28_8": ("semilearn.nets.wrn:wrn_28_8", "Wide ResNet 28-8 (USB's CIFAR-100 network, 32x32)"),
+}

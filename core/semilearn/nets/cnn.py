@@ -23,7 +23,7 @@ class SmallCNN(nn.Module):
     ``logits`` ``[B, num_classes]`` and ``feat`` ``[B, num_features]``.
     """
 
-    def __init__(self, num_classes: int, in_channels: int = 1, width: int = 32) -> None:
+    def __init__(self, num_classes: int, in_channels: int = 1, width: int = 16) -> None:
         super().__init__()
         self.num_features = 2 * width
         self.features = nn.Sequential(

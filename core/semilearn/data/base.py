@@ -1,0 +1,102 @@
+"""The in-memory data set container and the labelled-split convention."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, DataError
+from .augment import AugmentSpec
+
+__all__ = ["SSLData", "AugmentSpec", "balanced_labelled_indices", "check_num_classes"]
+
+@dataclass
+class SSLData:
+    """A semi-supervised data set held in memory.
+
+    Attributes:
+        name: the registry name.
+        num_classes: number of classes.
+        labelled_images, labelled_targets: the labelled training subset.
+        unlabelled_images: the images whose labels are not used (usually the whole training
+            set, including the labelled images, as USB does).
+        unlabelled_targets: their true labels where known (diagnostics only), else ``None``.
+        test_images, test_targets: the evaluation split.
+        augment: how views are made and normalised.
+        default_net: the network ``net: auto`` picks.
+    """
+
+    name: str
+    num_classes: int
+    labelled_images: torch.Tensor
+    labelled_targets: torch.Tensor
+    unlabelled_images: torch.Tensor
+    unlabelled_targets: torch.Tensor | None
+    test_images: torch.Tensor
+    test_targets: torch.Tensor
+    augment: AugmentSpec
+    default_net: str
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        channels, height, width = self.test_images.shape[1:]
+        return int(channels), int(height), int(width)
+
+    def to(self, device: torch.device | str) -> SSLData:
+        """Move every tensor to ``device`` (uint8 stays uint8)."""
+
+        def move(tensor: Any) -> Any:
+            return tensor.to(device) if isinstance(tensor, torch.Tensor) else tensor
+
+        return SSLData(
+            self.name,
+            self.num_classes,
+            move(self.labelled_images),
+            move(self.labelled_targets),
+            move(self.unlabelled_images),
+            move(self.unlabelled_targets),
+            move(self.test_images),
+            move(self.test_targets),
+            self.augment,
+            self.default_net,
+        )
+
+    def summary(self) -> str:
+        channels, height, width = self.image_shape
+        return (
+            f"{self.name}: {len(self.labelled_targets)} labelled, {len(self.unlabelled_images)} unlabelled, "
+            f"{len(self.test_targets)} test images of {channels}x{height}x{width}, {self.num_classes} classes"
+        )
+
+
+def balanced_labelled_indices(targets: np.ndarray, num_labels: int, num_classes: int, seed: int) -> np.ndarray:
+    """Draw ``num_labels // num_classes`` indices of each class, by ``seed`` (USB's convention).
+
+    Raises ConfigError when ``num_labels`` does not split evenly or asks for more samples
+    of a class than the training split has.
+    """
+    if num_labels % num_classes:
+        raise ConfigError(
+            f"num_labels ({num_labels}) must be a multiple of the {num_classes} classes: labels are drawn "
+            "balanced across classes"
+        )
+    per_class = num_labels // num_classes
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in range(num_classes):
+        members = np.flatnonzero(targets == label)
+        if len(members) < per_class:
+            raise ConfigError(
+                f"num_labels ({num_labels}) asks for {per_class} labels per class, but class {label} has only "
+                f"{len(members)} training images"
+            )
+        chosen.append(rng.choice(members, per_class, replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+def check_num_classes(configured: int | None, actual: int, dataset: str) -> None:
+    if configured is not None and configured != actual:
+        raise DataError(f"num_classes is {configured}, but data set '{dataset}' has {actual} classes")
