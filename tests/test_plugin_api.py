@@ -38,7 +38,7 @@ def test_plugins_lists_the_distribution_its_hooks_and_the_call_order(process) ->
     assert recorder["builtin"] is False and recorder["status"] == "active"
     assert recorder["target"] == "semilearn_test_recorder:Recorder"
     assert {"before_run", "after_train_step", "log", "after_run", "register_commands"} <= set(recorder["hooks"])
-    assert recorder["config_section"] == ["path", "fail_at"]
+    assert recorder["config_section"] == ["path", "fail_at", "fail_rank", "fail_step"]
     # tryfirst (ema) first, trylast (recorder_late) last, the rest last-registered first:
     # built-ins before installed plugins, installed ones in name order.
     order = listing["call_order"]["after_train_step"]

@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import random
 import signal
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -40,7 +42,7 @@ from torch import nn
 from .config import Config, Option
 from .data.augment import BatchAugment
 from .data.sampler import SampleStream
-from .distributed import global_rank, world_size
+from .distributed import StopVote, all_reduce_sum, global_rank, is_distributed, world_size
 from .errors import CheckpointError
 from .optim import build_optimizer, cosine_schedule_with_warmup
 from .plugins import call_each
@@ -86,8 +88,10 @@ class AlgorithmBase:
     * ``config_options`` -- its hyperparameters (USB's key names), validated like every key;
     * ``uses_unlabelled`` -- whether steps draw unlabelled batches (False for supervised).
 
-    Attributes a plugin can read: ``config``, ``data``, ``model``, ``ema_model`` (set by
-    the ``ema`` plugin, else ``None``), ``optimizer``, ``scheduler``, ``scaler``,
+    Attributes a plugin can read: ``config``, ``data``, ``module`` (the network),
+    ``model`` (what training calls: the network, or its DistributedDataParallel wrapper
+    under torchrun), ``ema_model`` (set by the ``ema`` plugin, else ``None``),
+    ``optimizer``, ``scheduler``, ``scaler``,
     ``device``, ``run_dir``, ``global_step`` (finished steps), ``epoch``,
     ``num_train_iter``, ``iters_per_epoch``, ``eval_history``, ``resuming``, ``rank``,
     ``world_size``.
@@ -118,9 +122,13 @@ class AlgorithmBase:
         self.world_size = world_size()
 
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-        self.model = model.to(device).to(memory_format=self.memory_format)  # type: ignore[call-overload]
+        module = model.to(device).to(memory_format=self.memory_format)  # type: ignore[call-overload]
+        if config.sync_bn and self.world_size > 1:
+            module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
+        self.module: nn.Module = module
+        self.model: nn.Module = _wrap_for_distributed(module, device) if is_distributed() else module
         self.ema_model: nn.Module | None = None
-        self.optimizer = build_optimizer(self.model, config)
+        self.optimizer = build_optimizer(self.module, config)
         self.scheduler = cosine_schedule_with_warmup(self.optimizer, config.num_train_iter, config.num_warmup_iter)
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler(
@@ -135,10 +143,13 @@ class AlgorithmBase:
         self.resuming = False
         self.status: str | None = None
         self.stop_reason: str | None = None
+        self._signal_received: signal.Signals | None = None
+        self._stop_vote: StopVote | None = None
 
-        # Every random draw of the data path comes from these generators (on the device).
+        # Every random draw of a step comes from generators seeded by (seed, rank, step)
+        # at its start (see _seed_step), so a resumed run draws exactly what the
+        # uninterrupted one would have, on every rank.
         self.augment_generator = torch.Generator(device=device)
-        self.augment_generator.manual_seed(_derived_seed(config.seed, "augment", self.rank))
         self.augment = BatchAugment(data.augment, self.augment_generator)
         self.labelled_stream = SampleStream(
             len(data.labelled_targets), config.batch_size, _derived_seed(config.seed, "labelled"), device,
@@ -167,6 +178,8 @@ class AlgorithmBase:
         error: BaseException | None = None
         try:
             with self._stop_on_signals():
+                if is_distributed():
+                    self._stop_vote = StopVote()
                 self.resuming = resume_state is not None
                 self.hook.before_run(algorithm=self)
                 for level, message in banner:
@@ -186,6 +199,8 @@ class AlgorithmBase:
             raise
         finally:
             self.status = status
+            if self._stop_vote is not None:
+                self._stop_vote.close()
             self._after_run(status, error)
         return status
 
@@ -207,6 +222,7 @@ class AlgorithmBase:
     def _one_step(self, step: int) -> None:
         config = self.config
         self.hook.before_train_step(algorithm=self, step=step)
+        self._seed_step(step)
         outputs = self.run_train_step()
         self.global_step = step
         self.hook.after_train_step(algorithm=self, step=step, outputs=outputs)
@@ -216,12 +232,24 @@ class AlgorithmBase:
         if step % config.num_eval_iter == 0 or last:
             self._evaluate(step)
         self.hook.on_step_end(algorithm=self, step=step)
-        if config.stop_step is not None and step >= config.stop_step and not last:
+        if last:
+            return
+        if config.stop_step is not None and step >= config.stop_step:
             self.stop_reason = "stop_step"
+        signal_number = int(self._signal_received or 0)
+        if self._stop_vote is not None:
+            signal_number = self._stop_vote.exchange(signal_number)
+        if signal_number and not self.stop_reason:
+            self.stop_reason = signal.Signals(signal_number).name
 
     def _log_train(self, step: int, outputs: Mapping[str, torch.Tensor]) -> None:
         names = list(outputs)
-        values = torch.stack([outputs[name].detach().float() for name in names]).tolist() if names else []
+        values: list[float] = []
+        if names:
+            stacked = torch.stack([outputs[name].detach().float() for name in names])
+            if self.world_size > 1:  # the mean over the ranks, at log points only
+                stacked = all_reduce_sum(stacked) / self.world_size
+            values = stacked.tolist()
         metrics: dict[str, float] = dict(zip(names, values, strict=True))
         metrics["lr"] = float(self.optimizer.param_groups[0]["lr"])
         self._log("train", step, metrics)
@@ -250,6 +278,16 @@ class AlgorithmBase:
     # ------------------------------------------------------------------
     # One training step.
     # ------------------------------------------------------------------
+
+    def _seed_step(self, step: int) -> None:
+        """Seed every generator a step may draw from by (seed, rank, step)."""
+        seed = _derived_seed(self.config.seed, f"step:{step}", self.rank)
+        self.augment_generator.manual_seed(seed)
+        torch.default_generator.manual_seed(seed + 1)
+        if self.device.type == "cuda":
+            torch.cuda.default_generators[self.device.index or 0].manual_seed(seed + 2)
+        random.seed(seed + 3)
+        np.random.seed((seed + 4) % (2**32))
 
     def run_train_step(self) -> dict[str, torch.Tensor]:
         """Sample, augment, forward, backward and update; return the step's outputs."""
@@ -306,8 +344,8 @@ class AlgorithmBase:
 
     @property
     def eval_model(self) -> nn.Module:
-        """The model evaluation uses: the EMA model when there is one."""
-        return self.ema_model if self.ema_model is not None else self.model
+        """The network evaluation uses: the EMA model when there is one, else :attr:`module`."""
+        return self.ema_model if self.ema_model is not None else self.module
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, model: nn.Module | None = None) -> torch.Tensor:
@@ -345,14 +383,22 @@ class AlgorithmBase:
             yield
             return
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        first_at = 0.0
 
         def request_stop(signum: int, frame: Any) -> None:
-            name = signal.Signals(signum).name
-            self.stop_reason = name
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            nonlocal first_at
+            received = signal.Signals(signum)
+            now = time.monotonic()
+            if self._signal_received is not None:
+                if now - first_at < 1.0:
+                    return  # the same interrupt delivered twice (a terminal and a launcher both send it)
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+                return
+            self._signal_received, first_at = received, now
             self.log.warning(
-                f"{name} received: finishing step {self.global_step + 1}, then saving and stopping "
+                f"{received.name} received: finishing step {self.global_step + 1}, then saving and stopping "
                 "(send it again to abort at once)"
             )
 
@@ -388,7 +434,7 @@ class AlgorithmBase:
             "step": self.global_step,
             "epoch": self.epoch,
             "num_train_iter": self.num_train_iter,
-            "model": self.model.state_dict(),
+            "model": self.module.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -423,7 +469,7 @@ class AlgorithmBase:
                 f"(this run has {self.world_size})"
             )
         try:
-            self.model.load_state_dict(state["model"])
+            self.module.load_state_dict(state["model"])
         except RuntimeError as error:
             raise CheckpointError(f"the checkpoint's model does not fit this network: {error}") from error
         self.optimizer.load_state_dict(state["optimizer"])
@@ -438,6 +484,13 @@ class AlgorithmBase:
         self.eval_history = [dict(entry) for entry in state.get("eval_history", [])]
         self.global_step = int(state["step"])
         self.epoch = self.global_step // self.iters_per_epoch
+
+
+def _wrap_for_distributed(module: nn.Module, device: torch.device) -> nn.Module:
+    from torch.nn.parallel import DistributedDataParallel
+
+    device_ids = [device.index if device.index is not None else 0] if device.type == "cuda" else None
+    return DistributedDataParallel(module, device_ids=device_ids)
 
 
 def _channels_last(tensor: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ import click
 from . import __version__
 from .config import CORE_OPTIONS, Option, read_config_file
 from .errors import SemilearnError
+from .distributed import global_rank, world_size
 from .plugins import PluginManager, parse_plugin_args
 from .rundir import CONFIG_FILE
 
@@ -56,9 +57,10 @@ def setup_console(stream: Any = None) -> logging.Handler:
 
 
 class _State:
-    def __init__(self, manager: PluginManager, debug: bool) -> None:
+    def __init__(self, manager: PluginManager, debug: bool, args: Sequence[str] = ()) -> None:
         self.manager = manager
         self.debug = debug
+        self.args = list(args)
 
 
 def _plugin_option(function: Any) -> Any:
@@ -100,12 +102,17 @@ def build_cli(manager: PluginManager) -> click.Group:
     @click.option("--resume", metavar="auto|PATH",
                   help="Continue a run: `auto` (the newest intact checkpoint of this configuration's run, if any), "
                        "a checkpoint file, or a run directory.")
+    @click.option("--nproc-per-node", type=click.IntRange(min=1), default=None, metavar="N",
+                  help="Train with N processes on this machine (hands over to torchrun; gloo on CPU, NCCL on GPUs).")
     @click.pass_obj
     def run(state: _State, config_file: Path | None, overrides: tuple[str, ...], plugin_args: tuple[str, ...],
-            resume: str | None) -> int:
+            resume: str | None, nproc_per_node: int | None) -> int:
         """Train with CONFIG_FILE (YAML; optional) and --set overrides."""
         from .runner import load_config
         from .runner import run as run_training
+
+        if nproc_per_node is not None and nproc_per_node > 1 and "LOCAL_RANK" not in os.environ:
+            return _launch(nproc_per_node, state.args)
 
         raw = None
         if config_file is None and resume and resume != "auto":
@@ -263,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in manager.unknown_requested:
             logger.warning(f"-p {name}: no plugin named '{name}' is installed")
         cli = build_cli(manager)
-        result = cli.main(args=args, prog_name="semilearn", standalone_mode=False, obj=_State(manager, debug))
+        result = cli.main(args=args, prog_name="semilearn", standalone_mode=False, obj=_State(manager, debug, args))
         return int(result or 0)
     except click.exceptions.Exit as exit_:
         return int(exit_.exit_code)
@@ -288,10 +295,62 @@ def _report(error: BaseException, debug: bool, unexpected: bool = False) -> None
     if debug:
         traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
     message = str(error) or type(error).__name__
+    peer = _peer_failure(error) if world_size() > 1 else None
+    if peer is not None:
+        message, unexpected = peer, False
     if unexpected:
         message = f"{type(error).__name__}: {message}"
     hint = "" if debug else " (run with --debug for the traceback)" if unexpected else ""
-    click.echo(f"error: {message}{hint}", err=True)
+    where = f"[rank {global_rank()}] " if world_size() > 1 else ""
+    click.echo(f"error: {where}{message}{hint}", err=True)
+
+
+_PEER_SIGNS = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "NCCL communicator was aborted")
+
+
+def _peer_failure(error: BaseException) -> str | None:
+    """A short message when a collective failed because another process of the run died."""
+    text = str(error)
+    if not any(sign in text for sign in _PEER_SIGNS):
+        return None
+    return "stopped because another process of the run failed (its error is reported by that process)"
+
+
+def _without_nproc(args: Sequence[str]) -> list[str]:
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--nproc-per-node":
+            skip = True
+        elif not arg.startswith("--nproc-per-node="):
+            kept.append(arg)
+    return kept
+
+
+def _launch(nproc: int, args: Sequence[str]) -> int:
+    """Run ``semilearn ARGS`` in ``nproc`` processes through torchrun's launcher, in this process."""
+    from torch.distributed import run as torchrun
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    worker_args = _without_nproc(args)
+    launch = torchrun.parse_args(["--standalone", f"--nproc-per-node={nproc}", "-m", "semilearn", *worker_args])
+    try:
+        torchrun.run(launch)
+    except ChildFailedError as failure:
+        # the process that failed first by itself (positive exit code), not one stopped by the launcher
+        ranked = sorted(failure.failures.items(), key=lambda item: (item[1].exitcode <= 0, item[1].timestamp))
+        rank, first = ranked[0]
+        raise SemilearnError(
+            f"the distributed run failed: rank {rank} exited with code {first.exitcode} (its error is above)"
+        ) from None
+    except SignalException as stopped:
+        return 128 + int(stopped.sigval)
+    return 0
 
 
 def console_main() -> None:  # pragma: no cover - exercised through the installed script

@@ -214,6 +214,10 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("device", str, "auto", "`auto` (CUDA when available, else CPU), `cpu`, `cuda` or `cuda:N`."),
     Option("channels_last", bool, True, "Keep images and convolution weights in channels-last memory order "
            "(faster convolutions on CPU and recent GPUs)."),
+    Option("sync_bn", bool, False, "Under torchrun, synchronise batch-norm statistics across processes "
+           "(SyncBatchNorm)."),
+    Option("dist_timeout", int, 600, "Under torchrun, seconds a collective waits for a missing process before "
+           "failing.", minimum=1),
     Option("amp", bool, False, "Automatic mixed precision.", usb=True),
     Option("amp_dtype", str, "auto", "Mixed-precision type: `auto` (bfloat16 where supported, else float16), "
            "`float16` or `bfloat16`.", choices=("auto", "float16", "bfloat16")),

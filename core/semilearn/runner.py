@@ -19,7 +19,7 @@ import yaml
 
 from . import __version__
 from .config import Config, Resolution, apply_overrides, read_config_file, resolve_config
-from .distributed import global_rank
+from .distributed import broadcast_object, global_rank, local_rank, process_group, world_size
 from .errors import CheckpointError, ConfigError, PluginError
 from .rundir import CONFIG_FILE, ResumePoint, default_save_name, new_run_directory
 
@@ -98,10 +98,13 @@ class RunResult:
 
 
 def resolve_device(name: str) -> torch.device:
+    """The device of ``device: NAME``; under torchrun, CUDA means this process's GPU (LOCAL_RANK)."""
     import torch
 
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and world_size() > 1:
+        name = f"cuda:{local_rank()}"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ConfigError(
@@ -124,9 +127,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_algorithm(config: Config, manager: PluginManager, run_dir: Path) -> AlgorithmBase:
+def build_algorithm(
+    config: Config, manager: PluginManager, run_dir: Path, device: torch.device | None = None
+) -> AlgorithmBase:
     """Device, data, network and algorithm for ``config`` (nothing trained, no hook fired)."""
-    device = resolve_device(config.device)
+    device = device if device is not None else resolve_device(config.device)
     seed_everything(config.seed)
     algorithm_cls = manager.registry("algorithm").get(config.algorithm)
     dataset_builder = manager.registry("dataset").get(config.dataset)
@@ -185,8 +190,17 @@ def run(
 ) -> RunResult:
     """Train ``config`` with the active plugins; resume when ``resume`` is given.
 
-    ``warnings`` (from resolving the configuration) are logged with the run's banner.
+    ``warnings`` (from resolving the configuration) are logged with the run's banner. Under
+    torchrun, every process calls this; they join the process group for the run.
     """
+    device = resolve_device(config.device)
+    with process_group(device, config.dist_timeout):
+        return _run(config, manager, device, resume, warnings)
+
+
+def _run(
+    config: Config, manager: PluginManager, device: torch.device, resume: str | None, warnings: Sequence[str]
+) -> RunResult:
     log = _logger()
     started = time.perf_counter()
     point: ResumePoint | None = None
@@ -202,9 +216,13 @@ def run(
     if point is not None:
         assert point.state is not None
         _check_resume_config(config, point.state.get("config", {}))
-    run_dir = point.run_dir if point is not None and point.run_dir is not None else new_run_directory(config)
+    if point is not None and point.run_dir is not None:
+        run_dir = point.run_dir
+    else:  # rank 0 picks the first free name; every rank uses it
+        run_dir = Path(broadcast_object(str(new_run_directory(config)) if global_rank() == 0 else None))
 
-    algorithm = build_algorithm(config, manager, run_dir)
+    algorithm = build_algorithm(config, manager, run_dir, device)
+    processes = f" x {world_size()} processes" if world_size() > 1 else ""
     banner: list[tuple[str, str]] = [("warning", warning) for warning in warnings]
     banner += [
         ("info", f"semilearn {__version__} · {config.algorithm} on {config.dataset} "
@@ -212,7 +230,7 @@ def run(
         ("info", _plugins_line(manager)),
         ("info", f"data: {algorithm.data.summary()}"),
         ("info", f"net: {algorithm.net_name} ({_count_parameters(algorithm)} parameters) · "  # type: ignore[attr-defined]
-                 f"device: {algorithm.device} · {config.num_train_iter} steps"),
+                 f"device: {algorithm.device}{processes} · {config.num_train_iter} steps"),
         ("info", f"run directory: {run_dir}"),
     ]
     if point is None and default_save_name(config) != run_dir.name:
@@ -229,7 +247,7 @@ def run(
 
 
 def _count_parameters(algorithm: AlgorithmBase) -> str:
-    count = sum(parameter.numel() for parameter in algorithm.model.parameters())
+    count = sum(parameter.numel() for parameter in algorithm.module.parameters())
     return f"{count / 1e6:.2f}M" if count >= 1e6 else f"{count / 1e3:.1f}k"
 
 

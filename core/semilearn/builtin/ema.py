@@ -40,7 +40,7 @@ class EMAHook(Hook):
     def before_run(self, algorithm: AlgorithmBase) -> None:
         if algorithm.config.ema_m <= 0:
             return
-        model = algorithm.model
+        model = algorithm.module  # the network itself, never a DistributedDataParallel wrapper
         ema_model = copy.deepcopy(model)
         for parameter in ema_model.parameters():
             parameter.requires_grad_(False)

@@ -41,14 +41,22 @@ class Recorder(Hook):
                nullable=True),
         Option("fail_at", str, None, "Raise RuntimeError in this hook point (tests of failure handling).",
                nullable=True),
+        Option("fail_rank", int, None, "Only fail on this global rank (null: on every rank).", nullable=True),
+        Option("fail_step", int, None, "Only fail at this step (null: at the first call).", nullable=True),
     )
     def _record(self, hook: str, **arguments: Any) -> None:
         path = self.config.path or os.environ.get("SEMILEARN_RECORDER_FILE")
         if path:
             with open(path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps({"plugin": self.name, "hook": hook, **_summary(arguments)}) + "\n")
-        if self.config.fail_at == hook:
+        if self.config.fail_at == hook and self._should_fail(arguments):
             raise RuntimeError(f"{self.name} failing in {hook} as asked")
+
+    def _should_fail(self, arguments: dict[str, Any]) -> bool:
+        rank = int(os.environ.get("RANK", "0"))
+        if self.config.fail_rank is not None and rank != self.config.fail_rank:
+            return False
+        return self.config.fail_step is None or arguments.get("step") == self.config.fail_step
 
     @hookimpl
     def configure(self, config: Any) -> None:

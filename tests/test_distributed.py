@@ -1,0 +1,129 @@
+"""Distributed training on CPU: two processes with gloo, through torchrun's launcher.
+
+Every test starts ``semilearn run --nproc-per-node 2`` (which hands over to
+``torch.distributed.run``) as a real subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import FAST, installed
+
+pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
+
+TWO = ("--nproc-per-node", "2")
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **extra}
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    return env
+
+
+def _run(tmp_path: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "semilearn", "run", *args], cwd=tmp_path, env=_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _no_test_plugins() -> tuple[str, ...]:
+    return ("-p", "no:recorder", "-p", "no:recorder_late") if installed("semilearn-test-recorder") else ()
+
+
+def test_two_processes_train_with_one_writer(tmp_path: Path) -> None:
+    result = _run(tmp_path, *TWO, *FAST, "--set", "num_train_iter=30", "--set", "save_dir=runs", *_no_test_plugins())
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.count("run directory:") == 1  # one process prints
+    assert "device: cpu x 2 processes" in out and "completed at step 30/30" in out
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    if installed("semilearn-logging"):
+        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        keys = [(record["step"], record["split"]) for record in records]
+        assert len(keys) == len(set(keys))  # one writer: no line twice
+        assert keys[-1] == (30, "eval")
+        assert (run_dir / "log.txt").read_text().count("run directory:") == 1
+    if installed("semilearn-checkpoint"):
+        state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+        assert state["world_size"] == 2 and state["step"] == 30
+        assert sorted(path.name for path in (run_dir / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+
+
+def _final_accuracy(stdout: str) -> float:
+    line = next(line for line in stdout.splitlines() if "final test accuracy" in line)
+    return float(line.split("final test accuracy ")[1].split("%")[0])
+
+
+def test_two_processes_match_one_process_accuracy(tmp_path: Path) -> None:
+    """Same global batch (64 labelled, 448 unlabelled per step) and steps: within 2 points."""
+    common = ("--set", "num_train_iter=1000", "--set", "num_eval_iter=1000", "-p", "no:checkpoint",
+              *_no_test_plugins())
+    single = subprocess.run([sys.executable, "-m", "semilearn", "run", *common, "--set", "save_dir=one"],
+                            cwd=tmp_path, env=_env(OMP_NUM_THREADS="2"), capture_output=True, text=True, timeout=900)
+    double = _run(tmp_path, *TWO, *common, "--set", "save_dir=two", timeout=900)
+    assert single.returncode == 0, single.stderr
+    assert double.returncode == 0, double.stderr
+    one, two = _final_accuracy(single.stdout), _final_accuracy(double.stdout)
+    print(f"\n1 process: {one:.2f}%, 2 processes: {two:.2f}%")
+    assert abs(one - two) <= 2.0
+    assert two > 85.0
+
+
+@pytest.mark.skipif(not installed("semilearn-checkpoint"), reason="resume needs semilearn-checkpoint")
+def test_sigterm_to_the_launcher_saves_and_the_run_resumes(tmp_path: Path) -> None:
+    args = (*TWO, *FAST, "--set", "num_train_iter=100000", "--set", "num_eval_iter=100000",
+            "--set", "save_dir=runs", *_no_test_plugins())
+    launcher = subprocess.Popen([sys.executable, "-m", "semilearn", "run", *args], cwd=tmp_path, env=_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert launcher.stdout is not None
+        for line in launcher.stdout:
+            if line.startswith("run directory:"):
+                break
+        time.sleep(3.0)
+        launcher.send_signal(signal.SIGTERM)
+        out, err = launcher.communicate(timeout=120)
+    finally:
+        launcher.kill()
+    assert launcher.returncode == 143, err
+    assert "SIGTERM received: finishing step" in out
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    saved = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    assert saved["world_size"] == 2 and saved["step"] > 0
+    assert f"interrupted at step {saved['step']}/100000" in out
+
+    resumed = _run(tmp_path, *TWO, "--resume", str(run_dir), "--set", f"stop_step={saved['step'] + 5}",
+                   *_no_test_plugins())
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"(step {saved['step']})" in resumed.stdout
+    assert f"interrupted at step {saved['step'] + 5}/100000" in resumed.stdout
+    one_process = _run(tmp_path, "--resume", str(run_dir), *_no_test_plugins())
+    assert one_process.returncode != 0
+    assert "written by 2 process(es); resume it with the same number (this run has 1)" in one_process.stderr
+
+
+@pytest.mark.skipif(not installed("semilearn-test-recorder"), reason="needs the test plugin distribution")
+def test_one_rank_raising_ends_the_job_with_a_clear_error(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = _run(tmp_path, *TWO, *FAST, "--set", "num_train_iter=100000", "--set", "save_dir=runs",
+                  "--set", "recorder.fail_at=before_train_step", "--set", "recorder.fail_rank=1",
+                  "--set", "recorder.fail_step=20", timeout=120)
+    seconds = time.monotonic() - started
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "error: [rank 1] RuntimeError: recorder failing in before_train_step as asked" in lines[0]
+    assert "error: [rank 0] stopped because another process of the run failed" in result.stderr
+    assert lines[-1] == "error: the distributed run failed: rank 1 exited with code 1 (its error is above)"
+    assert "Traceback" not in result.stderr
+    assert "summary: failed" in result.stdout
+    print(f"\nthe job ended {seconds:.1f} s after it started (failure at step 20)")
+    assert seconds < 60
