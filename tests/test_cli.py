@@ -122,7 +122,7 @@ def _one_line_error(result, expected: str) -> None:
     [
         (("run", "missing.yaml"), "configuration file not found: missing.yaml"),
         (("run", "--set", "algorithm=fixmach"), "unknown algorithm 'fixmach' (did you mean 'fixmatch'?); known: "),
-        (("run", "--set", "dataset=digit"), "unknown dataset 'digit' (did you mean 'digits'?); known: digits"),
+        (("run", "--set", "dataset=digit"), "unknown dataset 'digit' (did you mean 'digits'?); known: "),
         (("run", "--set", "net=wrn28"), "unknown net 'wrn28'"),
         (("run", "--set", "num_labels=2000"), "asks for 200 labels per class, but class"),
         (("run", "--set", "num_labels=45"), "num_labels (45) must be a multiple of the 10 classes"),

@@ -7,6 +7,12 @@ and the :class:`~semilearn.data.augment.AugmentSpec` saying how views are made. 
 are index draws from seeded streams (:mod:`semilearn.data.sampler`); augmentation is
 batched on the device (:mod:`semilearn.data.augment`).
 
+File-backed data sets (``cifar10``, ``cifar100``, ``svhn``, ``svhn_noextra``, ``stl10``)
+read the official files under ``data_dir`` (``semilearn data download NAME`` fetches
+them); ``npz`` and ``image_folder`` read your own data (docs/custom-data.md). Builders
+make every tensor on the host and move the finished :class:`SSLData` to the device last,
+so a builder called with the CPU device leaves uint8 host tensors that can be pinned.
+
 This module imports nothing heavy: it only lists the built-in data sets, which the
 ``catalog`` plugin registers.
 """
@@ -19,4 +25,12 @@ __all__ = ["BUILTIN_DATASETS"]
 BUILTIN_DATASETS: dict[str, tuple[str, str]] = {
     "digits": ("semilearn.data.digits:build_digits", "scikit-learn's 8x8 handwritten digits (1797 images, offline)"),
     "synthetic": ("semilearn.data.synthetic:build_synthetic", "generated 32x32x3 images of 10 classes (speed work)"),
+    "cifar10": ("semilearn.data.cifar:build_cifar10", "CIFAR-10: 50000 + 10000 32x32 images, 10 classes (data_dir)"),
+    "cifar100": ("semilearn.data.cifar:build_cifar100", "CIFAR-100: 50000 + 10000 32x32 images, 100 classes (data_dir)"),
+    "svhn": ("semilearn.data.svhn:build_svhn", "SVHN train + extra (604388) and test 32x32 digits, as USB (data_dir)"),
+    "svhn_noextra": ("semilearn.data.svhn:build_svhn_noextra", "SVHN train (73257) and test, without extra (data_dir)"),
+    "stl10": ("semilearn.data.stl10:build_stl10", "STL-10: 5000 labelled + 100000 unlabelled 96x96 images (data_dir)"),
+    "npz": ("semilearn.data.custom:build_npz", "your arrays: the .npz file data_dir names (docs/custom-data.md)"),
+    "image_folder": ("semilearn.data.custom:build_image_folder",
+                     "your images: data_dir/train/<class>/, test/<class>/ (docs/custom-data.md)"),
 }

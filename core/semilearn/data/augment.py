@@ -8,9 +8,10 @@ state alone. There is no per-sample Python and no host synchronisation: per-samp
 choices are applied with ``torch.where`` masks, geometric operations share one
 ``grid_sample`` per RandAugment slot.
 
-The strong pool follows the FixMatch/USB RandAugment variant: two operations per
-sample drawn from fourteen, each with a magnitude drawn uniformly from its range,
-followed by a cutout whose side is up to half the image side.
+The strong pool follows the FixMatch/USB RandAugment variant: ``num_ops`` operations per
+sample (two by default; USB's classic-CV benchmarks use three) drawn from fourteen, each
+with a magnitude drawn uniformly from its range, followed by a cutout whose side is up to
+half the image side.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class AugmentSpec:
         num_ops: strong view: RandAugment operations per sample.
         cutout: strong view: largest cutout side as a fraction of the image side.
         fill: value (in ``[0, 1]``) for pixels uncovered by geometric ops and cutout.
+        cutout_fill: per-channel value (in ``[0, 1]``) of the cutout square, when it differs
+            from ``fill`` (USB fills geometric borders with black and cutout with grey
+            ``(125, 123, 114) / 255``); ``None`` uses ``fill``.
     """
 
     mean: tuple[float, ...]
@@ -46,6 +50,7 @@ class AugmentSpec:
     num_ops: int = 2
     cutout: float = 0.5
     fill: float = 0.0
+    cutout_fill: tuple[float, ...] | None = None
 
 
 def _uniform(shape: tuple[int, ...], low: float, high: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -194,8 +199,14 @@ def rand_augment(images: torch.Tensor, num_ops: int, generator: torch.Generator,
     return images
 
 
-def cutout(images: torch.Tensor, max_fraction: float, generator: torch.Generator, fill: float = 0.0) -> torch.Tensor:
-    """Fill a random square per image, of side up to ``max_fraction`` of the image side."""
+def cutout(
+    images: torch.Tensor, max_fraction: float, generator: torch.Generator, fill: float | torch.Tensor = 0.0
+) -> torch.Tensor:
+    """Fill a random square per image, of side up to ``max_fraction`` of the image side.
+
+    ``fill`` is one value for every channel, or a tensor of per-channel values that
+    broadcasts against the batch (``[1, C, 1, 1]`` on the batch's device).
+    """
     if max_fraction <= 0:
         return images
     batch, _, height, width = images.shape
@@ -207,7 +218,8 @@ def cutout(images: torch.Tensor, max_fraction: float, generator: torch.Generator
     ys = torch.arange(height, device=device, dtype=images.dtype).view(1, height, 1) + 0.5
     xs = torch.arange(width, device=device, dtype=images.dtype).view(1, 1, width) + 0.5
     inside = ((ys - center_y).abs() < half) & ((xs - center_x).abs() < half)
-    return torch.where(inside.unsqueeze(1), torch.full_like(images, fill), images)
+    value = fill.to(images.dtype) if isinstance(fill, torch.Tensor) else torch.full_like(images, fill)
+    return torch.where(inside.unsqueeze(1), value, images)
 
 
 class BatchAugment:
@@ -224,6 +236,9 @@ class BatchAugment:
         device = generator.device
         self._mean = torch.tensor(spec.mean, device=device).view(1, -1, 1, 1)
         self._std = torch.tensor(spec.std, device=device).view(1, -1, 1, 1)
+        self._cutout_fill: float | torch.Tensor = (
+            spec.fill if spec.cutout_fill is None else torch.tensor(spec.cutout_fill, device=device).view(1, -1, 1, 1)
+        )
 
     def to_float(self, images: torch.Tensor) -> torch.Tensor:
         return images.float().div_(255.0)
@@ -249,5 +264,5 @@ class BatchAugment:
         spec = self.spec
         images = self._flip_and_shift(self.to_float(images))
         images = rand_augment(images, spec.num_ops, self.generator, spec.fill)
-        images = cutout(images, spec.cutout, self.generator, spec.fill)
+        images = cutout(images, spec.cutout, self.generator, self._cutout_fill)
         return self.normalize(images)

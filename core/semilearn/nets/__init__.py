@@ -1,8 +1,9 @@
 """Networks, and the one interface every network follows.
 
 A network is a ``torch.nn.Module`` built by ``builder(num_classes, in_channels,
-image_size)`` (see the ``register_nets`` hook point). Its ``forward(x)`` takes a float
-batch ``[B, C, H, W]`` and returns a dict:
+image_size)`` (see the ``register_nets`` hook point; ``image_size`` is the image height,
+for networks whose layout depends on it, such as ResNet-18's stem). Its ``forward(x)``
+takes a float batch ``[B, C, H, W]`` and returns a dict:
 
 * ``logits``: ``[B, num_classes]`` class scores;
 * ``feat``: ``[B, num_features]`` the features before the classifier.
@@ -23,4 +24,6 @@ BUILTIN_NETS: dict[str, tuple[str, str]] = {
     "small_cnn": ("semilearn.nets.cnn:small_cnn", "4-layer CNN for tiny images (8x8 digits)"),
     "wrn_28_2": ("semilearn.nets.wrn:wrn_28_2", "Wide ResNet 28-2 (USB's classic-CV network, 32x32)"),
     "wrn_28_8": ("semilearn.nets.wrn:wrn_28_8", "Wide ResNet 28-8 (USB's CIFAR-100 network, 32x32)"),
+    "wrn_var_37_2": ("semilearn.nets.wrn_var:wrn_var_37_2", "Wide ResNet variant, 4 groups (USB's STL-10 network, 96x96)"),
+    "resnet18": ("semilearn.nets.resnet:resnet18", "ResNet-18 (ImageNet stem from 64 pixels, CIFAR stem below)"),
 }

@@ -1,0 +1,171 @@
+"""What the file-backed data sets share: finding their files, USB's crop geometry, the split.
+
+Benchmark data sets live where USB keeps them, ``<data_dir>/<name>/<official layout>``
+(``./data/cifar10/cifar-10-batches-py/data_batch_1`` ...), which is also where
+``semilearn data download NAME`` puts them; ``<data_dir>/<official layout>`` is accepted
+too, so a folder prepared for other tools works as it is.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError, DataError
+from .augment import AugmentSpec
+from .base import SSLData, balanced_labelled_indices, check_num_classes
+from .download import SOURCES, source_home
+
+__all__ = [
+    "USB_CROP_RATIO",
+    "locate",
+    "crop_geometry",
+    "resize_images",
+    "uint8_images",
+    "benchmark_augment",
+    "benchmark_split",
+    "channel_statistics",
+]
+
+# USB's classic-CV crop ratio: the weak view pads by 12.5% of the side and crops back.
+USB_CROP_RATIO = 0.875
+# USB's cutout colour (RandAugment's Cutout draws a (125, 123, 114) square).
+_CUTOUT_GREY = (125 / 255, 123 / 255, 114 / 255)
+
+
+def locate(name: str, data_dir: str | os.PathLike[str]) -> Path:
+    """The folder holding every file of a complete copy of benchmark ``name``.
+
+    Raises DataError naming the first missing file, where it was looked for, and how to
+    get it.
+    """
+    expected = SOURCES[name].expected
+    root = Path(data_dir).expanduser()
+    candidates = [source_home(name, root), root]
+    for folder in candidates:
+        if all((folder / relative).is_file() for relative in expected):
+            return folder
+    home = candidates[0]
+    missing = next(relative for relative in expected if not (home / relative).is_file())
+    raise DataError(
+        f"{name}: {home / missing} not found (data_dir is '{data_dir}'); run `semilearn data download {name} "
+        f"--data-dir {data_dir}` or point data_dir at the folder that holds {Path(missing).parts[0]}"
+    )
+
+
+def crop_geometry(config: Mapping[str, Any], native_size: int) -> tuple[int, int]:
+    """The image side and the weak view's shift, as USB's ``img_size`` and ``crop_ratio`` set them.
+
+    Both keys are optional: without them the side is the data set's own and the shift is
+    12.5% of it (USB's classic-CV setting: 4 pixels at 32, 12 at 96).
+    """
+    size = config.get("img_size") or native_size
+    ratio = config.get("crop_ratio") or USB_CROP_RATIO
+    if not 0 < ratio <= 1:
+        raise ConfigError(f"crop_ratio must be in (0, 1], got {ratio}")
+    return int(size), int(size * (1 - ratio))
+
+
+def resize_images(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
+    """Resize uint8 images ``[N, C, H, W]`` to ``size`` x ``size`` (bilinear, antialiased); a no-op at that size."""
+    if images.shape[-2:] == (size, size):
+        return images
+    out = torch.empty((images.shape[0], images.shape[1], size, size), dtype=torch.uint8)
+    for start in range(0, len(images), chunk):
+        part = images[start : start + chunk].float()
+        resized = F.interpolate(part, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out[start : start + chunk] = resized.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def uint8_images(view: np.ndarray, chunk: int = 8192, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Copy an ``[N, C, H, W]`` uint8 array view (any strides, memory-mapped too) into a contiguous tensor.
+
+    The copy goes chunk by chunk, so a transposed view of a large file never needs a
+    second full-size temporary. ``out`` receives the images when given.
+    """
+    if view.dtype != np.uint8:
+        raise DataError(f"expected uint8 images, got {view.dtype}")
+    target = out if out is not None else torch.empty(view.shape, dtype=torch.uint8)
+    for start in range(0, view.shape[0], chunk):
+        target[start : start + chunk] = torch.from_numpy(np.ascontiguousarray(view[start : start + chunk]))
+    return target
+
+
+def benchmark_augment(
+    mean: tuple[float, ...], std: tuple[float, ...], max_shift: int, flip: bool
+) -> AugmentSpec:
+    """USB's classic-CV views: reflect-padded random crop, optional flip, RandAugment(3) and cutout.
+
+    Geometric operations fill with black (PIL's default), cutout with USB's grey (its
+    luminance for one-channel images).
+    """
+    grey = _CUTOUT_GREY if len(mean) == 3 else (sum(_CUTOUT_GREY) / 3,) * len(mean)
+    return AugmentSpec(
+        mean=mean, std=std, max_shift=max_shift, padding_mode="reflect", flip=flip, num_ops=3, cutout=0.5,
+        fill=0.0, cutout_fill=grey,
+    )
+
+
+def channel_statistics(images: torch.Tensor, chunk: int = 8192) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and standard deviation of uint8 images ``[N, C, H, W]``, in ``[0, 1]``."""
+    channels = images.shape[1]
+    total = torch.zeros(channels, dtype=torch.float64)
+    squares = torch.zeros(channels, dtype=torch.float64)
+    for start in range(0, len(images), chunk):
+        part = images[start : start + chunk].to(torch.float64).div_(255.0)
+        total += part.sum(dim=(0, 2, 3))
+        squares += part.square().sum(dim=(0, 2, 3))
+    count = max(images.numel() // max(channels, 1), 1)
+    mean = total / count
+    std = (squares / count - mean.square()).clamp_min(0).sqrt().clamp_min(1e-3)
+    return tuple(round(float(value), 4) for value in mean), tuple(round(float(value), 4) for value in std)
+
+
+def benchmark_split(
+    name: str,
+    config: Any,
+    device: torch.device,
+    *,
+    num_classes: int,
+    train_images: torch.Tensor,
+    train_targets: torch.Tensor,
+    test_images: torch.Tensor,
+    test_targets: torch.Tensor,
+    augment: AugmentSpec,
+    default_net: str,
+    unlabelled_images: torch.Tensor | None = None,
+    unlabelled_targets: torch.Tensor | None = None,
+) -> SSLData:
+    """USB's split: ``num_labels`` training images balanced across classes, drawn by ``seed``.
+
+    The unlabelled set is the whole training split unless ``unlabelled_images`` is given
+    (then it is that, e.g. STL-10's unlabelled images together with the training images).
+    Tensors are built on the host and moved to ``device`` at the end (no copy for the CPU).
+    """
+    check_num_classes(config.num_classes, num_classes, name)
+    labels = train_targets.numpy()
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise DataError(f"{name}: training labels must be in 0..{num_classes - 1}, found {labels.min()}..{labels.max()}")
+    labelled = torch.from_numpy(balanced_labelled_indices(labels, config.num_labels, num_classes, config.seed))
+    if unlabelled_images is None:
+        unlabelled_images, unlabelled_targets = train_images, train_targets
+    data = SSLData(
+        name=name,
+        num_classes=num_classes,
+        labelled_images=train_images[labelled],
+        labelled_targets=train_targets[labelled],
+        unlabelled_images=unlabelled_images,
+        unlabelled_targets=unlabelled_targets,
+        test_images=test_images,
+        test_targets=test_targets,
+        augment=augment,
+        default_net=default_net,
+    )
+    return data.to(device)

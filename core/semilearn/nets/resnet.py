@@ -1,0 +1,100 @@
+"""ResNet-18 (He et al., 2016), with the stem chosen by image size.
+
+Four stages of two basic blocks (64, 128, 256 and 512 channels; stages two to four halve
+the size), batch norm and ReLU, global average pooling. Images of 64 pixels or more get
+the ImageNet stem (7x7 convolution with stride 2, then 3x3 max-pooling); smaller images
+get the CIFAR stem (one 3x3 convolution, no pooling), which keeps a 32x32 image at 4x4
+before pooling instead of 1x1.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["ResNet", "resnet18"]
+
+# Below this side the network uses the small-image stem.
+LARGE_STEM_MIN_SIZE = 64
+
+
+class _BasicBlock(nn.Module):
+    def __init__(self, in_planes: int, planes: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample: nn.Module | None = None
+        if stride != 1 or in_planes != planes:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class ResNet(nn.Module):
+    """A ResNet of basic blocks; ``forward`` returns ``logits`` and ``feat`` (see :mod:`semilearn.nets`).
+
+    Args:
+        num_classes: classifier outputs.
+        blocks: basic blocks per stage (ResNet-18: ``(2, 2, 2, 2)``).
+        in_channels: image channels.
+        large_stem: the ImageNet stem (strided 7x7 convolution and max-pooling) instead of
+            a single 3x3 convolution.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        blocks: tuple[int, ...] = (2, 2, 2, 2),
+        in_channels: int = 3,
+        large_stem: bool = True,
+    ) -> None:
+        super().__init__()
+        if large_stem:
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False),
+                nn.BatchNorm2d(64),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(3, stride=2, padding=1),
+            )
+        else:
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False),
+                nn.BatchNorm2d(64),
+                nn.ReLU(inplace=True),
+            )
+        stages = []
+        in_planes = 64
+        for index, count in enumerate(blocks):
+            planes = 64 * 2**index
+            stride = 1 if index == 0 else 2
+            stages.append(nn.Sequential(*(
+                _BasicBlock(in_planes if i == 0 else planes, planes, stride if i == 0 else 1) for i in range(count)
+            )))
+            in_planes = planes
+        self.layers = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.num_features = in_planes
+        self.classifier = nn.Linear(in_planes, num_classes)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        feat = torch.flatten(self.pool(self.layers(self.stem(x))), 1)
+        return {"logits": self.classifier(feat), "feat": feat}
+
+
+def resnet18(num_classes: int, in_channels: int, image_size: int) -> ResNet:
+    return ResNet(num_classes, (2, 2, 2, 2), in_channels, large_stem=image_size >= LARGE_STEM_MIN_SIZE)
