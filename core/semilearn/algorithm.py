@@ -42,6 +42,7 @@ from torch import nn
 from .config import Config, Option
 from .data.augment import BatchAugment
 from .data.sampler import SampleStream
+from .data.transfer import HostGather
 from .distributed import StopVote, all_reduce_sum, global_rank, is_distributed, world_size
 from .errors import CheckpointError
 from .optim import build_optimizer, cosine_schedule_with_warmup
@@ -127,6 +128,8 @@ class AlgorithmBase:
             module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
         self.module: nn.Module = module
         self.model: nn.Module = _wrap_for_distributed(module, device) if is_distributed() else module
+        if config.compile:
+            self.model = torch.compile(self.model)  # type: ignore[assignment]
         self.ema_model: nn.Module | None = None
         self.optimizer = build_optimizer(self.module, config)
         self.scheduler = cosine_schedule_with_warmup(self.optimizer, config.num_train_iter, config.num_warmup_iter)
@@ -151,15 +154,19 @@ class AlgorithmBase:
         # uninterrupted one would have, on every rank.
         self.augment_generator = torch.Generator(device=device)
         self.augment = BatchAugment(data.augment, self.augment_generator)
+        # Images live on the device, or in (pinned) host memory for data sets too big for it.
+        self.data_device = data.labelled_images.device
+        self._host_gather = HostGather(device) if self.data_device != device else None
         self.labelled_stream = SampleStream(
-            len(data.labelled_targets), config.batch_size, _derived_seed(config.seed, "labelled"), device,
-            self.rank, self.world_size, name="labelled",
+            len(data.labelled_targets), config.batch_size, _derived_seed(config.seed, "labelled"),
+            self.data_device, self.rank, self.world_size, name="labelled",
         )
         self.unlabelled_stream: SampleStream | None = None
         if self.uses_unlabelled:
             self.unlabelled_stream = SampleStream(
                 len(data.unlabelled_images), config.batch_size * config.uratio,
-                _derived_seed(config.seed, "unlabelled"), device, self.rank, self.world_size, name="unlabelled",
+                _derived_seed(config.seed, "unlabelled"), self.data_device, self.rank, self.world_size,
+                name="unlabelled",
             )
 
     # ------------------------------------------------------------------
@@ -314,12 +321,19 @@ class AlgorithmBase:
         """
         data = self.data
         index = self.labelled_stream.next()
-        batch = {"x_lb": self.augment.weak(data.labelled_images[index]), "y_lb": data.labelled_targets[index]}
+        batch = {"x_lb": self.augment.weak(self.gather(data.labelled_images, index)),
+                 "y_lb": self.gather(data.labelled_targets, index)}
         if self.unlabelled_stream is not None:
-            unlabelled = data.unlabelled_images[self.unlabelled_stream.next()]
+            unlabelled = self.gather(data.unlabelled_images, self.unlabelled_stream.next())
             batch["x_ulb_w"] = self.augment.weak(unlabelled)
             batch["x_ulb_s"] = self.augment.strong(unlabelled)
         return batch
+
+    def gather(self, tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Rows ``index`` of a data tensor, on the training device (copied from host memory if need be)."""
+        if self._host_gather is None:
+            return tensor[index]
+        return self._host_gather.gather(tensor, index)
 
     def train_step(self, **batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The algorithm's math: return the loss and its parts as tensors (no ``.item()``)."""
@@ -356,7 +370,8 @@ class AlgorithmBase:
         try:
             chunks = []
             for start in range(0, len(images), self.config.eval_batch_size):
-                batch = self.augment.plain(images[start : start + self.config.eval_batch_size])
+                chunk = images[start : start + self.config.eval_batch_size].to(self.device, non_blocking=True)
+                batch = self.augment.plain(chunk)
                 if self.config.channels_last:
                     batch = _channels_last(batch)
                 with self.autocast():

@@ -20,8 +20,8 @@ import click
 
 from . import __version__
 from .config import CORE_OPTIONS, Option, read_config_file
-from .errors import SemilearnError
 from .distributed import global_rank, world_size
+from .errors import SemilearnError
 from .plugins import PluginManager, parse_plugin_args
 from .rundir import CONFIG_FILE
 
@@ -122,7 +122,8 @@ def build_cli(manager: PluginManager) -> click.Group:
                 raw = read_config_file(beside)
                 raw.pop("stop_step", None)  # where the earlier process stopped, not where this one should
         resolution = load_config(state.manager, config_file, overrides, raw=raw)
-        result = run_training(resolution.config, state.manager, resume=resume, warnings=resolution.warnings)
+        result = run_training(resolution.config, state.manager, resume=resume or resolution.resume,
+                              warnings=resolution.warnings)
         return result.exit_code
 
     @cli.command()

@@ -178,8 +178,15 @@ CORE_OPTIONS: tuple[Option, ...] = (
            nullable=True, minimum=2, usb=True),
     Option("num_labels", int, 40, "Labelled samples in total, drawn balanced across classes by `seed`.",
            minimum=1, usb=True),
-    Option("data_dir", str, "./data", "Folder holding data set files (not needed for digits and synthetic).",
-           usb=True),
+    Option("data_dir", str, "./data", "Folder holding data set files (not needed for digits and synthetic); for "
+           "`npz` and `image_folder`, the file or folder itself.", usb=True),
+    Option("img_size", int, None, "Image side the data set is resized to at load time; null keeps the data set's "
+           "own size.", nullable=True, minimum=8, usb=True),
+    Option("crop_ratio", float, None, "Weak views pad by img_size * (1 - crop_ratio) pixels and crop back; null: "
+           "USB's 0.875.", nullable=True, minimum=0, exclusive_minimum=True, maximum=1, usb=True),
+    Option("data_device", str, "auto", "Where images are kept: `device` (all on the GPU), `host` (pinned host memory, "
+           "batches copied each step) or `auto` (the device when the data takes under half its free memory).",
+           choices=("auto", "device", "host")),
     # batches
     Option("batch_size", int, 64, "Labelled samples per step (global: split across processes).", minimum=1,
            usb=True),
@@ -206,8 +213,10 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("nesterov", bool, True, "Use Nesterov momentum with SGD."),
     Option("weight_decay", float, 5e-4, "Weight decay of weights (not of biases and norm layers).", minimum=0,
            usb=True),
-    Option("clip_grad", float, 0.0, "Clip the gradient norm to this value; 0 turns clipping off.", minimum=0,
-           usb=True),
+    Option("clip_grad", float, 0.0, "Clip the gradient norm to this value; 0 turns clipping off (USB also: clip).",
+           minimum=0, usb=True),
+    Option("compile", bool, False, "Compile the training forward pass with torch.compile (minutes of start-up; "
+           "faster steps on GPUs)."),
     Option("ema_m", float, 0.999, "Momentum of the EMA model used for evaluation; 0 turns EMA off.",
            minimum=0, maximum=1, usb=True),
     # device
@@ -218,7 +227,7 @@ CORE_OPTIONS: tuple[Option, ...] = (
            "(SyncBatchNorm)."),
     Option("dist_timeout", int, 600, "Under torchrun, seconds a collective waits for a missing process before "
            "failing.", minimum=1),
-    Option("amp", bool, False, "Automatic mixed precision.", usb=True),
+    Option("amp", bool, False, "Automatic mixed precision (USB also: use_amp).", usb=True),
     Option("amp_dtype", str, "auto", "Mixed-precision type: `auto` (bfloat16 where supported, else float16), "
            "`float16` or `bfloat16`.", choices=("auto", "float16", "bfloat16")),
     # the run on disk
@@ -372,10 +381,15 @@ class Config(Section):
 
 @dataclass
 class Resolution:
-    """The result of resolving a raw configuration."""
+    """The result of resolving a raw configuration.
+
+    ``resume`` is what a USB-style file's ``resume``/``load_path`` asked for (the CLI's
+    ``--resume`` wins over it).
+    """
 
     config: Config
     warnings: list[str] = field(default_factory=list)
+    resume: str | None = None
 
 
 def _all_names(options: Iterable[Option]) -> dict[str, Option]:

@@ -22,6 +22,7 @@ from .config import Config, Resolution, apply_overrides, read_config_file, resol
 from .distributed import broadcast_object, global_rank, local_rank, process_group, world_size
 from .errors import CheckpointError, ConfigError, PluginError
 from .rundir import CONFIG_FILE, ResumePoint, default_save_name, new_run_directory
+from .usb import translate as translate_usb
 
 if TYPE_CHECKING:
     import torch
@@ -55,14 +56,20 @@ def load_config(
     data: dict[str, Any] = dict(raw or {})
     if config_path is not None:
         data.update(read_config_file(config_path))
-    data = apply_overrides(data, overrides)
+    usb = translate_usb(apply_overrides(data, overrides))
+    data = usb.config
     disabled = data.get("disable_plugins") or []
     if isinstance(disabled, str):
         disabled = [part.strip() for part in disabled.split(",") if part.strip()]
     if not isinstance(disabled, list):
         raise ConfigError("configuration key 'disable_plugins' expects a list of plugin names")
-    manager.block(str(name) for name in disabled)
+    manager.block([str(name) for name in disabled] + usb.disable_plugins)
     manager.raise_for_failures()
+    for name in usb.enable_plugins:
+        info = manager.infos.get(name)
+        if info is None or not info.active:
+            state = "disabled" if info is not None else "not installed"
+            usb.warnings.append(f"use_{name}: the {name} plugin is {state} (pip install semilearn-{name})")
 
     algorithms = manager.registry("algorithm")
     resolution = resolve_config(
@@ -73,6 +80,11 @@ def load_config(
     config = resolution.config
     manager.bind_config({name: config.section(name) for name in config.sections})
     manager.hook.configure(config=config)
+    if usb.resume and not manager.hook.find_resume_point.get_hookimpls():
+        usb.warnings.append("resume: no plugin reads checkpoints (pip install semilearn-checkpoint); starting a new run")
+        usb.resume = None
+    resolution.warnings[:0] = usb.warnings
+    resolution.resume = usb.resume
     return resolution
 
 
@@ -131,11 +143,15 @@ def build_algorithm(
     config: Config, manager: PluginManager, run_dir: Path, device: torch.device | None = None
 ) -> AlgorithmBase:
     """Device, data, network and algorithm for ``config`` (nothing trained, no hook fired)."""
+    import torch
+
     device = device if device is not None else resolve_device(config.device)
     seed_everything(config.seed)
     algorithm_cls = manager.registry("algorithm").get(config.algorithm)
     dataset_builder = manager.registry("dataset").get(config.dataset)
-    data = dataset_builder(config, device)
+    data = dataset_builder(config, torch.device("cpu"))
+    if _keep_on_device(config.data_device, data, device):
+        data = data.to(device)
     net_name = data.default_net if config.net == "auto" else config.net
     net_builder = manager.registry("net").get(net_name)
     channels, height, width = data.image_shape
@@ -143,6 +159,19 @@ def build_algorithm(
     algorithm: AlgorithmBase = algorithm_cls(config, data, model, manager, run_dir, device)
     algorithm.net_name = net_name  # type: ignore[attr-defined]
     return algorithm
+
+
+def _keep_on_device(choice: str, data: Any, device: torch.device) -> bool:
+    """Whether the images live on the training device (else in host memory)."""
+    import torch
+
+    if choice != "auto" or device.type != "cuda":
+        return choice != "host" or device.type == "cpu"
+    from .data.transfer import data_bytes
+
+    free, _ = torch.cuda.mem_get_info(device)
+    needed = data_bytes(data.labelled_images, data.unlabelled_images, data.test_images)
+    return needed < free // 2
 
 
 def _check_resume_config(config: Config, saved: Mapping[str, Any]) -> None:

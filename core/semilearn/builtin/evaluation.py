@@ -35,7 +35,7 @@ class EvaluationHook(Hook):
         shard = -(-len(data.test_targets) // algorithm.world_size)
         start = algorithm.rank * shard
         images = data.test_images[start : start + shard]
-        targets = data.test_targets[start : start + shard]
+        targets = data.test_targets[start : start + shard].to(algorithm.device)
         logits = algorithm.predict(images)
         correct = (logits.argmax(dim=-1) == targets).float()
         # one vector of sums: per-class totals, per-class correct, summed loss

@@ -1,0 +1,99 @@
+"""Configuration files written for USB run as they are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import installed
+from datafiles import write_cifar10
+
+from semilearn.errors import ConfigError
+from semilearn.usb import translate
+
+# Every key of USB's classic-CV FixMatch file for CIFAR-10 (config/classic_cv/fixmatch/
+# fixmatch_cifar10_40_0.yaml) and the remaining classic-CV arguments of USB's train.py,
+# with USB's values; only the sizes are made small enough for a test.
+USB_CLASSIC_CV = {
+    "algorithm": "fixmatch", "save_dir": "./saved_models/classic_cv", "save_name": "fixmatch_cifar10_40_0",
+    "resume": True, "load_path": "./saved_models/classic_cv/fixmatch_cifar10_40_0/latest_model.pth",
+    "overwrite": True, "use_tensorboard": True, "use_wandb": False, "use_aim": False,
+    "epoch": 1, "num_train_iter": 2, "num_warmup_iter": 0, "num_eval_iter": 2, "num_log_iter": 1,
+    "num_labels": 40, "batch_size": 4, "eval_batch_size": 256, "hard_label": True, "T": 0.5, "p_cutoff": 0.95,
+    "ulb_loss_ratio": 1.0, "uratio": 1, "ema_m": 0.999, "crop_ratio": 0.875, "img_size": 32,
+    "optim": "SGD", "lr": 0.03, "momentum": 0.9, "weight_decay": 0.0005, "layer_decay": 1.0,
+    "amp": False, "clip": 0.0, "use_cat": True, "net": "wrn_28_2", "net_from_name": False, "use_pretrain": False,
+    "pretrain_path": "", "data_dir": "./data", "dataset": "cifar10", "train_sampler": "RandomSampler",
+    "num_classes": 10, "num_workers": 1, "include_lb_to_ulb": True, "seed": 0, "world_size": 1, "rank": 0,
+    "multiprocessing_distributed": True, "dist_url": "tcp://127.0.0.1:10008", "dist_backend": "nccl",
+    "gpu": "None",
+}
+
+
+def test_a_usb_classic_cv_file_runs_with_one_warning(cli, tmp_path: Path) -> None:
+    write_cifar10(tmp_path / "data")
+    (tmp_path / "usb.yaml").write_text(yaml.safe_dump(USB_CLASSIC_CV, sort_keys=False))
+    quiet = ("-p", "no:recorder", "-p", "no:recorder_late") if installed("semilearn-test-recorder") else ()
+    result = cli("run", "usb.yaml", *quiet)
+    assert result.code == 0, result.err
+    warnings = [line for line in (result.out + result.err).splitlines() if line.startswith(("warning", "error"))]
+    assert warnings == [
+        "warning: ignoring USB keys handled differently here: overwrite (run directories are never overwritten; "
+        "a new run gets a new name); use_tensorboard (the tracker plugins (semilearn-wandb, semilearn-aim)); "
+        "num_workers (batches are drawn and augmented on the device); world_size (torchrun / --nproc-per-node); "
+        "rank (torchrun); multiprocessing_distributed (torchrun / --nproc-per-node); dist_url (torchrun's "
+        "rendezvous); dist_backend (gloo on CPU, NCCL on GPUs, chosen by the engine); gpu (the device key and "
+        "torchrun's LOCAL_RANK)"
+    ] + ([] if installed("semilearn-checkpoint") else [
+        "warning: resume: no plugin reads checkpoints (pip install semilearn-checkpoint); starting a new run"])
+    assert "cifar10: 40 labelled" in result.out and "net: wrn_28_2" in result.out
+    assert "completed at step 2/2" in result.out
+    written = yaml.safe_load((tmp_path / "saved_models/classic_cv/fixmatch_cifar10_40_0/config.yaml").read_text())
+    assert written["clip_grad"] == 0.0 and written["img_size"] == 32 and written["p_cutoff"] == 0.95
+    assert "world_size" not in written and "use_cat" not in written
+
+
+def test_usb_spellings_and_tracker_switches() -> None:
+    translation = translate({"use_amp": True, "clip": 1.5, "use_wandb": True, "use_aim": "False", "lr": 0.1})
+    assert translation.config == {"amp": True, "clip_grad": 1.5, "lr": 0.1}
+    assert translation.enable_plugins == ["wandb"] and translation.disable_plugins == ["aim"]
+    assert translation.warnings == [] and translation.resume is None
+    with pytest.raises(ConfigError, match="'use_amp' and 'amp' set the same option"):
+        translate({"use_amp": True, "amp": False})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        ("layer_decay", 0.65, "layer-wise learning-rate decay is not implemented"),
+        ("use_cat", False, "labelled and unlabelled views always go through the network in one pass"),
+        ("net_from_name", True, "networks come from the network registry"),
+        ("imb_algorithm", "abc", "imbalanced-SSL algorithms are not implemented"),
+    ],
+)
+def test_usb_behaviour_semilearn_does_not_have_is_refused(cli, key: str, value: object, reason: str) -> None:
+    result = cli("run", "--set", f"{key}={value}")
+    assert result.code == 2
+    assert result.err.strip().startswith(f"error: configuration key '{key}' can only be")
+    assert reason in result.err
+
+
+def test_resume_true_without_a_checkpoint_starts_fresh_and_with_one_continues(cli, tmp_path: Path) -> None:
+    if not installed("semilearn-checkpoint"):
+        pytest.skip("needs semilearn-checkpoint")
+    common = ("--set", "num_train_iter=10", "--set", "batch_size=8", "--set", "uratio=1", "--set", "save_dir=runs")
+    fresh = cli("run", *common, "--set", "resume=true", "--set", "stop_step=4")
+    assert fresh.code == 0 and "starting a new run" in fresh.out
+    last = tmp_path / "runs/fixmatch_digits_40_0/checkpoints/last.pt"
+    resumed = cli("run", *common, "--set", "resume=true", "--set", f"load_path={last}")
+    assert resumed.code == 0, resumed.err
+    assert f"resuming from {last} (step 4)" in resumed.out and "completed at step 10/10" in resumed.out
+
+
+def test_use_wandb_without_the_plugin_says_so(cli) -> None:
+    if installed("semilearn-wandb"):
+        pytest.skip("semilearn-wandb is installed")
+    result = cli("config", "show", "--set", "use_wandb=true")
+    assert result.code == 0
+    assert "warning: use_wandb: the wandb plugin is not installed (pip install semilearn-wandb)" in result.out
