@@ -20,6 +20,7 @@ def test_host_resident_data_trains_exactly_like_device_data(tmp_path: Path) -> N
     on_device = train_in_process(tmp_path / "a", "num_train_iter=6", "data_device=device")
     on_host = train_in_process(tmp_path / "b", "num_train_iter=6", "data_device=host")
     assert on_host.algorithm.data_device == torch.device("cpu")
+    assert on_host.algorithm._host_gather is not None and on_device.algorithm._host_gather is None
     for name, tensor in _weights(on_device).items():
         assert torch.equal(tensor, _weights(on_host)[name]), name
 

@@ -156,7 +156,8 @@ class AlgorithmBase:
         self.augment = BatchAugment(data.augment, self.augment_generator)
         # Images live on the device, or in (pinned) host memory for data sets too big for it.
         self.data_device = data.labelled_images.device
-        self._host_gather = HostGather(device) if self.data_device != device else None
+        host_resident = self.data_device != device or config.data_device == "host"
+        self._host_gather = HostGather(device) if host_resident else None
         self.labelled_stream = SampleStream(
             len(data.labelled_targets), config.batch_size, _derived_seed(config.seed, "labelled"),
             self.data_device, self.rank, self.world_size, name="labelled",
