@@ -146,6 +146,7 @@ class AlgorithmBase:
         self.resuming = False
         self.status: str | None = None
         self.stop_reason: str | None = None
+        self.stopped_by_plugin = False
         self._signal_received: signal.Signals | None = None
         self._stop_vote: StopVote | None = None
 
@@ -384,6 +385,19 @@ class AlgorithmBase:
     # ------------------------------------------------------------------
     # Interrupts.
     # ------------------------------------------------------------------
+
+    def request_stop(self, reason: str) -> None:
+        """Stop after the current step (for plugins: early stopping, a time budget ...).
+
+        The step finishes (evaluation, logging, ``on_step_end``), then ``after_run`` fires
+        with status ``"interrupted"`` (so the checkpoint plugin saves, and the run can be
+        resumed, for example with more patience) and the process exits with 0. The first
+        reason wins. Under torchrun every process must ask at the same step (decide from
+        values that are equal on all ranks, such as eval metrics).
+        """
+        if not self.stop_reason:
+            self.stop_reason = reason
+            self.stopped_by_plugin = True
 
     @property
     def exit_code(self) -> int:

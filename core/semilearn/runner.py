@@ -291,5 +291,8 @@ def _final_line(result: RunResult) -> str:
             f" · best {100 * best['top1_acc']:.2f}% (step {int(best['step'])})"
         )
     if result.status == "interrupted":
-        text += f" · resume with: semilearn run --resume {result.run_dir}"
+        if result.algorithm.stopped_by_plugin:
+            text += f" · stopped: {result.algorithm.stop_reason}"
+        else:
+            text += f" · resume with: semilearn run --resume {result.run_dir}"
     return text
