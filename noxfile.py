@@ -18,13 +18,17 @@ import nox
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = False
-nox.options.sessions = ["lint", "typecheck", "core", "plugin_api", "logging", "checkpoint", "all"]
+nox.options.sessions = ["lint", "typecheck", "core", "plugin_api", "logging", "checkpoint", "all", "docs", "example"]
 
 TORCH = shlex.split(os.environ.get("SEMILEARN_TORCH", "torch==2.13.0"))
 PYTHON = "3.11"
 PLUGINS = {"logging": "plugins/logging[plot]", "checkpoint": "plugins/checkpoint"}
 PLUGIN_PACKAGES = ["plugins/logging/semilearn_logging", "plugins/checkpoint/semilearn_checkpoint"]
 TEST_PLUGINS = "tests/plugin_dists/recorder"
+EXAMPLE = "examples/early-stopping"
+DOCS = ("mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26")
+# Two processes for 1000 steps, against one: minutes, so only the `all` session runs it.
+HEAVY = "tests/test_distributed.py::test_two_processes_match_one_process_accuracy"
 
 
 def _install_core(session: nox.Session, *extra: str) -> None:
@@ -41,7 +45,7 @@ def core(session: nox.Session) -> None:
     """The core alone: no plugin installed (plugin tests skip)."""
     _install_core(session)
     session.run("semilearn", "plugins")
-    _pytest(session)
+    _pytest(session, "tests", "--deselect", HEAVY)
 
 
 @nox.session(python=PYTHON)
@@ -81,15 +85,17 @@ def all(session: nox.Session) -> None:  # noqa: A001 - the session's name on the
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     session.install("ruff")
-    session.run("ruff", "check", "core", "plugins", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", "core", "plugins", "tests", "benchmarks", "examples", "docs/_gen", "noxfile.py")
 
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy over the core and the shipped plugins."""
     _install_core(session, "mypy", "types-PyYAML")
-    session.install(*(f"./{path}" for path in PLUGINS.values()))
+    session.install(*(f"./{path}" for path in PLUGINS.values()), f"./{EXAMPLE}")
     session.run("mypy", "core/semilearn", *PLUGIN_PACKAGES)
+    session.run("mypy", "tests/typing/check_plugins.py")
+    _pytest(session, "tests/typing")
 
 
 @nox.session(python=PYTHON)
@@ -99,3 +105,22 @@ def benchmarks(session: nox.Session) -> None:
     session.install(*(f"./{path}" for path in PLUGINS.values()))
     for script in ("step_overhead.py", "checkpoint_stall.py"):
         session.run("python", f"benchmarks/{script}", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """The documentation site: mkdocs build --strict with the shipped plugins installed, and its tests."""
+    _install_core(session, *DOCS)
+    session.install(*(f"./{path}" for path in PLUGINS.values()))
+    session.run("mkdocs", "build", "--strict", "--site-dir", os.path.join(session.create_tmp(), "site"))
+    _pytest(session, "tests/test_docs.py")
+
+
+@nox.session(python=PYTHON)
+def example(session: nox.Session) -> None:
+    """The example plugin, installed with pip like any third-party package; its tests and the repository's."""
+    _install_core(session)
+    session.install(f"./{PLUGINS['checkpoint']}", f"./{EXAMPLE}[test]")
+    session.run("python", "-m", "pip", "check")
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", EXAMPLE, f"{EXAMPLE}/tests")
+    _pytest(session, "tests/test_example_plugin.py")
