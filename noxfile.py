@@ -18,12 +18,16 @@ import nox
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = False
-nox.options.sessions = ["lint", "typecheck", "core", "plugin_api", "logging", "checkpoint", "all", "docs", "example"]
+nox.options.sessions = [
+    "lint", "typecheck", "core", "plugin_api", "logging", "checkpoint", "wandb", "aim", "all", "docs", "example",
+]
 
 TORCH = shlex.split(os.environ.get("SEMILEARN_TORCH", "torch==2.13.0"))
 PYTHON = "3.11"
 PLUGINS = {"logging": "plugins/logging[plot]", "checkpoint": "plugins/checkpoint"}
-PLUGIN_PACKAGES = ["plugins/logging/semilearn_logging", "plugins/checkpoint/semilearn_checkpoint"]
+TRACKERS = {"wandb": "plugins/wandb", "aim": "plugins/aim"}  # not in PLUGINS: `benchmarks` stays tracker-free
+PLUGIN_PACKAGES = ["plugins/logging/semilearn_logging", "plugins/checkpoint/semilearn_checkpoint",
+                   "plugins/wandb/semilearn_wandb", "plugins/aim/semilearn_aim"]
 TEST_PLUGINS = "tests/plugin_dists/recorder"
 EXAMPLE = "examples/early-stopping"
 DOCS = ("mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26")
@@ -34,6 +38,16 @@ HEAVY = "tests/test_distributed.py::test_two_processes_match_one_process_accurac
 def _install_core(session: nox.Session, *extra: str) -> None:
     session.install(*TORCH)
     session.install("./[test]", *extra)
+
+
+def _all_plugins() -> list[str]:
+    return [f"./{path}" for path in (*PLUGINS.values(), *TRACKERS.values())]
+
+
+def _tracker_homes(session: nox.Session) -> None:
+    """Keep wandb's own folders (config, cache, artifact staging) inside the session."""
+    for name in ("CONFIG", "CACHE", "DATA"):
+        session.env[f"WANDB_{name}_DIR"] = os.path.join(session.create_tmp(), "wandb", name.lower())
 
 
 def _pytest(session: nox.Session, *paths: str) -> None:
@@ -73,12 +87,32 @@ def checkpoint(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
-def all(session: nox.Session) -> None:  # noqa: A001 - the session's name on the command line
-    """Everything installed together: every test, and a clean `pip check`."""
+def wandb(session: nox.Session) -> None:
+    """The core with semilearn-wandb alone (offline runs: no account, no network)."""
     _install_core(session)
-    session.install(*(f"./{path}" for path in PLUGINS.values()), f"./{TEST_PLUGINS}")
+    session.install(f"./{TRACKERS['wandb']}")
+    session.run("python", "-m", "pip", "check")
+    _tracker_homes(session)
+    _pytest(session, "tests/test_wandb.py", "tests/test_trackers.py")
+
+
+@nox.session(python=PYTHON)
+def aim(session: nox.Session) -> None:
+    """The core with semilearn-aim alone (a local Aim repository; `aim up` on loopback)."""
+    _install_core(session)
+    session.install(f"./{TRACKERS['aim']}")
+    session.run("python", "-m", "pip", "check")
+    _pytest(session, "tests/test_aim.py", "tests/test_trackers.py")
+
+
+@nox.session(python=PYTHON)
+def all(session: nox.Session) -> None:  # noqa: A001 - the session's name on the command line
+    """Everything installed together: every test, and a clean `pip check` with torch, wandb and aim."""
+    _install_core(session)
+    session.install(*_all_plugins(), f"./{TEST_PLUGINS}")
     session.run("python", "-m", "pip", "check")
     session.run("semilearn", "plugins")
+    _tracker_homes(session)
     _pytest(session)
 
 
@@ -92,7 +126,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy over the core and the shipped plugins."""
     _install_core(session, "mypy", "types-PyYAML")
-    session.install(*(f"./{path}" for path in PLUGINS.values()), f"./{EXAMPLE}")
+    session.install(*_all_plugins(), f"./{EXAMPLE}")
     session.run("mypy", "core/semilearn", *PLUGIN_PACKAGES)
     session.run("mypy", "tests/typing/check_plugins.py")
     _pytest(session, "tests/typing")
@@ -111,7 +145,7 @@ def benchmarks(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """The documentation site: mkdocs build --strict with the shipped plugins installed, and its tests."""
     _install_core(session, *DOCS)
-    session.install(*(f"./{path}" for path in PLUGINS.values()))
+    session.install(*_all_plugins())
     session.run("mkdocs", "build", "--strict", "--site-dir", os.path.join(session.create_tmp(), "site"))
     _pytest(session, "tests/test_docs.py")
 

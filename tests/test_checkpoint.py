@@ -30,7 +30,7 @@ def _checkpoints(run_dir: Path) -> Path:
 
 
 def _only_run(root: Path) -> Path:
-    (run_dir,) = [path for path in root.iterdir() if path.is_dir()]
+    (run_dir,) = [path for path in root.iterdir() if path.is_dir() and not path.name.startswith(".")]
     return run_dir
 
 

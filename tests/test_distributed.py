@@ -45,7 +45,7 @@ def test_two_processes_train_with_one_writer(tmp_path: Path) -> None:
     out = result.stdout
     assert out.count("run directory:") == 1  # one process prints
     assert "device: cpu x 2 processes" in out and "completed at step 30/30" in out
-    (run_dir,) = (tmp_path / "runs").iterdir()
+    (run_dir,) = [path for path in (tmp_path / "runs").iterdir() if not path.name.startswith(".")]
     if installed("semilearn-logging"):
         records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
         keys = [(record["step"], record["split"]) for record in records]
@@ -96,7 +96,7 @@ def test_sigterm_to_the_launcher_saves_and_the_run_resumes(tmp_path: Path) -> No
         launcher.kill()
     assert launcher.returncode == 143, err
     assert "SIGTERM received: finishing step" in out
-    (run_dir,) = (tmp_path / "runs").iterdir()
+    (run_dir,) = [path for path in (tmp_path / "runs").iterdir() if not path.name.startswith(".")]
     saved = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     assert saved["world_size"] == 2 and saved["step"] > 0
     assert f"interrupted at step {saved['step']}/100000" in out

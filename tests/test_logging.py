@@ -22,7 +22,7 @@ ONLY_LOGGING = ("-p", "no:checkpoint")
 
 
 def _run_dir(root: Path) -> Path:
-    (run_dir,) = [path for path in (root / "runs").iterdir() if path.is_dir()]
+    (run_dir,) = [path for path in (root / "runs").iterdir() if path.is_dir() and not path.name.startswith(".")]
     return run_dir
 
 

@@ -180,7 +180,7 @@ class CheckpointHook(Hook):
         if periodic or self._best_pending or self.is_last_step(algorithm):
             self.save(algorithm, periodic=periodic)
 
-    @hookimpl
+    @hookimpl(tryfirst=True)  # save before trackers finish and before the logging summary
     def after_run(self, algorithm: AlgorithmBase, status: str, error: BaseException | None) -> None:
         try:
             consistent = status == "completed" or (status == "interrupted" and error is None)

@@ -175,7 +175,7 @@ class LoggingHook(Hook):
                 self._bar.set(acc=format_value("top1_acc", metrics["top1_acc"]))
             logging.getLogger("semilearn").info(line)
 
-    @hookimpl
+    @hookimpl(trylast=True)  # the summary and closing the files come after every other plugin's ending
     def after_run(self, algorithm: AlgorithmBase, status: str, error: BaseException | None) -> None:
         try:
             if self._bar is not None:
