@@ -56,6 +56,13 @@ def test_two_processes_train_with_one_writer(tmp_path: Path) -> None:
         state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
         assert state["world_size"] == 2 and state["step"] == 30
         assert sorted(path.name for path in (run_dir / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+    if installed("semilearn-wandb"):
+        assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
+    if installed("semilearn-aim"):
+        from test_aim import read_repo
+
+        runs = read_repo(tmp_path / "runs" / ".aim")["runs"]
+        assert len(runs) == 1 and not runs[0]["active"]
 
 
 def _final_accuracy(stdout: str) -> float:
