@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from semilearn.data.base import balanced_labelled_indices
 from semilearn.data.augment import AugmentSpec, BatchAugment, cutout, rand_augment, random_translate
+from semilearn.data.base import balanced_labelled_indices
 from semilearn.data.digits import digits_arrays
 from semilearn.data.sampler import SampleStream
 from semilearn.errors import ConfigError

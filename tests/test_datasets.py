@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from datafiles import class_images, write_cifar10, write_cifar100, write_stl10, write_svhn
 
 from conftest import FAST
+from datafiles import class_images, write_cifar10, write_cifar100, write_stl10, write_svhn
 from semilearn.config import Config
 from semilearn.errors import ConfigError, DataError
 from semilearn.plugins import PluginManager

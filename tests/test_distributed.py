@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from conftest import FAST, installed
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from datafiles import tar_gz, write_cifar10, write_svhn
 
+from datafiles import tar_gz, write_cifar10, write_svhn
 from semilearn.config import Config
 from semilearn.data import download as download_module
 from semilearn.data.download import SOURCES

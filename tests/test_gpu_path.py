@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import train_in_process
 
+from conftest import train_in_process
 from semilearn.data.transfer import HostGather
 
 

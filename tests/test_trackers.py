@@ -249,8 +249,9 @@ EVERYTHING = ("semilearn-wandb", "semilearn-aim", "semilearn-checkpoint", "semil
 @pytest.mark.skipif(not all(installed(name) for name in EVERYTHING), reason="needs all four plugins")
 def test_sigterm_and_resume_keep_one_wandb_run_and_one_aim_run(tmp_path: Path) -> None:
     import torch
-    from test_aim import by_series, read_repo
     from test_wandb import wandb_runs
+
+    from test_aim import by_series, read_repo
 
     env = {name: value for name, value in os.environ.items() if not name.startswith("WANDB_")}
     env.update({f"WANDB_{name}_DIR": str(tmp_path / "wandb-home" / name.lower()) for name in ("CONFIG", "CACHE", "DATA")})

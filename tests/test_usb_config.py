@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import installed
 from datafiles import write_cifar10
-
 from semilearn.errors import ConfigError
 from semilearn.usb import translate
 
