@@ -158,3 +158,10 @@ def example(session: nox.Session) -> None:
     session.run("python", "-m", "pip", "check")
     session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", EXAMPLE, f"{EXAMPLE}/tests")
     _pytest(session, "tests/test_example_plugin.py")
+
+
+@nox.session(python=PYTHON)
+def accuracy(session: nox.Session) -> None:
+    """Every algorithm on digits with 40 labels, 2 seeds (about half an hour; not part of CI)."""
+    _install_core(session)
+    session.run("python", "benchmarks/accuracy.py", "--jobs", "2", *session.posargs)

@@ -1,53 +1,47 @@
-"""FixMatch (Sohn et al., 2020): pseudo-labels from weak views, consistency on strong views.
+"""FixMatch (Sohn et al., 2020, arXiv:2001.07685): weak-view pseudo-labels train strong views.
 
 The weak view of an unlabelled image is classified; where the top class probability
-reaches ``p_cutoff`` it becomes the target (hard, or soft with temperature ``T``) of the
-strong view. Labelled, weak and strong views go through the network in one forward pass.
+reaches ``p_cutoff`` (the ``"fixed"`` mask policy) its pseudo-label -- the arg-max class,
+or the distribution sharpened with ``T`` -- is the target of the strong view. Labelled,
+weak and strong views go through the network in one forward pass.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from ..algorithm import AlgorithmBase
-from ..config import Option
+from .common import (
+    SSLAlgorithm,
+    cross_entropy,
+    hard_label_option,
+    p_cutoff_option,
+    split,
+    temperature_option,
+    ulb_loss_ratio_option,
+)
 
 __all__ = ["FixMatch"]
 
 
-class FixMatch(AlgorithmBase):
+class FixMatch(SSLAlgorithm):
+    """Confidence-thresholded pseudo-labels from weak views are the targets of strong views."""
+
     name = "fixmatch"
     description = "confidence-thresholded pseudo-labels from weak views train the strong views"
-    config_options = (
-        Option("p_cutoff", float, 0.95, "Confidence a weak view needs for its pseudo-label to count.",
-               minimum=0, maximum=1, usb=True),
-        Option("T", float, 0.5, "Temperature of soft pseudo-labels (with hard_label: false).", minimum=0,
-               exclusive_minimum=True, usb=True),
-        Option("hard_label", bool, True, "Use the arg-max class as the pseudo-label (else the sharpened "
-               "distribution).", usb=True),
-        Option("ulb_loss_ratio", float, 1.0, "Weight of the unlabelled loss (the paper's lambda_u).", minimum=0,
-               aliases=("lambda_u",), usb=True),
-    )
+    config_options = (p_cutoff_option(0.95), temperature_option(0.5), hard_label_option(True),
+                      ulb_loss_ratio_option(1.0))
 
     def train_step(  # type: ignore[override]
         self, x_lb: torch.Tensor, y_lb: torch.Tensor, x_ulb_w: torch.Tensor, x_ulb_s: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config = self.config
-        num_lb = x_lb.shape[0]
-        logits = self.model(torch.cat((x_lb, x_ulb_w, x_ulb_s)))["logits"]
-        logits_lb = logits[:num_lb]
-        logits_w, logits_s = logits[num_lb:].chunk(2)
-        sup_loss = F.cross_entropy(logits_lb, y_lb)
+        outputs, sizes = self.forward_views(x_lb, x_ulb_w, x_ulb_s)
+        logits_lb, logits_w, logits_s = split(outputs["logits"], sizes)
+        sup_loss = cross_entropy(logits_lb, y_lb).mean()
 
-        logits_w = logits_w.detach().float()
-        max_probs, hard_targets = torch.softmax(logits_w, dim=-1).max(dim=-1)
-        mask = (max_probs >= config.p_cutoff).float()
-        if config.hard_label:
-            per_sample = F.cross_entropy(logits_s, hard_targets, reduction="none")
-        else:
-            soft_targets = torch.softmax(logits_w / config.T, dim=-1)
-            per_sample = -(soft_targets * F.log_softmax(logits_s.float(), dim=-1)).sum(dim=-1)
-        unsup_loss = (per_sample * mask).mean()
+        probs = torch.softmax(logits_w.detach().float(), dim=-1)
+        mask = self.mask("fixed", probs)
+        targets = self.pseudo_labels("hard" if config.hard_label else "soft", probs, config.T)
+        unsup_loss = (cross_entropy(logits_s, targets) * mask).mean()
         loss = sup_loss + config.ulb_loss_ratio * unsup_loss
         return loss, {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "mask_ratio": mask.mean()}

@@ -9,7 +9,8 @@ takes a float batch ``[B, C, H, W]`` and returns a dict:
 * ``feat``: ``[B, num_features]`` the features before the classifier.
 
 It exposes ``num_features`` (the width of ``feat``). Algorithms that need more heads
-(projection, rotation) add them around the network, reading ``feat``.
+(projection, rotation) add them around the network, reading ``feat``
+(:mod:`semilearn.nets.heads`: ``NetWithHeads``, ``ProjectionHead``, ``RotationHead``).
 
 This module imports nothing heavy: it only lists the built-in networks, which the
 ``catalog`` plugin registers.

@@ -1,0 +1,61 @@
+"""AdaMatch (Berthelot et al., 2022, arXiv:2106.04732): relative confidence threshold and
+distribution alignment.
+
+The threshold is relative to how confident the model is on labelled data: ``p_cutoff``
+times the mean top probability of the labelled batch's weak views (the ``"adamatch"`` mask
+policy), so it adapts as training progresses instead of waiting for a fixed 0.95. Before
+thresholding, the unlabelled predictions are aligned (``"ema"`` alignment policy) so that
+their running class distribution matches the running mean prediction on labelled data; the
+pseudo-labels come from the aligned predictions.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..config import Option
+from .common import (
+    SSLAlgorithm,
+    cross_entropy,
+    ema_p_option,
+    hard_label_option,
+    p_cutoff_option,
+    split,
+    temperature_option,
+    ulb_loss_ratio_option,
+)
+
+__all__ = ["AdaMatch"]
+
+
+class AdaMatch(SSLAlgorithm):
+    """Pseudo-labels above a threshold relative to labelled confidence, after distribution alignment."""
+
+    name = "adamatch"
+    description = "relative confidence threshold (p_cutoff x labelled confidence) after distribution alignment"
+    config_options = (
+        p_cutoff_option(0.95),
+        temperature_option(0.5),
+        hard_label_option(True),
+        Option("dist_align", bool, True, "Align unlabelled predictions to the labelled ones.", usb=True),
+        ema_p_option(0.999),
+        ulb_loss_ratio_option(1.0),
+    )
+
+    def train_step(  # type: ignore[override]
+        self, x_lb: torch.Tensor, y_lb: torch.Tensor, x_ulb_w: torch.Tensor, x_ulb_s: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        config = self.config
+        outputs, sizes = self.forward_views(x_lb, x_ulb_w, x_ulb_s)
+        logits_lb, logits_w, logits_s = split(outputs["logits"], sizes)
+        sup_loss = cross_entropy(logits_lb, y_lb).mean()
+
+        probs_lb = torch.softmax(logits_lb.detach().float(), dim=-1)
+        probs = torch.softmax(logits_w.detach().float(), dim=-1)
+        if config.dist_align:
+            probs = self.align("ema", probs, "model", probs_lb=probs_lb)
+        mask = self.mask("adamatch", probs, probs_lb=probs_lb)
+        targets = self.pseudo_labels("hard" if config.hard_label else "soft", probs, config.T)
+        unsup_loss = (cross_entropy(logits_s, targets) * mask).mean()
+        loss = sup_loss + config.ulb_loss_ratio * unsup_loss
+        return loss, {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "mask_ratio": mask.mean()}

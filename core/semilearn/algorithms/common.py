@@ -1,0 +1,293 @@
+"""What the SSL algorithms share: the policy calls, their saved state, losses and views.
+
+:class:`SSLAlgorithm` is the base of the built-in semi-supervised algorithms. It calls
+the policy hook points of :mod:`semilearn.hookspecs` (``compute_mask``,
+``make_pseudo_labels``, ``align_distribution``) with the state dict of each use, keeps
+that state and any algorithm buffers (memory banks, queues) in checkpoints, and draws
+the views a step needs from the engine's sample streams and batched augmentation.
+
+The functions below are the pieces several algorithms use: the cross-entropy and
+mean-squared consistency losses, the unsupervised warm-up ramp, MixUp, and batched
+rotations. None of them synchronises with the host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..algorithm import AlgorithmBase
+from ..config import Config, Option
+from ..errors import PluginError
+from ..nets.heads import NetWithHeads
+
+if TYPE_CHECKING:
+    from ..data.base import SSLData
+    from ..plugins import PluginManager
+
+__all__ = [
+    "SSLAlgorithm",
+    "split",
+    "cross_entropy",
+    "mse_consistency",
+    "unsup_ramp",
+    "mixup",
+    "sample_mixup_lambda",
+    "rotate_batch",
+    "four_rotations",
+    "one_hot",
+    "p_cutoff_option",
+    "temperature_option",
+    "hard_label_option",
+    "ulb_loss_ratio_option",
+    "unsup_warm_up_option",
+    "ema_p_option",
+]
+
+
+# ---------------------------------------------------------------------------
+# Configuration keys several algorithms share (USB's names and meanings).
+# ---------------------------------------------------------------------------
+
+
+def p_cutoff_option(default: float = 0.95) -> Option:
+    return Option("p_cutoff", float, default, "Confidence a prediction needs for its pseudo-label to count.",
+                  minimum=0, maximum=1, usb=True)
+
+
+def temperature_option(default: float = 0.5) -> Option:
+    return Option("T", float, default, "Temperature that sharpens soft pseudo-labels (lower is sharper).",
+                  minimum=0, exclusive_minimum=True, usb=True)
+
+
+def hard_label_option(default: bool = True) -> Option:
+    return Option("hard_label", bool, default, "Use the arg-max class as the pseudo-label (else the "
+                  "distribution sharpened with T).", usb=True)
+
+
+def ulb_loss_ratio_option(default: float = 1.0) -> Option:
+    return Option("ulb_loss_ratio", float, default, "Weight of the unlabelled loss (the paper's lambda_u).",
+                  minimum=0, aliases=("lambda_u",), usb=True)
+
+
+def unsup_warm_up_option(default: float = 0.4) -> Option:
+    return Option("unsup_warm_up", float, default, "Fraction of the run over which the unlabelled loss weight "
+                  "ramps linearly from 0 to its full value.", minimum=0, maximum=1, usb=True)
+
+
+def ema_p_option(default: float = 0.999) -> Option:
+    return Option("ema_p", float, default, "Momentum of the running class-probability estimates.",
+                  minimum=0, maximum=1, usb=True)
+
+
+# ---------------------------------------------------------------------------
+# Losses and schedules.
+# ---------------------------------------------------------------------------
+
+
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-sample cross-entropy against class indices ``[B]`` or distributions ``[B, C]``."""
+    if targets.ndim == logits.ndim:
+        return -(targets * F.log_softmax(logits.float(), dim=-1)).sum(dim=-1)
+    return F.cross_entropy(logits.float(), targets, reduction="none")
+
+
+def mse_consistency(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-sample mean squared difference between ``softmax(logits)`` and target distributions."""
+    return ((torch.softmax(logits.float(), dim=-1) - targets) ** 2).mean(dim=-1)
+
+
+def unsup_ramp(step: int, num_train_iter: int, warm_up: float) -> float:
+    """Linear warm-up of the unlabelled loss weight: ``clip(step / (warm_up * T), 0, 1)``.
+
+    ``step`` counts finished steps (0 in the first step), as USB's iteration counter.
+    """
+    length = warm_up * num_train_iter
+    if length <= 0:
+        return 1.0
+    return float(min(max(step / length, 0.0), 1.0))
+
+
+def one_hot(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
+    return F.one_hot(targets, num_classes).float()
+
+
+def sample_mixup_lambda(alpha: float) -> float:
+    """MixMatch's ``lambda' = max(lambda, 1 - lambda)``, ``lambda ~ Beta(alpha, alpha)``.
+
+    Drawn on the host from NumPy's global generator (whose state checkpoints carry), so
+    nothing waits for the device.
+    """
+    if alpha <= 0:
+        return 1.0
+    value = float(np.random.beta(alpha, alpha))
+    return max(value, 1.0 - value)
+
+
+def mixup(inputs: torch.Tensor, targets: torch.Tensor, lam: float | torch.Tensor,
+          permutation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mix each sample (and its target) with the sample ``permutation`` points to."""
+    mixed_inputs = lam * inputs + (1.0 - lam) * inputs[permutation]
+    mixed_targets = lam * targets + (1.0 - lam) * targets[permutation]
+    return mixed_inputs, mixed_targets
+
+
+def four_rotations(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each image rotated by 0, 90, 180 and 270 degrees: ``[4B, ...]`` and the labels 0..3."""
+    batch = images.shape[0]
+    rotated = torch.cat([torch.rot90(images, k, dims=(-2, -1)) for k in range(4)])
+    labels = torch.arange(4, device=images.device).repeat_interleave(batch)
+    return rotated, labels
+
+
+def rotate_batch(images: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
+    """Rotate image ``i`` by ``turns[i]`` quarter turns (counter-clockwise); square images."""
+    out = images
+    select = turns.view(-1, *([1] * (images.ndim - 1)))
+    for k in range(1, 4):
+        out = torch.where(select == k, torch.rot90(images, k, dims=(-2, -1)), out)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# The base class.
+# ---------------------------------------------------------------------------
+
+
+def _copy_state(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, Mapping):
+        return {key: _copy_state(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_copy_state(item) for item in value]
+    return value
+
+
+def _to_device(value: Any, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, Mapping):
+        return {key: _to_device(item, device) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_to_device(item, device) for item in value]
+    return value
+
+
+class SSLAlgorithm(AlgorithmBase):
+    """Base of the built-in SSL algorithms: policy calls, checkpointed state, views.
+
+    State that survives a resume lives in two dicts, both saved by
+    :meth:`algorithm_state` and restored by :meth:`load_algorithm_state`:
+
+    * ``policy_state`` -- one dict per policy use (``"mask"``, ``"align"`` ...), handed
+      to the policy hook points, which keep their running estimates there;
+    * ``buffers`` -- the algorithm's own (memory banks, queues, pointers).
+
+    Values are tensors, numbers, strings, booleans and lists or dicts of those, so that
+    a checkpoint loads with ``torch.load(weights_only=True)``.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        data: SSLData,
+        model: nn.Module,
+        manager: PluginManager,
+        run_dir: Path,
+        device: torch.device,
+    ) -> None:
+        heads = self.heads(config, int(model.num_features))  # type: ignore[arg-type]
+        if heads:
+            model = NetWithHeads(model, heads)
+        super().__init__(config, data, model, manager, run_dir, device)
+        self.policy_state: dict[str, dict[str, Any]] = {}
+        self.buffers: dict[str, Any] = {}
+
+    def heads(self, config: Config, num_features: int) -> dict[str, nn.Module]:
+        """Extra heads on the network's features, by output name (see :mod:`semilearn.nets.heads`).
+
+        Called before the base initialiser builds the optimizer, so the heads train with
+        the network and are part of the EMA model and checkpoints. None by default.
+        """
+        return {}
+
+    # -- policies -------------------------------------------------------------
+
+    def state_for(self, use: str) -> dict[str, Any]:
+        """The state dict of one use of a policy (created empty on first use)."""
+        return self.policy_state.setdefault(use, {})
+
+    def mask(self, policy: str, probs: torch.Tensor, *, use: str = "mask",
+             probs_lb: torch.Tensor | None = None, indices: torch.Tensor | None = None) -> torch.Tensor:
+        """Weights in [0, 1] for ``probs`` from the ``compute_mask`` hook point."""
+        result = self.hook.compute_mask(algorithm=self, policy=policy, probs=probs, state=self.state_for(use),
+                                        probs_lb=probs_lb, indices=indices)
+        return self._answered(result, "compute_mask", policy)
+
+    def pseudo_labels(self, policy: str, probs: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """Targets for ``probs`` (``"hard"`` or ``"soft"``) from the ``make_pseudo_labels`` hook point."""
+        result = self.hook.make_pseudo_labels(algorithm=self, policy=policy, probs=probs, temperature=temperature)
+        return self._answered(result, "make_pseudo_labels", policy)
+
+    def align(self, policy: str, probs: torch.Tensor, target: str, *, use: str = "align",
+              probs_lb: torch.Tensor | None = None) -> torch.Tensor:
+        """``probs`` after distribution alignment from the ``align_distribution`` hook point."""
+        result = self.hook.align_distribution(algorithm=self, policy=policy, probs=probs, state=self.state_for(use),
+                                              target=target, probs_lb=probs_lb)
+        return self._answered(result, "align_distribution", policy)
+
+    def _answered(self, result: torch.Tensor | None, hook_name: str, policy: str) -> torch.Tensor:
+        if result is None:
+            raise PluginError(
+                f"algorithm '{self.name}' asked the '{hook_name}' hook point for policy '{policy}' and no plugin "
+                "answered (is the built-in 'policies' plugin disabled?)"
+            )
+        return result
+
+    def unsup_weight(self, warm_up: float) -> float:
+        """The unsupervised warm-up factor of this step (see :func:`unsup_ramp`)."""
+        return unsup_ramp(self.global_step, self.num_train_iter, warm_up)
+
+    # -- views ----------------------------------------------------------------
+
+    def draw_labelled(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The next labelled batch: indices, uint8 images, targets."""
+        index = self.labelled_stream.next()
+        return index, self.data.labelled_images[index], self.data.labelled_targets[index]
+
+    def draw_unlabelled(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next unlabelled batch: indices (into the unlabelled set) and uint8 images."""
+        if self.unlabelled_stream is None:  # pragma: no cover - every SSL algorithm has one
+            raise RuntimeError(f"algorithm '{self.name}' draws unlabelled data but has no unlabelled stream")
+        index = self.unlabelled_stream.next()
+        return index, self.data.unlabelled_images[index]
+
+    def forward_views(self, *views: torch.Tensor) -> tuple[dict[str, torch.Tensor], list[int]]:
+        """One forward pass over the concatenated ``views``; returns the outputs and view sizes.
+
+        Use :func:`split` on an output with the sizes to get the per-view parts.
+        """
+        sizes = [view.shape[0] for view in views]
+        return self.model(torch.cat(views) if len(views) > 1 else views[0]), sizes
+
+    # -- checkpoint state -----------------------------------------------------
+
+    def algorithm_state(self) -> dict[str, Any]:
+        return {"policy_state": _copy_state(self.policy_state), "buffers": _copy_state(self.buffers)}
+
+    def load_algorithm_state(self, state: Mapping[str, Any]) -> None:
+        self.policy_state = {use: dict(_to_device(values, self.device))
+                             for use, values in state.get("policy_state", {}).items()}
+        self.buffers = dict(_to_device(state.get("buffers", {}), self.device))
+
+
+def split(tensor: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
+    """The per-view parts of a concatenated forward pass's output."""
+    return list(torch.split(tensor, sizes))

@@ -1,0 +1,44 @@
+"""Pi-Model (Laine and Aila, 2017, arXiv:1610.02242): consistency between two stochastic views.
+
+Each unlabelled image is augmented twice (two independent weak views); the class
+distribution predicted for the second is pulled towards the (detached) distribution of
+the first by a mean squared error. The weight of that loss ramps up linearly over the
+first ``unsup_warm_up`` fraction of the run.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .common import SSLAlgorithm, cross_entropy, mse_consistency, split, ulb_loss_ratio_option, unsup_warm_up_option
+
+__all__ = ["PiModel"]
+
+
+class PiModel(SSLAlgorithm):
+    """MSE consistency between the predictions of two weak views of each unlabelled image."""
+
+    name = "pimodel"
+    description = "mean-squared consistency between the predictions of two stochastic (weak) views"
+    config_options = (ulb_loss_ratio_option(10.0), unsup_warm_up_option(0.4))
+
+    def sample_batch(self) -> dict[str, torch.Tensor]:
+        _, images, targets = self.draw_labelled()
+        _, unlabelled = self.draw_unlabelled()
+        return {
+            "x_lb": self.augment.weak(images), "y_lb": targets,
+            "x_ulb_w": self.augment.weak(unlabelled), "x_ulb_w2": self.augment.weak(unlabelled),
+        }
+
+    def train_step(  # type: ignore[override]
+        self, x_lb: torch.Tensor, y_lb: torch.Tensor, x_ulb_w: torch.Tensor, x_ulb_w2: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        config = self.config
+        outputs, sizes = self.forward_views(x_lb, x_ulb_w, x_ulb_w2)
+        logits_lb, logits_w, logits_w2 = split(outputs["logits"], sizes)
+        sup_loss = cross_entropy(logits_lb, y_lb).mean()
+        targets = torch.softmax(logits_w.detach().float(), dim=-1)
+        unsup_loss = mse_consistency(logits_w2, targets).mean()
+        ramp = self.unsup_weight(config.unsup_warm_up)
+        loss = sup_loss + config.ulb_loss_ratio * ramp * unsup_loss
+        return loss, {"sup_loss": sup_loss, "unsup_loss": unsup_loss}

@@ -1,0 +1,121 @@
+"""ReMixMatch (Berthelot et al., 2020, arXiv:1911.09785): distribution alignment, augmentation
+anchoring and a rotation loss on top of MixMatch.
+
+The weak view of each unlabelled image is the anchor: its prediction is aligned to the
+class distribution of the labelled set (``"ema"`` distribution alignment: multiplied by
+``p_labelled / p_model`` with ``p_model`` a running mean of predictions) and sharpened with
+``T``. That guess is the target of two strong views (augmentation anchoring), which are
+mixed with the labelled and weak views as in MixMatch (cross-entropy on both parts,
+``mixup_alpha`` 0.75). Two extra terms: the first strong view, unmixed, is trained on the
+guess (``kl_loss_ratio``), and a rotation head learns which of four rotations was applied
+to a rotated copy of it (``rot_loss_ratio``; 0 turns it off). The unlabelled weights ramp
+up over ``unsup_warm_up`` (1/64 of the run). USB runs it with ``uratio: 1``.
+
+Mixed, unmixed strong and rotated views share one forward pass; the anchor's pass does not
+move batch-norm statistics.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import Config, Option
+from ..nets.heads import RotationHead, frozen_batch_norm_stats, unwrap
+from .common import (
+    SSLAlgorithm,
+    cross_entropy,
+    mixup,
+    one_hot,
+    rotate_batch,
+    sample_mixup_lambda,
+    split,
+    temperature_option,
+    ulb_loss_ratio_option,
+    unsup_warm_up_option,
+)
+from .mixmatch import mixup_alpha_option
+
+__all__ = ["ReMixMatch"]
+
+
+class ReMixMatch(SSLAlgorithm):
+    """Aligned, sharpened weak-view guesses anchor two strong views; MixUp; rotation prediction."""
+
+    name = "remixmatch"
+    description = "distribution alignment + augmentation anchoring (strong views) + MixUp + rotation loss"
+    config_options = (
+        temperature_option(0.5),
+        mixup_alpha_option(0.75),
+        Option("kl_loss_ratio", float, 0.5, "Weight of the loss of the unmixed strong view on the guess.",
+               minimum=0, usb=True),
+        Option("rot_loss_ratio", float, 0.5, "Weight of the rotation prediction loss; 0 turns it off.", minimum=0,
+               usb=True),
+        ulb_loss_ratio_option(1.5),
+        unsup_warm_up_option(1 / 64),
+    )
+
+    def heads(self, config: Config, num_features: int) -> dict[str, nn.Module]:
+        return {"logits_rot": RotationHead(num_features)} if config.rot_loss_ratio > 0 else {}
+
+    @property
+    def use_rotation(self) -> bool:
+        return bool(self.config.rot_loss_ratio > 0)
+
+    def sample_batch(self) -> dict[str, torch.Tensor]:
+        _, images, targets = self.draw_labelled()
+        _, unlabelled = self.draw_unlabelled()
+        strong_0 = self.augment.strong(unlabelled)
+        batch = {
+            "x_lb": self.augment.weak(images), "y_lb": targets, "x_ulb_w": self.augment.weak(unlabelled),
+            "x_ulb_s_0": strong_0, "x_ulb_s_1": self.augment.strong(unlabelled),
+        }
+        if self.use_rotation:
+            turns = torch.randint(0, 4, (strong_0.shape[0],), generator=self.augment_generator,
+                                  device=strong_0.device)
+            batch["x_ulb_s_0_rot"] = rotate_batch(strong_0, turns)
+            batch["rot_v"] = turns
+        return batch
+
+    def guess_labels(self, x_ulb_w: torch.Tensor) -> torch.Tensor:
+        """The weak view's prediction, aligned to the labelled class distribution and sharpened."""
+        network = unwrap(self.model)
+        with torch.no_grad(), frozen_batch_norm_stats(network):
+            probs = torch.softmax(network(x_ulb_w)["logits"].float(), dim=-1)
+        aligned = self.align("ema", probs, "labelled")
+        return self.pseudo_labels("soft", aligned, self.config.T)
+
+    def train_step(  # type: ignore[override]
+        self,
+        x_lb: torch.Tensor,
+        y_lb: torch.Tensor,
+        x_ulb_w: torch.Tensor,
+        x_ulb_s_0: torch.Tensor,
+        x_ulb_s_1: torch.Tensor,
+        x_ulb_s_0_rot: torch.Tensor | None = None,
+        rot_v: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        config = self.config
+        num_lb = x_lb.shape[0]
+        guess = self.guess_labels(x_ulb_w)
+        inputs = torch.cat((x_lb, x_ulb_s_0, x_ulb_s_1, x_ulb_w))
+        targets = torch.cat((one_hot(y_lb, guess.shape[-1]), guess, guess, guess))
+        lam = sample_mixup_lambda(config.mixup_alpha)
+        permutation = torch.randperm(inputs.shape[0], generator=self.augment_generator, device=inputs.device)
+        mixed_inputs, mixed_targets = mixup(inputs, targets, lam, permutation)
+
+        views = [mixed_inputs, x_ulb_s_0] + ([x_ulb_s_0_rot] if x_ulb_s_0_rot is not None else [])
+        outputs, sizes = self.forward_views(*views)
+        logits = split(outputs["logits"], sizes)
+        logits_mixed, logits_s_0 = logits[0], logits[1]
+        sup_loss = cross_entropy(logits_mixed[:num_lb], mixed_targets[:num_lb]).mean()
+        unsup_loss = cross_entropy(logits_mixed[num_lb:], mixed_targets[num_lb:]).mean()
+        anchor_loss = cross_entropy(logits_s_0, guess).mean()
+        ramp = self.unsup_weight(config.unsup_warm_up)
+        loss = sup_loss + config.kl_loss_ratio * ramp * anchor_loss + config.ulb_loss_ratio * ramp * unsup_loss
+        metrics = {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "kl_loss": anchor_loss}
+        if x_ulb_s_0_rot is not None and rot_v is not None:
+            rot_loss = cross_entropy(split(outputs["logits_rot"], sizes)[2], rot_v).mean()
+            loss = loss + config.rot_loss_ratio * rot_loss
+            metrics["rot_loss"] = rot_loss
+        return loss, metrics

@@ -1,0 +1,128 @@
+"""Extra heads around a network, and the one way algorithms read a network's outputs.
+
+Every network returns a dict from ``forward(x)`` (see :mod:`semilearn.nets`):
+``logits`` ``[B, num_classes]`` and ``feat`` ``[B, num_features]``. An algorithm that
+needs more -- a projection for contrastive or similarity losses, a rotation classifier
+for self-supervision -- wraps the network in :class:`NetWithHeads` before handing it to
+:class:`~semilearn.AlgorithmBase`; each head reads ``feat`` and adds its own entry to
+the same dict::
+
+    outputs = self.model(images)
+    outputs["logits"], outputs["feat"]      # always
+    outputs["proj"]                        # ProjectionHead: L2-normalised embedding
+    outputs["logits_rot"]                  # RotationHead: scores of the 4 rotations
+
+Because the wrapper is the model the engine trains, the heads' weights are in the
+optimizer, the EMA model and every checkpoint, and evaluation still reads ``logits``.
+Algorithms wrap in ``__init__`` before calling the base initialiser::
+
+    def __init__(self, config, data, model, manager, run_dir, device):
+        model = NetWithHeads(model, {"proj": ProjectionHead(model.num_features, config.proj_size)})
+        super().__init__(config, data, model, manager, run_dir, device)
+
+:func:`unwrap` returns the network inside a ``DistributedDataParallel`` (or similar)
+wrapper, for the passes that must not go through it; :func:`frozen_batch_norm_stats`
+runs extra forward passes without moving the batch-norm running statistics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["NetWithHeads", "ProjectionHead", "RotationHead", "unwrap", "frozen_batch_norm_stats"]
+
+
+class ProjectionHead(nn.Module):
+    """Two-layer MLP (``in -> in -> out``, ReLU between) whose output is L2-normalised.
+
+    CoMatch and SimMatch compare samples by the dot products of these embeddings.
+    """
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(in_features, in_features), nn.ReLU(inplace=False), nn.Linear(in_features, out_features)
+        )
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.mlp(feat), dim=-1)
+
+
+class RotationHead(nn.Module):
+    """Classifies which of the four rotations (0, 90, 180, 270 degrees) an image underwent.
+
+    ``hidden=None`` is one linear layer (ReMixMatch); an integer adds a hidden layer with
+    ReLU (CRMatch uses the feature width).
+    """
+
+    def __init__(self, in_features: int, hidden: int | None = None) -> None:
+        super().__init__()
+        self.net: nn.Module
+        if hidden is None:
+            self.net = nn.Linear(in_features, 4)
+        else:
+            self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(inplace=False), nn.Linear(hidden, 4))
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        return self.net(feat)  # type: ignore[no-any-return]
+
+
+class NetWithHeads(nn.Module):
+    """A network plus named heads on its features.
+
+    Args:
+        backbone: a network following the :mod:`semilearn.nets` interface.
+        heads: output name -> module applied to ``feat``; the name becomes a key of the
+            returned dict (it must not be ``logits`` or ``feat``).
+
+    ``num_features`` is the backbone's. The backbone's weights are under ``backbone.``
+    and each head's under ``heads.<name>.`` in the state dict.
+    """
+
+    def __init__(self, backbone: nn.Module, heads: Mapping[str, nn.Module]) -> None:
+        super().__init__()
+        reserved = {"logits", "feat"} & set(heads)
+        if reserved:
+            raise ValueError(f"a head cannot be named {sorted(reserved)[0]!r}: the network returns it already")
+        self.backbone = backbone
+        self.heads = nn.ModuleDict(dict(heads))
+        self.num_features: int = int(backbone.num_features)  # type: ignore[arg-type]
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        outputs = dict(self.backbone(x))
+        feat = outputs["feat"]
+        for name, head in self.heads.items():
+            outputs[name] = head(feat)
+        return outputs
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The network inside a ``DistributedDataParallel`` / ``DataParallel`` wrapper, else ``model``."""
+    if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+        return model.module  # type: ignore[no-any-return]
+    return model
+
+
+@contextlib.contextmanager
+def frozen_batch_norm_stats(model: nn.Module) -> Iterator[None]:
+    """Forward passes inside do not update batch-norm running statistics.
+
+    Batch norm still normalises with the batch's own statistics (the model stays in
+    training mode); only the running estimates used at evaluation are left alone, so an
+    auxiliary pass (label guessing, adversarial probing) does not count a batch twice.
+    Implemented by setting each batch-norm momentum to 0 for the duration.
+    """
+    layers = [module for module in model.modules() if isinstance(module, nn.modules.batchnorm._BatchNorm)]
+    saved = [layer.momentum for layer in layers]
+    try:
+        for layer in layers:
+            layer.momentum = 0.0
+        yield
+    finally:
+        for layer, momentum in zip(layers, saved, strict=True):
+            layer.momentum = momentum
