@@ -9,6 +9,7 @@ all-reduce. Alternating rounds; medians.
 
     python benchmarks/distributed_scaling.py              # digits, small_cnn
     python benchmarks/distributed_scaling.py --rounds 3 --steps 400
+    python benchmarks/distributed_scaling.py --rounds 1 --steps 30 -- --set dataset=synthetic --set batch_size=16 --set uratio=2
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 def steps_per_second(processes: int, steps: int, extra: list[str]) -> float:
     with tempfile.TemporaryDirectory() as folder:
         command = [sys.executable, "-m", "semilearn", "run", "--set", f"num_train_iter={steps}",
-                   "--set", f"num_eval_iter={steps}", "--set", "num_log_iter=50", "--set", f"save_dir={folder}",
+                   "--set", f"num_eval_iter={steps}", "--set", f"num_log_iter={max(1, steps // 6)}", "--set", f"save_dir={folder}",
                    "--set", "checkpoint.interval=0", "--set", "checkpoint.save_best=false", *extra]
         if processes > 1:
             command += ["--nproc-per-node", str(processes)]

@@ -1,12 +1,13 @@
 """What the engine costs per training step, against a bare PyTorch loop doing the same math.
 
 Both sides train the same network on the same data with the same batch, the same batched
-augmentation, the same optimizer, schedule and EMA update. The semilearn side is a real
-run with every installed plugin active (logging to files, timing, EMA, evaluation off,
-checkpoint writing off so that disk speed does not enter); the bare side is a plain loop.
-They alternate in rounds and the median seconds per step of each is compared, so machine
-noise hits both alike. Also reported: the cost of one hook call at each per-step hook
-point, with the plugins installed here.
+augmentation, the same optimizer, schedule and EMA update. The semilearn side is the
+engine's step with every installed plugin active and every per-step hook point fired
+(logging to files at log points, timing, EMA; evaluation and checkpoint writing off, so
+that the test split and the disk do not enter); the bare side is a plain loop. They run
+in alternating blocks in one process and each engine block is compared with the bare
+block beside it, so the machine's noise hits both alike. Also reported: the cost of one
+hook call at the per-step hook points, with the plugins installed here.
 
     python benchmarks/step_overhead.py                   # digits, the default FixMatch run
     python benchmarks/step_overhead.py --dataset synthetic --batch-size 8 --uratio 2
@@ -19,7 +20,6 @@ import copy
 import io
 import logging
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,97 +27,90 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from semilearn import hookimpl
 from semilearn.builtin.ema import ema_decay
 from semilearn.optim import build_optimizer, cosine_schedule_with_warmup
 from semilearn.plugins import PluginManager
 from semilearn.runner import build_algorithm, load_config
 
 
-class StepClock:
-    """A plugin timing a window of steps through the public hook points."""
-
-    name = "step_clock"
-
-    def __init__(self, first: int, last: int) -> None:
-        self.first, self.last = first, last
-        self.started = self.finished = 0.0
-
-    @hookimpl(tryfirst=True)
-    def before_train_step(self, step: int) -> None:
-        if step == self.first:
-            self.started = time.perf_counter()
-
-    @hookimpl(trylast=True)
-    def on_step_end(self, step: int) -> None:
-        if step == self.last:
-            self.finished = time.perf_counter()
-
-
-def settings(args: argparse.Namespace, steps: int, save_dir: str) -> list[str]:
-    return [
+def build(args: argparse.Namespace, folder: str, total_steps: int, manager: PluginManager | None = None):
+    manager = manager or PluginManager().load()
+    config = load_config(manager, None, [
         f"dataset={args.dataset}", f"batch_size={args.batch_size}", f"uratio={args.uratio}",
-        f"num_train_iter={steps}", "num_eval_iter=1000000000", "num_log_iter=50", f"save_dir={save_dir}",
-        "checkpoint.interval=0", "checkpoint.save_best=false", "logging.progress=off",
-    ]
-
-
-def semilearn_seconds_per_step(args: argparse.Namespace, steps: int, warmup: int) -> float:
-    manager = PluginManager().load()
-    clock = StepClock(warmup + 1, warmup + steps)
-    manager.add(clock)
-    with tempfile.TemporaryDirectory() as folder:
+        f"num_train_iter={total_steps}", "num_eval_iter=1000000000", "num_log_iter=50", f"save_dir={folder}",
         # sections of plugins that are not installed are ignored with a warning
-        config = load_config(manager, None, settings(args, warmup + steps, folder)).config
-        algorithm = build_algorithm(config, manager, Path(folder) / "run")
-        algorithm.fit()
-    return (clock.finished - clock.started) / steps
+        "checkpoint.interval=0", "checkpoint.save_best=false", "logging.progress=off",
+    ]).config
+    return build_algorithm(config, manager, Path(folder) / "run"), config
 
 
-def bare_seconds_per_step(args: argparse.Namespace, steps: int, warmup: int) -> float:
+class BareLoop:
     """The same math with no engine: sample, augment, forward, backward, step, EMA."""
-    manager = PluginManager().load()
-    config = load_config(manager, None, [f"dataset={args.dataset}", f"batch_size={args.batch_size}",
-                                         f"uratio={args.uratio}"]).config
-    with tempfile.TemporaryDirectory() as folder:
-        algorithm = build_algorithm(config, manager, Path(folder))  # only for its data, model and views
-    data, augment, model = algorithm.data, algorithm.augment, algorithm.model
-    labelled, unlabelled = algorithm.labelled_stream, algorithm.unlabelled_stream
-    assert unlabelled is not None
-    optimizer = build_optimizer(model, config)
-    scheduler = cosine_schedule_with_warmup(optimizer, warmup + steps)
-    ema = copy.deepcopy(model)
-    ema_parameters, parameters = list(ema.parameters()), list(model.parameters())
-    ema_buffers = [b for b in ema.buffers() if b.dtype.is_floating_point]
-    buffers = [b for b in model.buffers() if b.dtype.is_floating_point]
-    channels_last = torch.channels_last
 
-    started = 0.0
-    for step in range(1, warmup + steps + 1):
-        if step == warmup + 1:
-            started = time.perf_counter()
-        index = labelled.next()
-        x_lb = augment.weak(data.labelled_images[index]).contiguous(memory_format=channels_last)
-        y_lb = data.labelled_targets[index]
-        images = data.unlabelled_images[unlabelled.next()]
-        x_w = augment.weak(images).contiguous(memory_format=channels_last)
-        x_s = augment.strong(images).contiguous(memory_format=channels_last)
-        logits = model(torch.cat((x_lb, x_w, x_s)))["logits"]
+    def __init__(self, args: argparse.Namespace, folder: str, total_steps: int) -> None:
+        algorithm, config = build(args, folder, total_steps, PluginManager().load(blocked=["logging", "checkpoint"]))
+        self.config = config
+        self.data, self.augment, self.model = algorithm.data, algorithm.augment, algorithm.module
+        self.labelled, self.unlabelled = algorithm.labelled_stream, algorithm.unlabelled_stream
+        self.optimizer = build_optimizer(self.model, config)
+        self.scheduler = cosine_schedule_with_warmup(self.optimizer, total_steps)
+        ema = copy.deepcopy(self.model)
+        self.ema_parameters, self.parameters = list(ema.parameters()), list(self.model.parameters())
+        self.ema_buffers = [b for b in ema.buffers() if b.dtype.is_floating_point]
+        self.buffers = [b for b in self.model.buffers() if b.dtype.is_floating_point]
+        self.generator = algorithm.augment_generator
+
+    def step(self, step: int) -> None:
+        channels_last = torch.channels_last
+        self.generator.manual_seed(step)
+        index = self.labelled.next()
+        x_lb = self.augment.weak(self.data.labelled_images[index]).contiguous(memory_format=channels_last)
+        y_lb = self.data.labelled_targets[index]
+        assert self.unlabelled is not None
+        images = self.data.unlabelled_images[self.unlabelled.next()]
+        x_w = self.augment.weak(images).contiguous(memory_format=channels_last)
+        x_s = self.augment.strong(images).contiguous(memory_format=channels_last)
+        logits = self.model(torch.cat((x_lb, x_w, x_s)))["logits"]
         logits_lb = logits[: len(x_lb)]
         logits_w, logits_s = logits[len(x_lb):].chunk(2)
         confidence, pseudo = torch.softmax(logits_w.detach().float(), -1).max(-1)
-        mask = (confidence >= config.p_cutoff).float()
+        mask = (confidence >= self.config.p_cutoff).float()
         loss = F.cross_entropy(logits_lb, y_lb) + (F.cross_entropy(logits_s, pseudo, reduction="none") * mask).mean()
-        optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-        scheduler.step()
+        self.optimizer.step()
+        self.scheduler.step()
         with torch.no_grad():
-            torch._foreach_lerp_(ema_parameters, parameters, 1.0 - ema_decay(config.ema_m, step))
-            torch._foreach_copy_(ema_buffers, buffers)
+            torch._foreach_lerp_(self.ema_parameters, self.parameters, 1.0 - ema_decay(self.config.ema_m, step))
+            torch._foreach_copy_(self.ema_buffers, self.buffers)
         if step % 50 == 0:
             loss.item()  # the engine reads its metrics at log points; so does this loop
-    return (time.perf_counter() - started) / steps
+
+
+def alternate(args: argparse.Namespace) -> tuple[list[float], list[float]]:
+    """Seconds per step of the engine and of the bare loop, in alternating blocks of steps."""
+    total = args.warmup + args.blocks * args.block
+    with tempfile.TemporaryDirectory() as folder:
+        engine, _ = build(args, folder, total)
+        engine.hook.before_run(algorithm=engine)  # plugins set up as in a run
+        bare = BareLoop(args, folder, total)
+        for step in range(1, args.warmup + 1):
+            engine._one_step(step)
+            bare.step(step)
+        engine_times, bare_times = [], []
+        step = args.warmup
+        for _ in range(args.blocks):
+            started = time.perf_counter()
+            for offset in range(1, args.block + 1):
+                engine._one_step(step + offset)  # every per-step hook point, log points included
+            engine_times.append((time.perf_counter() - started) / args.block)
+            started = time.perf_counter()
+            for offset in range(1, args.block + 1):
+                bare.step(step + offset)
+            bare_times.append((time.perf_counter() - started) / args.block)
+            step += args.block
+        engine.hook.after_run(algorithm=engine, status="completed", error=None)
+    return engine_times, bare_times
 
 
 def dispatch_costs(calls: int = 20000) -> dict[str, float]:
@@ -151,30 +144,27 @@ def main() -> None:
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--uratio", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--blocks", type=int, default=12, help="alternating blocks of each loop")
+    parser.add_argument("--block", type=int, default=50, help="steps per block")
     parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     logging.getLogger("semilearn").addHandler(logging.StreamHandler(io.StringIO()))
     logging.getLogger("semilearn").propagate = False
 
-    engine, bare = [], []
-    for round_number in range(args.rounds):
-        engine.append(semilearn_seconds_per_step(args, args.steps, args.warmup))
-        bare.append(bare_seconds_per_step(args, args.steps, args.warmup))
-        print(f"round {round_number + 1}: semilearn {engine[-1] * 1e3:.2f} ms/step, bare {bare[-1] * 1e3:.2f} ms/step",
-              file=sys.stderr)
-    engine_median, bare_median = statistics.median(engine), statistics.median(bare)
+    engine, bare = alternate(args)
+    ratios = [e / b for e, b in zip(engine, bare, strict=True)]
     costs = dispatch_costs()
     plugins = costs.pop("_plugins")
     print(f"## Step overhead: {args.dataset}, batch {args.batch_size}, uratio {args.uratio}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
-    print("| loop | median ms/step | rounds |")
-    print("|---|---|---|")
-    print(f"| semilearn (all installed plugins) | {engine_median * 1e3:.2f} | "
-          f"{', '.join(f'{v * 1e3:.2f}' for v in engine)} |")
-    print(f"| bare PyTorch, same math | {bare_median * 1e3:.2f} | {', '.join(f'{v * 1e3:.2f}' for v in bare)} |")
-    print(f"\n**ratio semilearn / bare: {engine_median / bare_median:.3f}**\n")
+    print(f"{args.blocks} alternating blocks of {args.block} steps each, after {args.warmup} warm-up steps.\n")
+    print("| loop | median ms/step | min | max |")
+    print("|---|---|---|---|")
+    for label, values in (("semilearn (every installed plugin)", engine), ("bare PyTorch, same math", bare)):
+        print(f"| {label} | {statistics.median(values) * 1e3:.2f} | {min(values) * 1e3:.2f} | "
+              f"{max(values) * 1e3:.2f} |")
+    print(f"\n**ratio semilearn / bare, median over adjacent blocks: {statistics.median(ratios):.3f}** "
+          f"(blocks: {', '.join(f'{r:.3f}' for r in ratios)})\n")
     print(f"Hook dispatch ({plugins} active plugins), microseconds per call:\n")
     print("| hook point | us/call |")
     print("|---|---|")
