@@ -16,9 +16,10 @@ def _weights(result) -> dict[str, torch.Tensor]:
     return result.algorithm.module.state_dict()
 
 
-def test_host_resident_data_trains_exactly_like_device_data(tmp_path: Path) -> None:
-    on_device = train_in_process(tmp_path / "a", "num_train_iter=6", "data_device=device")
-    on_host = train_in_process(tmp_path / "b", "num_train_iter=6", "data_device=host")
+@pytest.mark.parametrize("algorithm", ["fixmatch", "flexmatch", "mixmatch"])
+def test_host_resident_data_trains_exactly_like_device_data(tmp_path: Path, algorithm: str) -> None:
+    on_device = train_in_process(tmp_path / "a", "num_train_iter=6", "data_device=device", f"algorithm={algorithm}")
+    on_host = train_in_process(tmp_path / "b", "num_train_iter=6", "data_device=host", f"algorithm={algorithm}")
     assert on_host.algorithm.data_device == torch.device("cpu")
     assert on_host.algorithm._host_gather is not None and on_device.algorithm._host_gather is None
     for name, tensor in _weights(on_device).items():

@@ -258,16 +258,17 @@ class SSLAlgorithm(AlgorithmBase):
     # -- views ----------------------------------------------------------------
 
     def draw_labelled(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The next labelled batch: indices, uint8 images, targets."""
+        """The next labelled batch on the training device: indices, uint8 images, targets."""
         index = self.labelled_stream.next()
-        return index, self.data.labelled_images[index], self.data.labelled_targets[index]
+        images, targets = self.gather(self.data.labelled_images, index), self.gather(self.data.labelled_targets, index)
+        return index.to(self.device, non_blocking=True), images, targets
 
     def draw_unlabelled(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The next unlabelled batch: indices (into the unlabelled set) and uint8 images."""
+        """The next unlabelled batch on the training device: indices (into the unlabelled set), uint8 images."""
         if self.unlabelled_stream is None:  # pragma: no cover - every SSL algorithm has one
             raise RuntimeError(f"algorithm '{self.name}' draws unlabelled data but has no unlabelled stream")
         index = self.unlabelled_stream.next()
-        return index, self.data.unlabelled_images[index]
+        return index.to(self.device, non_blocking=True), self.gather(self.data.unlabelled_images, index)
 
     def forward_views(self, *views: torch.Tensor) -> tuple[dict[str, torch.Tensor], list[int]]:
         """One forward pass over the concatenated ``views``; returns the outputs and view sizes.
