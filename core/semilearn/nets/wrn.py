@@ -9,10 +9,23 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["WideResNet", "wrn_28_2", "wrn_28_8"]
+__all__ = ["WideResNet", "wrn_28_2", "wrn_28_8", "init_weights"]
 
 _BN_MOMENTUM = 0.001
 _LEAKY_SLOPE = 0.1
+
+
+def init_weights(model: nn.Module) -> None:
+    """The wide ResNets' initialisation: He (fan-out) convolutions, unit batch norm, Xavier classifier."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="leaky_relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            module.weight.data.fill_(1)
+            module.bias.data.zero_()
+        elif isinstance(module, nn.Linear):
+            nn.init.xavier_normal_(module.weight)
+            module.bias.data.zero_()
 
 
 class _BasicBlock(nn.Module):
@@ -65,15 +78,7 @@ class WideResNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.num_features = widths[3]
         self.classifier = nn.Linear(widths[3], num_classes)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="leaky_relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                module.weight.data.fill_(1)
-                module.bias.data.zero_()
-            elif isinstance(module, nn.Linear):
-                nn.init.xavier_normal_(module.weight)
-                module.bias.data.zero_()
+        init_weights(self)
 
     @staticmethod
     def _group(in_planes: int, out_planes: int, blocks: int, stride: int, activate_before_residual: bool = False):

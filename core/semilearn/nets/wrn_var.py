@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .wrn import init_weights
+
 __all__ = ["WideResNetVar", "wrn_var_37_2"]
 
 _BN_MOMENTUM = 0.001
@@ -75,15 +77,7 @@ class WideResNetVar(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.num_features = widths[4]
         self.classifier = nn.Linear(widths[4], num_classes)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="leaky_relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                module.weight.data.fill_(1)
-                module.bias.data.zero_()
-            elif isinstance(module, nn.Linear):
-                nn.init.xavier_normal_(module.weight)
-                module.bias.data.zero_()
+        init_weights(self)
 
     @staticmethod
     def _group(in_planes: int, out_planes: int, blocks: int, stride: int) -> nn.Sequential:
