@@ -1,29 +1,52 @@
 """Test sessions: the core alone, each plugin alone with the core, everything together, lint, types.
 
-Every session installs the pinned CPU build of PyTorch first (``SEMILEARN_TORCH`` picks
-another, e.g. ``SEMILEARN_TORCH="torch==2.13.0 --index-url ..."``), so pip never pulls a
-multi-GB CUDA build by accident.
-
-    nox                      # the default sessions (what CI runs)
+    nox                      # the default sessions (what CI runs), on the Python that runs nox
     nox -s core              # one session
+    nox --force-python 3.12  # the default sessions on another interpreter (an error if it is missing)
+    nox -s tests-3.12        # everything installed, every test, on Python 3.12 (tests-3.10 ... tests-3.13)
     nox -s benchmarks        # not run by default: long
+
+Each session has its own virtual environment with only what it tests installed. What no
+session is about is shared: PyTorch and the other large wheels every session needs are
+installed once per interpreter in ``.nox/_shared/`` and reached from each session's
+environment through a ``.pth`` file (pip sees them installed and installs the rest).
+``SEMILEARN_TORCH`` picks another torch, e.g. ``SEMILEARN_TORCH="torch==2.13.0 --index-url ..."``;
+the pinned CPU build is the default so pip never pulls a multi-GB CUDA build by accident.
+
+Every test runs where its plugins are installed, and nowhere twice without a reason: the
+``core`` session runs every test with no plugin installed (plugin tests skip), each plugin
+session runs its plugin's tests, ``all`` runs the tests of plugins working together (marked
+``together``: they need several plugins, or check what each installed plugin does). The
+last default session, ``tests_ran``, reads the JUnit reports of the others and fails if a
+test was skipped in every session that collected it (GPU-only tests excepted).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
+import shutil
+import time
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
 
 import nox
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = False
+nox.options.error_on_missing_interpreters = True  # a missing interpreter fails, never skips quietly
 nox.options.sessions = [
     "lint", "typecheck", "core", "plugin_api", "logging", "checkpoint", "wandb", "aim", "all", "docs", "example",
+    "tests_ran",
 ]
 
+ROOT = Path(__file__).resolve().parent
 TORCH = shlex.split(os.environ.get("SEMILEARN_TORCH", "torch==2.13.0"))
-PYTHON = "3.11"
+# The large wheels every session needs: installed once per interpreter, shared (see the docstring).
+SHARED = (*TORCH, "numpy>=1.24", "scikit-learn>=1.2")
+# The Python versions requires-python admits, each tested by `nox -s tests-X.Y`.
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 PLUGINS = {"logging": "plugins/logging[plot]", "checkpoint": "plugins/checkpoint"}
 TRACKERS = {"wandb": "plugins/wandb", "aim": "plugins/aim"}  # not in PLUGINS: `benchmarks` stays tracker-free
 PLUGIN_PACKAGES = ["plugins/logging/semilearn_logging", "plugins/checkpoint/semilearn_checkpoint",
@@ -31,12 +54,38 @@ PLUGIN_PACKAGES = ["plugins/logging/semilearn_logging", "plugins/checkpoint/semi
 TEST_PLUGINS = "tests/plugin_dists/recorder"
 EXAMPLE = "examples/early-stopping"
 DOCS = ("mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26")
-# Two processes for 1000 steps, against one: minutes, so only the `all` session runs it.
-HEAVY = "tests/test_distributed.py::test_two_processes_match_one_process_accuracy"
+# JUnit reports of this nox invocation, read by `tests_ran`.
+REPORTS = ROOT / ".nox" / "_reports" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+# A test skipped everywhere for one of these reasons needs hardware CI does not have.
+HARDWARE_SKIPS = ("CUDA", "GPU")
+
+
+def _bin(environment: Path, name: str) -> str:
+    return str(environment / ("Scripts" if os.name == "nt" else "bin") / name)
+
+
+def _purelib(session: nox.Session, python: str = "python") -> str:
+    code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    return str(session.run(python, "-c", code, silent=True, external=True)).strip().splitlines()[-1]
+
+
+def _share_wheels(session: nox.Session) -> None:
+    """Make SHARED importable in this session's environment, installing it once per interpreter."""
+    tag = str(session.run("python", "-c", "import sys; print(sys.implementation.cache_tag)", silent=True)).strip()
+    key = hashlib.sha256("\n".join([tag, *SHARED]).encode()).hexdigest()[:12]
+    shared = ROOT / ".nox" / "_shared" / f"{tag}-{key}"
+    complete = shared / "complete"
+    if not complete.exists():
+        shutil.rmtree(shared, ignore_errors=True)
+        session.run("python", "-m", "venv", str(shared))
+        session.run(_bin(shared, "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                    *SHARED, external=True)
+        complete.write_text("\n".join(SHARED) + "\n")
+    (Path(_purelib(session)) / "_semilearn_shared.pth").write_text(_purelib(session, _bin(shared, "python")) + "\n")
 
 
 def _install_core(session: nox.Session, *extra: str) -> None:
-    session.install(*TORCH)
+    _share_wheels(session)
     session.install("./[test]", *extra)
 
 
@@ -50,19 +99,23 @@ def _tracker_homes(session: nox.Session) -> None:
         session.env[f"WANDB_{name}_DIR"] = os.path.join(session.create_tmp(), "wandb", name.lower())
 
 
-def _pytest(session: nox.Session, *paths: str) -> None:
-    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *(paths or ("tests",)), *session.posargs)
+def _pytest(session: nox.Session, *paths: str, report: bool = True) -> None:
+    """pytest over ``paths`` (default: every test), with a JUnit report for `tests_ran`."""
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    junit = ("--junitxml", str(REPORTS / f"{session.name}.xml")) if report else ()
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *junit, *(paths or ("tests",)),
+                *session.posargs)
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def core(session: nox.Session) -> None:
     """The core alone: no plugin installed (plugin tests skip)."""
     _install_core(session)
     session.run("semilearn", "plugins")
-    _pytest(session, "tests", "--deselect", HEAVY)
+    _pytest(session, "tests")
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def plugin_api(session: nox.Session) -> None:
     """A third-party plugin distribution (tests/plugin_dists): discovery, order, blocking, broken plugins."""
     _install_core(session)
@@ -70,7 +123,7 @@ def plugin_api(session: nox.Session) -> None:
     _pytest(session, "tests/test_plugin_api.py")
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def logging(session: nox.Session) -> None:
     """The core with semilearn-logging alone."""
     _install_core(session)
@@ -78,15 +131,15 @@ def logging(session: nox.Session) -> None:
     _pytest(session, "tests/test_logging.py")
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def checkpoint(session: nox.Session) -> None:
-    """The core with semilearn-checkpoint alone."""
+    """The core with semilearn-checkpoint alone, with its chain of killed processes."""
     _install_core(session)
     session.install(f"./{PLUGINS['checkpoint']}")
     _pytest(session, "tests/test_checkpoint.py")
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def wandb(session: nox.Session) -> None:
     """The core with semilearn-wandb alone (offline runs: no account, no network)."""
     _install_core(session)
@@ -96,7 +149,7 @@ def wandb(session: nox.Session) -> None:
     _pytest(session, "tests/test_wandb.py", "tests/test_trackers.py")
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def aim(session: nox.Session) -> None:
     """The core with semilearn-aim alone (a local Aim repository; `aim up` on loopback)."""
     _install_core(session)
@@ -105,24 +158,38 @@ def aim(session: nox.Session) -> None:
     _pytest(session, "tests/test_aim.py", "tests/test_trackers.py")
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def all(session: nox.Session) -> None:  # noqa: A001 - the session's name on the command line
-    """Everything installed together: every test, and a clean `pip check` with torch, wandb and aim."""
+    """Everything installed together: a clean `pip check`, and the tests of plugins working together."""
     _install_core(session)
     session.install(*_all_plugins(), f"./{TEST_PLUGINS}")
     session.run("python", "-m", "pip", "check")
     session.run("semilearn", "plugins")
     _tracker_homes(session)
-    _pytest(session)
+    _pytest(session, "-m", "together and not slow", "tests")
 
 
-@nox.session(python=PYTHON)
+@nox.session(python=PYTHONS, default=False)
+def tests(session: nox.Session) -> None:
+    """Everything installed, every test, on one interpreter of the matrix (tests-3.10 ... tests-3.13).
+
+    Off the 3.11 this machine's pinned CPU wheel is built for, pip downloads torch from the
+    index (a CUDA build of several GB); set SEMILEARN_TORCH to pick another.
+    """
+    _install_core(session)
+    session.install(*_all_plugins(), f"./{TEST_PLUGINS}")
+    session.run("python", "-m", "pip", "check")
+    _tracker_homes(session)
+    _pytest(session, "tests", report=False)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", "core", "plugins", "tests", "benchmarks", "examples", "docs/_gen", "noxfile.py")
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy over the core and the shipped plugins."""
     _install_core(session, "mypy", "types-PyYAML")
@@ -132,7 +199,7 @@ def typecheck(session: nox.Session) -> None:
     _pytest(session, "tests/typing")
 
 
-@nox.session(python=PYTHON)
+@nox.session(default=False)
 def benchmarks(session: nox.Session) -> None:
     """Speed and accuracy measurements (minutes; not part of CI)."""
     _install_core(session)
@@ -141,16 +208,15 @@ def benchmarks(session: nox.Session) -> None:
         session.run("python", f"benchmarks/{script}", *session.posargs)
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def docs(session: nox.Session) -> None:
-    """The documentation site: mkdocs build --strict with the shipped plugins installed, and its tests."""
+    """The documentation site: tests/test_docs.py runs mkdocs build --strict (shipped plugins installed) and reads it."""
     _install_core(session, *DOCS)
     session.install(*_all_plugins())
-    session.run("mkdocs", "build", "--strict", "--site-dir", os.path.join(session.create_tmp(), "site"))
     _pytest(session, "tests/test_docs.py")
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def example(session: nox.Session) -> None:
     """The example plugin, installed with pip like any third-party package; its tests and the repository's."""
     _install_core(session)
@@ -160,8 +226,34 @@ def example(session: nox.Session) -> None:
     _pytest(session, "tests/test_example_plugin.py")
 
 
-@nox.session(python=PYTHON)
+@nox.session(default=False)
 def accuracy(session: nox.Session) -> None:
     """Every algorithm on digits with 40 labels, 2 seeds (about half an hour; not part of CI)."""
     _install_core(session)
     session.run("python", "benchmarks/accuracy.py", "--jobs", "2", *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def tests_ran(session: nox.Session) -> None:
+    """Fail if a test was skipped in every session that collected it (run after the other sessions)."""
+    reports = sorted(REPORTS.glob("*.xml")) if REPORTS.is_dir() else []
+    if not reports:
+        session.error("no test reports from this nox run: run tests_ran after the test sessions, in one nox command")
+    outcomes: dict[str, list[tuple[str, str]]] = {}
+    for report in reports:
+        for case in ElementTree.parse(report).getroot().iter("testcase"):
+            test = f"{case.get('classname')}::{case.get('name')}"
+            skipped = case.find("skipped")
+            outcome = "passed" if skipped is None else f"skipped ({skipped.get('message', '')})"
+            outcomes.setdefault(test, []).append((report.stem, outcome))
+    never = {test: seen for test, seen in outcomes.items() if all(outcome != "passed" for _, outcome in seen)}
+    hardware = {test for test, seen in never.items() if all(any(word in outcome for word in HARDWARE_SKIPS)
+                                                           for _, outcome in seen)}
+    for test in sorted(hardware):
+        session.log(f"needs hardware CI lacks, skipped everywhere: {test}")
+    missing = sorted(set(never) - hardware)
+    for test in missing:
+        session.log(f"never ran: {test}: " + "; ".join(f"{name}: {outcome}" for name, outcome in never[test]))
+    session.log(f"{len(outcomes)} tests in {len(reports)} sessions' reports; {len(outcomes) - len(never)} ran")
+    if missing:
+        session.error(f"{len(missing)} test(s) ran in no session: give each a session where its plugins are installed")

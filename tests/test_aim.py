@@ -110,6 +110,7 @@ def train(tmp_path: Path, *overrides: str, plugins: tuple[object, ...] = (), res
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.together
 def test_metrics_read_back_through_aims_query_api_equal_the_logged_values(tmp_path: Path) -> None:
     recorder = LogRecorder()
     result = train(tmp_path, "aim.experiment=digits", plugins=(recorder,))
@@ -142,6 +143,7 @@ def test_metrics_read_back_through_aims_query_api_equal_the_logged_values(tmp_pa
             assert metric["epochs"] == [epochs[subset, step] for step in metric["steps"]]
 
 
+@pytest.mark.together
 @pytest.mark.skipif(not installed("semilearn-checkpoint"), reason="needs semilearn-checkpoint")
 def test_a_resumed_run_continues_the_same_aim_run(tmp_path: Path) -> None:
     import torch
@@ -164,6 +166,7 @@ def test_a_resumed_run_continues_the_same_aim_run(tmp_path: Path) -> None:
     assert tracked["eval", "top1_acc"].keys() == {10, 20}
 
 
+@pytest.mark.together
 @pytest.mark.skipif(not installed("semilearn-checkpoint"), reason="needs semilearn-checkpoint")
 def test_a_run_locked_by_a_live_process_is_never_written_to(cli, tmp_path: Path) -> None:
     assert cli("run", *FAST, "--set", "save_dir=runs", "--set", "stop_step=10", *ONLY_AIM).code == 0

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from conftest import FAST, installed
+from semilearn import CheckpointError
 
 pytestmark = pytest.mark.skipif(not installed("semilearn-checkpoint"), reason="semilearn-checkpoint is not installed")
 
@@ -45,6 +46,7 @@ def _deterministic_metrics(run_dir: Path) -> list[dict]:
     return [{k: v for k, v in json.loads(line).items() if k not in TIMING_KEYS} for line in path.read_text().splitlines()]
 
 
+@pytest.mark.together
 def test_resume_is_bit_identical_to_an_uninterrupted_run(cli, tmp_path: Path) -> None:
     common = (*FAST, "--set", "num_train_iter=40", "--set", "checkpoint.interval=10")
     started = time.perf_counter()
@@ -71,6 +73,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(cli, tmp_path: Path) ->
     print(f"\nresume identity (3 runs of 40/20/20 steps): {seconds:.1f} s")
 
 
+@pytest.mark.together
 def test_resume_after_a_crash_rewrites_the_metrics_after_the_checkpoint(cli, tmp_path: Path) -> None:
     if not installed("semilearn-logging"):
         pytest.skip("needs semilearn-logging")
@@ -85,11 +88,13 @@ def test_resume_after_a_crash_rewrites_the_metrics_after_the_checkpoint(cli, tmp
     assert "3 metric lines after it dropped" in (run_dir / "log.txt").read_text()
 
 
-def _start(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+def _start(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, merge_output: bool = False
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "semilearn", "run", *FAST, "--set", "save_dir=runs", *args],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge_output else subprocess.PIPE,
+        text=True, env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})),
     )
 
 
@@ -104,10 +109,13 @@ def _wait_for_training(process: subprocess.Popen[str]) -> list[str]:
 
 
 def test_sigterm_saves_exits_143_and_the_resume_finishes_identically(cli, tmp_path: Path) -> None:
-    common = ("--set", "num_train_iter=400", "--set", "num_eval_iter=100", "--set", "checkpoint.interval=0")
+    common = ("--set", "num_train_iter=400", "--set", "num_eval_iter=100", "--set", "checkpoint.interval=5")
     process = _start(tmp_path, *common)
     _wait_for_training(process)
-    time.sleep(2.0)
+    deadline = time.monotonic() + 300
+    while not list((tmp_path / "runs").glob("*/checkpoints/step_*.pt")):  # training is under way
+        assert process.poll() is None and time.monotonic() < deadline, "no periodic checkpoint"
+        time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 143, err
@@ -125,36 +133,78 @@ def test_sigterm_saves_exits_143_and_the_resume_finishes_identically(cli, tmp_pa
                   _load(tmp_path / "straight/fixmatch_digits_40_0/checkpoints/last.pt")["model"])
 
 
-def test_sigkill_at_random_moments_never_leaves_a_broken_newest_checkpoint(tmp_path: Path) -> None:
-    from semilearn_checkpoint.files import checkpoint_files, load_checkpoint_file
+def _read_until(process: subprocess.Popen[str], prefix: str) -> tuple[list[str], str]:
+    """Lines of ``process`` (stdout and stderr merged) up to the first that starts with ``prefix``."""
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        if line.startswith(prefix):
+            return lines, line
+        lines.append(line)
+    raise AssertionError(f"the process ended before printing {prefix!r}: " + "".join(lines))
+
+
+# (how the process is killed, in order): random moments, and kills placed inside a write by
+# the checkpoint writer's test switch (SEMILEARN_CHECKPOINT_TEST_PAUSE): after part of the
+# temporary file is on disk, after it is complete but before the rename, and inside the
+# hard link of last.pt. The third save of the process pauses, so each process makes progress.
+ONLY_CHECKPOINT = {"SEMILEARN_DISABLE_PLUGIN_AUTOLOAD": "1", "SEMILEARN_PLUGINS": "checkpoint"}
+KILLS = ["random", "write", "random", "rename", "random", "link"] * 2
+
+
+def test_sigkill_at_random_and_chosen_moments_never_leaves_a_broken_newest_checkpoint(tmp_path: Path) -> None:
+    from semilearn_checkpoint.files import (
+        TEST_PAUSE_MARKER,
+        TEST_PAUSE_VARIABLE,
+        checkpoint_files,
+        load_checkpoint_file,
+    )
 
     rng = random.Random(1234)
     args = ("--set", "num_train_iter=1000000", "--set", "num_eval_iter=1000000", "--set", "num_log_iter=1000000",
             "--set", "batch_size=4", "--set", "uratio=1", "--set", "checkpoint.interval=1",
-            "--set", "checkpoint.keep=2", "-p", "no:logging")
-    previous_step = 0
-    killed_mid_write = 0
-    for attempt in range(20):
-        process = _start(tmp_path, *args, "--resume", "auto")
-        lines = _wait_for_training(process)
+            "--set", "checkpoint.keep=2", "--resume", "auto")
+    previous_step, random_mid_write, chosen = 0, 0, {"write": 0, "rename": 0, "link": 0}
+    for attempt, kill in enumerate(KILLS):
+        env = {TEST_PAUSE_VARIABLE: f"{kill}@3"} if kill != "random" else {}
+        process = _start(tmp_path, *args, env={**ONLY_CHECKPOINT, **env}, merge_output=True)
+        lines, _ = _read_until(process, "run directory:")
         if attempt:
             assert any(f"(step {previous_step})" in line for line in lines), lines
-        time.sleep(rng.uniform(0.2, 1.5))
+        if kill == "random":
+            time.sleep(rng.uniform(0.2, 1.5))
+        else:
+            _, pause = _read_until(process, TEST_PAUSE_MARKER)
+            assert pause.split()[3] == kill, pause
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=60)
         folder = _checkpoints(_only_run(tmp_path / "runs"))
-        killed_mid_write += any(path.name.startswith(".tmp-") for path in folder.iterdir())
+        leftovers = [path for path in folder.iterdir() if path.name.startswith(".tmp-")]
         newest = checkpoint_files(folder)[0]
         state = load_checkpoint_file(newest)  # raises if the newest file is not intact
-        assert state["step"] >= previous_step
+        if kill == "random":
+            random_mid_write += bool(leftovers)
+            assert state["step"] >= previous_step
+        else:
+            # the process saved steps +1 and +2 and was killed inside the write of step +3
+            (leftover,) = leftovers
+            assert leftover.name in pause and leftover.stat().st_size > 0, (pause, leftovers)
+            assert state["step"] == previous_step + 2 + (kill == "link"), (kill, state["step"], previous_step)
+            assert load_checkpoint_file(folder / "last.pt")["step"] == previous_step + 2, kill
+            if kill == "write":
+                with pytest.raises(CheckpointError, match="truncated or corrupt"):
+                    load_checkpoint_file(leftover)
+            chosen[kill] += 1
         previous_step = state["step"]
-    assert killed_mid_write >= 1, "no kill landed during a write: the test did not test anything"
-    final = _start(tmp_path, *args, "--resume", "auto", "--set", f"stop_step={previous_step + 3}")
+    final = _start(tmp_path, *args, "--set", f"stop_step={previous_step + 3}", env=ONLY_CHECKPOINT)
     out, err = final.communicate(timeout=120)
     assert final.returncode == 0, err
     assert f"(step {previous_step})" in out and f"interrupted at step {previous_step + 3}/" in out
-    print(f"\n20 SIGKILLs: {killed_mid_write} landed while a checkpoint was being written; "
-          f"reached step {previous_step}")
+    assert not [path for path in _checkpoints(_only_run(tmp_path / "runs")).iterdir() if path.name.startswith(".tmp-")]
+    print(f"\n{len(KILLS)} SIGKILLs: {KILLS.count('random')} at random moments ({random_mid_write} of them "
+          f"landed while a checkpoint was being written), and inside a write by construction: "
+          f"{chosen['write']} mid-write, {chosen['rename']} before the rename, {chosen['link']} inside the link "
+          f"of last.pt; reached step {previous_step}")
 
 
 def _malicious_checkpoint(path: Path, marker: Path) -> None:

@@ -27,6 +27,7 @@ def _imports_torch(*args: str) -> bool:
     return last.endswith("True")
 
 
+@pytest.mark.together
 def test_help_and_plugins_do_not_import_torch() -> None:
     assert not _imports_torch("--help")
     assert not _imports_torch("plugins", "--json")

@@ -179,6 +179,7 @@ def test_a_tracker_that_cannot_start_leaves_training_alone(tmp_path: Path, messa
     ]
 
 
+@pytest.mark.together
 @pytest.mark.skipif(not installed("semilearn-checkpoint"), reason="needs semilearn-checkpoint")
 def test_the_tracker_run_id_travels_through_checkpoints(tmp_path: Path, messages) -> None:
     first = train(tmp_path, JsonLinesTracker(), "stop_step=10")
@@ -193,6 +194,7 @@ def test_the_tracker_run_id_travels_through_checkpoints(tmp_path: Path, messages
     assert f"jsonl: continuing run {run_id}" in [message for _, message in messages]
 
 
+@pytest.mark.together
 @pytest.mark.skipif(not installed("semilearn-checkpoint"), reason="needs semilearn-checkpoint")
 def test_resuming_a_checkpoint_saved_without_the_tracker_starts_a_new_tracker_run(tmp_path: Path, messages) -> None:
     from semilearn.plugins import PluginManager
@@ -246,6 +248,7 @@ def test_only_a_completed_run_finishes_with_exit_code_zero(status: str, process_
 EVERYTHING = ("semilearn-wandb", "semilearn-aim", "semilearn-checkpoint", "semilearn-logging")
 
 
+@pytest.mark.together
 @pytest.mark.skipif(not all(installed(name) for name in EVERYTHING), reason="needs all four plugins")
 def test_sigterm_and_resume_keep_one_wandb_run_and_one_aim_run(tmp_path: Path) -> None:
     import torch

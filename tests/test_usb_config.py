@@ -31,6 +31,7 @@ USB_CLASSIC_CV = {
 }
 
 
+@pytest.mark.together
 def test_a_usb_classic_cv_file_runs_with_one_warning(cli, tmp_path: Path) -> None:
     write_cifar10(tmp_path / "data")
     (tmp_path / "usb.yaml").write_text(yaml.safe_dump(USB_CLASSIC_CV, sort_keys=False))
@@ -79,6 +80,7 @@ def test_usb_behaviour_semilearn_does_not_have_is_refused(cli, key: str, value: 
     assert reason in result.err
 
 
+@pytest.mark.together
 def test_resume_true_without_a_checkpoint_starts_fresh_and_with_one_continues(cli, tmp_path: Path) -> None:
     if not installed("semilearn-checkpoint"):
         pytest.skip("needs semilearn-checkpoint")

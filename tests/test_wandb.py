@@ -174,6 +174,7 @@ def _only_wandb_run(run_dir: Path) -> WandbRun:
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.together
 def test_an_offline_run_holds_config_versions_metrics_and_exit_code_under_the_run_directory(tmp_path: Path) -> None:
     recorder = LogRecorder()
     result = train(tmp_path, "wandb.tags=[digits, smoke]", "wandb.group=tests", plugins=(recorder,))
@@ -213,6 +214,7 @@ def test_an_offline_run_holds_config_versions_metrics_and_exit_code_under_the_ru
     assert wandb_run.exit_code == 0
 
 
+@pytest.mark.together
 @pytest.mark.skipif(not installed("semilearn-checkpoint"), reason="needs semilearn-checkpoint")
 def test_a_resumed_run_continues_the_same_wandb_run_and_its_steps(tmp_path: Path) -> None:
     import torch
@@ -274,6 +276,7 @@ def test_strict_makes_a_tracker_failure_stop_the_run(cli, tmp_path: Path, monkey
     assert _only_wandb_run(tmp_path / "runs/fixmatch_digits_40_0").exit_code == 1
 
 
+@pytest.mark.together
 @pytest.mark.skipif(not installed("semilearn-checkpoint"), reason="needs semilearn-checkpoint")
 def test_best_and_last_checkpoints_become_artifacts_with_aliases(tmp_path: Path) -> None:
     result = train(tmp_path, "wandb.upload_checkpoints=true", "num_eval_iter=5")

@@ -210,7 +210,15 @@ class AlgorithmBase:
             self.status = status
             if self._stop_vote is not None:
                 self._stop_vote.close()
-            self._after_run(status, error)
+                self._stop_vote = None
+            try:
+                self._after_run(status, error)
+            finally:
+                # The run is over: drop DistributedDataParallel's reducer (which holds the process
+                # group and its last gradient buckets), so the group can be destroyed while Python
+                # is fully alive; gloo's threads outliving the interpreter abort the process at exit.
+                if is_distributed():
+                    self.model = self.module
         return status
 
     def _train(self) -> None:

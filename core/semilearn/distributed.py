@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -94,7 +95,13 @@ def process_group(device: torch.device, timeout_seconds: int = 600) -> Iterator[
     dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_seconds))
     try:
         yield
+        # Leave together: no process closes its connections while another still works (rank 0
+        # saves and closes trackers after the last step). A failed process skips this; the
+        # others' barrier then fails at once on the closed connection.
+        with contextlib.suppress(Exception):
+            dist.barrier()
     finally:
+        gc.collect()  # release work objects and reducers that still hold the group
         with contextlib.suppress(Exception):
             dist.destroy_process_group()
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import pickle
 import re
+import sys
 import tempfile
+import threading
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -23,12 +26,63 @@ __all__ = [
     "periodic_name",
     "LAST",
     "BEST",
+    "TEST_PAUSE_VARIABLE",
 ]
 
 LAST = "last.pt"
 BEST = "best.pt"
 PERIODIC_PATTERN = re.compile(r"^step_(\d+)\.pt$")
 TEMPORARY_PREFIX = ".tmp-"
+
+# A switch for tests of crash safety: ``PHASE@N`` makes the N-th write of this process
+# (``atomic_save`` for ``write`` and ``rename``, ``atomic_link`` for ``link``) stop for good
+# at that phase, after printing one line to stderr that starts with TEST_PAUSE_MARKER and
+# names the temporary file, so that a test can kill the process exactly there:
+#   write   part of the temporary file is on disk (flushed and fsynced), the rest is not;
+#   rename  the temporary file is complete and fsynced, the rename over the target is not done;
+#   link    the temporary hard link (or copy) of a link exists, the rename over the target is not done.
+TEST_PAUSE_VARIABLE = "SEMILEARN_CHECKPOINT_TEST_PAUSE"
+TEST_PAUSE_MARKER = "checkpoint test pause:"
+_PAUSE_AFTER_BYTES = 4096  # a checkpoint is far larger: the pause in `write` always leaves a partial file
+_calls = {"write": itertools.count(1), "link": itertools.count(1)}
+
+
+def _test_pause(kind: str) -> str | None:
+    """The phase at which this call must pause (see TEST_PAUSE_VARIABLE), or None."""
+    spec = os.environ.get(TEST_PAUSE_VARIABLE)
+    if not spec:
+        return None
+    phase, _, nth = spec.partition("@")
+    if (kind == "link") != (phase == "link"):
+        return None
+    return phase if next(_calls[kind]) == int(nth or 1) else None
+
+
+def _hold(phase: str, temporary: str | Path, target: Path) -> None:
+    """Say where this process stopped, then wait to be killed."""
+    size = os.path.getsize(temporary)
+    sys.stderr.write(f"{TEST_PAUSE_MARKER} {phase} {temporary} ({size} bytes) for {target}\n")
+    sys.stderr.flush()
+    threading.Event().wait()
+
+
+class _PausingFile:
+    """A file that, once ``_PAUSE_AFTER_BYTES`` are written, puts them on disk and holds."""
+
+    def __init__(self, handle: Any, temporary: str, target: Path) -> None:
+        self._handle, self._temporary, self._target, self._written = handle, temporary, target, 0
+
+    def write(self, data: bytes) -> int:
+        written = self._handle.write(data)
+        self._written += len(data)
+        if self._written >= _PAUSE_AFTER_BYTES:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            _hold("write", self._temporary, self._target)
+        return int(written)
+
+    def flush(self) -> None:
+        self._handle.flush()
 
 
 def periodic_name(step: int) -> str:
@@ -57,13 +111,16 @@ def atomic_save(state: Mapping[str, Any], path: Path) -> None:
     """
     import torch
 
+    pause = _test_pause("write")
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=TEMPORARY_PREFIX + path.name + ".")
     try:
         with os.fdopen(descriptor, "wb") as handle:
-            torch.save(dict(state), handle)
+            torch.save(dict(state), _PausingFile(handle, temporary, path) if pause == "write" else handle)
             handle.flush()
             os.fsync(handle.fileno())
+        if pause == "rename":
+            _hold("rename", temporary, path)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -84,6 +141,8 @@ def atomic_link(source: Path, target: Path) -> None:
             shutil.copyfile(source, temporary)
             with open(temporary, "rb+") as handle:
                 os.fsync(handle.fileno())
+        if _test_pause("link"):
+            _hold("link", temporary, target)
         os.replace(temporary, target)
     except BaseException:
         temporary.unlink(missing_ok=True)
