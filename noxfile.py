@@ -23,12 +23,14 @@ test was skipped in every session that collected it (GPU-only tests excepted).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shlex
 import shutil
 import time
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable
 from pathlib import Path
 
 import nox
@@ -58,6 +60,25 @@ DOCS = ("mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26")
 REPORTS = ROOT / ".nox" / "_reports" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
 # A test skipped everywhere for one of these reasons needs hardware CI does not have.
 HARDWARE_SKIPS = ("CUDA", "GPU")
+# Wall time of each session of this nox run (its environment included), printed by `tests_ran`.
+_TIMES: dict[str, float] = {}
+_CLOCK = [time.monotonic()]
+
+
+def _timed(function: Callable[[nox.Session], None]) -> Callable[[nox.Session], None]:
+    """Record the session's wall time: from the end of the previous session (nox then makes
+    this one's environment) to its own end."""
+
+    @functools.wraps(function)
+    def run(session: nox.Session) -> None:
+        try:
+            function(session)
+        finally:
+            now = time.monotonic()
+            _TIMES[session.name] = now - _CLOCK[-1]
+            _CLOCK.append(now)
+
+    return run
 
 
 def _bin(environment: Path, name: str) -> str:
@@ -108,6 +129,7 @@ def _pytest(session: nox.Session, *paths: str, report: bool = True) -> None:
 
 
 @nox.session
+@_timed
 def core(session: nox.Session) -> None:
     """The core alone: no plugin installed (plugin tests skip)."""
     _install_core(session)
@@ -116,6 +138,7 @@ def core(session: nox.Session) -> None:
 
 
 @nox.session
+@_timed
 def plugin_api(session: nox.Session) -> None:
     """A third-party plugin distribution (tests/plugin_dists): discovery, order, blocking, broken plugins."""
     _install_core(session)
@@ -124,6 +147,7 @@ def plugin_api(session: nox.Session) -> None:
 
 
 @nox.session
+@_timed
 def logging(session: nox.Session) -> None:
     """The core with semilearn-logging alone."""
     _install_core(session)
@@ -132,6 +156,7 @@ def logging(session: nox.Session) -> None:
 
 
 @nox.session
+@_timed
 def checkpoint(session: nox.Session) -> None:
     """The core with semilearn-checkpoint alone, with its chain of killed processes."""
     _install_core(session)
@@ -140,6 +165,7 @@ def checkpoint(session: nox.Session) -> None:
 
 
 @nox.session
+@_timed
 def wandb(session: nox.Session) -> None:
     """The core with semilearn-wandb alone (offline runs: no account, no network)."""
     _install_core(session)
@@ -150,6 +176,7 @@ def wandb(session: nox.Session) -> None:
 
 
 @nox.session
+@_timed
 def aim(session: nox.Session) -> None:
     """The core with semilearn-aim alone (a local Aim repository; `aim up` on loopback)."""
     _install_core(session)
@@ -159,6 +186,7 @@ def aim(session: nox.Session) -> None:
 
 
 @nox.session
+@_timed
 def all(session: nox.Session) -> None:  # noqa: A001 - the session's name on the command line
     """Everything installed together: a clean `pip check`, and the tests of plugins working together."""
     _install_core(session)
@@ -170,6 +198,7 @@ def all(session: nox.Session) -> None:  # noqa: A001 - the session's name on the
 
 
 @nox.session(python=PYTHONS, default=False)
+@_timed
 def tests(session: nox.Session) -> None:
     """Everything installed, every test, on one interpreter of the matrix (tests-3.10 ... tests-3.13).
 
@@ -184,12 +213,14 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+@_timed
 def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", "core", "plugins", "tests", "benchmarks", "examples", "docs/_gen", "noxfile.py")
 
 
 @nox.session
+@_timed
 def typecheck(session: nox.Session) -> None:
     """mypy over the core and the shipped plugins."""
     _install_core(session, "mypy", "types-PyYAML")
@@ -200,6 +231,7 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+@_timed
 def benchmarks(session: nox.Session) -> None:
     """Speed and accuracy measurements (minutes; not part of CI)."""
     _install_core(session)
@@ -209,6 +241,7 @@ def benchmarks(session: nox.Session) -> None:
 
 
 @nox.session
+@_timed
 def docs(session: nox.Session) -> None:
     """The documentation site: tests/test_docs.py runs mkdocs build --strict (shipped plugins installed) and reads it."""
     _install_core(session, *DOCS)
@@ -217,6 +250,7 @@ def docs(session: nox.Session) -> None:
 
 
 @nox.session
+@_timed
 def example(session: nox.Session) -> None:
     """The example plugin, installed with pip like any third-party package; its tests and the repository's."""
     _install_core(session)
@@ -227,6 +261,7 @@ def example(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+@_timed
 def accuracy(session: nox.Session) -> None:
     """Every algorithm on digits with 40 labels, 2 seeds (about half an hour; not part of CI)."""
     _install_core(session)
@@ -236,6 +271,10 @@ def accuracy(session: nox.Session) -> None:
 @nox.session(venv_backend="none")
 def tests_ran(session: nox.Session) -> None:
     """Fail if a test was skipped in every session that collected it (run after the other sessions)."""
+    if _TIMES:
+        session.log("session times (environment included): " + ", ".join(
+            f"{name} {seconds / 60:.1f} min" for name, seconds in _TIMES.items()) +
+            f"; {sum(_TIMES.values()) / 60:.1f} min in all")
     reports = sorted(REPORTS.glob("*.xml")) if REPORTS.is_dir() else []
     if not reports:
         session.error("no test reports from this nox run: run tests_ran after the test sessions, in one nox command")
@@ -246,9 +285,10 @@ def tests_ran(session: nox.Session) -> None:
             skipped = case.find("skipped")
             outcome = "passed" if skipped is None else f"skipped ({skipped.get('message', '')})"
             outcomes.setdefault(test, []).append((report.stem, outcome))
-    never = {test: seen for test, seen in outcomes.items() if all(outcome != "passed" for _, outcome in seen)}
-    hardware = {test for test, seen in never.items() if all(any(word in outcome for word in HARDWARE_SKIPS)
-                                                           for _, outcome in seen)}
+    # (`all` is a session here: "ran" is not any pass, "hardware" not any other reason)
+    never = {test: seen for test, seen in outcomes.items() if not any(outcome == "passed" for _, outcome in seen)}
+    hardware = {test for test, seen in never.items()
+                if not any(not any(word in outcome for word in HARDWARE_SKIPS) for _, outcome in seen)}
     for test in sorted(hardware):
         session.log(f"needs hardware CI lacks, skipped everywhere: {test}")
     missing = sorted(set(never) - hardware)

@@ -109,12 +109,12 @@ def _wait_for_training(process: subprocess.Popen[str]) -> list[str]:
 
 
 def test_sigterm_saves_exits_143_and_the_resume_finishes_identically(cli, tmp_path: Path) -> None:
-    common = ("--set", "num_train_iter=400", "--set", "num_eval_iter=100", "--set", "checkpoint.interval=5")
+    common = ("--set", "num_train_iter=400", "--set", "num_eval_iter=100", "--set", "checkpoint.interval=0")
     process = _start(tmp_path, *common)
     _wait_for_training(process)
     deadline = time.monotonic() + 300
-    while not list((tmp_path / "runs").glob("*/checkpoints/step_*.pt")):  # training is under way
-        assert process.poll() is None and time.monotonic() < deadline, "no periodic checkpoint"
+    while not list((tmp_path / "runs").glob("*/checkpoints/best.pt")):  # step 100 is done, 300 steps to go
+        assert process.poll() is None and time.monotonic() < deadline, "no best.pt after the first evaluation"
         time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=120)
@@ -122,7 +122,7 @@ def test_sigterm_saves_exits_143_and_the_resume_finishes_identically(cli, tmp_pa
     assert "warning: SIGTERM received: finishing step" in out
     run_dir = _only_run(tmp_path / "runs")
     saved = _load(_checkpoints(run_dir) / "last.pt")
-    assert 0 < saved["step"] < 400
+    assert 100 <= saved["step"] < 400
     assert f"interrupted at step {saved['step']}/400" in out
 
     resumed = cli("run", *FAST, "--set", "save_dir=runs", *common, "--resume", str(run_dir))

@@ -149,6 +149,7 @@ class AlgorithmBase:
         self.stopped_by_plugin = False
         self._signal_received: signal.Signals | None = None
         self._stop_vote: StopVote | None = None
+        self._ending = False  # after_run has begun
 
         # Every random draw of a step comes from generators seeded by (seed, rank, step)
         # at its start (see _seed_step), so a resumed run draws exactly what the
@@ -185,8 +186,10 @@ class AlgorithmBase:
         """
         status = "failed"
         error: BaseException | None = None
-        try:
-            with self._stop_on_signals():
+        # The handlers stay through after_run: a launcher stopping the job (torchrun sends SIGTERM
+        # when another process fails) lets this one finish its checkpoint, trackers and report.
+        with self._stop_on_signals():
+            try:
                 if is_distributed():
                     self._stop_vote = StopVote()
                 self.resuming = resume_state is not None
@@ -200,25 +203,26 @@ class AlgorithmBase:
                 self.model.train()
                 self._train()
                 status = "completed" if self.global_step >= self.num_train_iter else "interrupted"
-        except KeyboardInterrupt as interrupt:
-            status, error, self.stop_reason = "interrupted", interrupt, "SIGINT"
-            raise
-        except BaseException as failure:
-            error = failure
-            raise
-        finally:
-            self.status = status
-            if self._stop_vote is not None:
-                self._stop_vote.close()
-                self._stop_vote = None
-            try:
-                self._after_run(status, error)
+            except KeyboardInterrupt as interrupt:
+                status, error, self.stop_reason = "interrupted", interrupt, "SIGINT"
+                raise
+            except BaseException as failure:
+                error = failure
+                raise
             finally:
-                # The run is over: drop DistributedDataParallel's reducer (which holds the process
-                # group and its last gradient buckets), so the group can be destroyed while Python
-                # is fully alive; gloo's threads outliving the interpreter abort the process at exit.
-                if is_distributed():
-                    self.model = self.module
+                self.status = status
+                self._ending = True
+                if self._stop_vote is not None:
+                    self._stop_vote.close()
+                    self._stop_vote = None
+                try:
+                    self._after_run(status, error)
+                finally:
+                    # The run is over: drop DistributedDataParallel's reducer (which holds the process
+                    # group and its last gradient buckets), so the group can be destroyed while Python
+                    # is alive; gloo's threads outliving the interpreter abort the process at exit.
+                    if is_distributed():
+                        self.model = self.module
         return status
 
     def _train(self) -> None:
@@ -435,6 +439,10 @@ class AlgorithmBase:
                 os.kill(os.getpid(), signum)
                 return
             self._signal_received, first_at = received, now
+            if self._ending:
+                self.log.warning(f"{received.name} received while the run ends: finishing "
+                                 "(send it again to abort at once)")
+                return
             self.log.warning(
                 f"{received.name} received: finishing step {self.global_step + 1}, then saving and stopping "
                 "(send it again to abort at once)"

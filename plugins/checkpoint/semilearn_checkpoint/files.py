@@ -12,7 +12,7 @@ import threading
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from semilearn import CheckpointError
 
@@ -116,7 +116,8 @@ def atomic_save(state: Mapping[str, Any], path: Path) -> None:
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=TEMPORARY_PREFIX + path.name + ".")
     try:
         with os.fdopen(descriptor, "wb") as handle:
-            torch.save(dict(state), _PausingFile(handle, temporary, path) if pause == "write" else handle)
+            target: IO[bytes] = cast("IO[bytes]", _PausingFile(handle, temporary, path)) if pause == "write" else handle
+            torch.save(dict(state), target)
             handle.flush()
             os.fsync(handle.fileno())
         if pause == "rename":
