@@ -453,8 +453,11 @@ class AlgorithmBase:
         try:
             yield
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            # A torchrun worker keeps them until it exits: when another process fails, the launcher
+            # sends SIGTERM to this one, which then still reports its own error after the run.
+            if world_size() == 1:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
 
     # ------------------------------------------------------------------
     # Checkpoint state.
