@@ -38,6 +38,7 @@ import nox
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = False
 nox.options.error_on_missing_interpreters = True  # a missing interpreter fails, never skips quietly
+nox.options.download_python = "never"  # use the interpreters this machine has
 nox.options.sessions = [
     "lint", "typecheck", "core", "plugin_api", "logging", "checkpoint", "wandb", "aim", "all", "docs", "example",
     "tests_ran",

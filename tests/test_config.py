@@ -155,3 +155,33 @@ def test_yaml_booleans_given_to_a_string_option_take_its_spelling() -> None:
     option = Option("progress", str, "auto", "bar", choices=("auto", "on", "off"))
     assert option.coerce(True) == "on" and option.coerce(False) == "off"
     assert Option("name", str, "x", "a name").coerce(True) == "true"
+
+
+def test_numbers_as_people_write_them_in_files_and_overrides(tmp_path: Path) -> None:
+    """PyYAML (YAML 1.1) reads 1e-4 and 5E-05 as strings; they are numbers, in files and in --set."""
+    path = tmp_path / "run.yaml"
+    path.write_text("lr: 5e-05\nweight_decay: 1E-4\nnum_train_iter: 1e3\nnum_eval_iter: 1_000\nema_m: .999\n")
+    raw = read_config_file(path)
+    assert raw["lr"] == "5e-05" and raw["num_train_iter"] == "1e3"  # what YAML 1.1 gives
+    config = resolve(raw).config
+    assert config.lr == 5e-05 and config.weight_decay == 1e-4 and config.ema_m == 0.999
+    assert config.num_train_iter == 1000 and isinstance(config.num_train_iter, int)
+    assert config.num_eval_iter == 1000
+    overridden = resolve(apply_overrides(raw, ["lr=1e-4", "num_train_iter=2e3", "p_cutoff=9.5e-1",
+                                               "checkpoint.interval=5E2"])).config
+    assert overridden.lr == 1e-4 and overridden.num_train_iter == 2000 and overridden.p_cutoff == 0.95
+    assert overridden.checkpoint.interval == 500
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("lr=abc", "configuration key 'lr' expects a number > 0, got 'abc' (str)"),
+    ("num_train_iter=2.5e0", "configuration key 'num_train_iter' expects an integer >= 1, got '2.5e0' (str)"),
+    ("num_train_iter=2.5", "configuration key 'num_train_iter' expects an integer >= 1, got 2.5 (float)"),
+    ("num_train_iter=1e-3", "configuration key 'num_train_iter' expects an integer >= 1, got '1e-3' (str)"),
+    ("lr=nan", "configuration key 'lr' expects a number > 0, got 'nan' (str)"),
+    ("lr=.inf", "configuration key 'lr' expects a number > 0, got inf (float)"),
+])
+def test_what_is_not_a_number_of_the_right_kind_is_still_refused(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        resolve(apply_overrides({}, [text]))
+    assert str(error.value) == message

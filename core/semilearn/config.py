@@ -95,6 +95,9 @@ class Option:
                 return None
             raise ConfigError(f"configuration key '{key}' expects {self.describe_expected()}, got null")
         result: Any
+        original = value
+        if self.type in (int, float) and isinstance(value, str):
+            value = _number(value, value)  # YAML 1.1 reads 1e-4 and 5E-05 as strings; a person means a number
         if self.type is bool:
             if not isinstance(value, bool):
                 raise self._type_error(key, value)
@@ -104,14 +107,14 @@ class Option:
                 if isinstance(value, float) and value.is_integer():
                     value = int(value)
                 else:
-                    raise self._type_error(key, value)
+                    raise self._type_error(key, original)
             result = value
         elif self.type is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise self._type_error(key, value)
+                raise self._type_error(key, original)
             result = float(value)
             if not math.isfinite(result):
-                raise self._type_error(key, value)
+                raise self._type_error(key, original)
         elif self.type is str:
             if isinstance(value, (dict, list)):
                 raise self._type_error(key, value)
@@ -149,6 +152,19 @@ class Option:
             f"configuration key '{key}' expects {self.describe_expected()}, "
             f"got {value!r} ({type(value).__name__})"
         )
+
+
+_NUMBER = re.compile(r"[+-]?(?:\d(?:_?\d)*(?:\.(?:\d(?:_?\d)*)?)?|\.\d(?:_?\d)*)(?:[eE][+-]?\d+)?")
+
+
+def _number(text: str, fallback: Any) -> Any:
+    """``text`` as the number a person wrote (``1e-4``, ``5E-05``, ``1_000``, ``.5``), else ``fallback``."""
+    text = text.strip()
+    if not _NUMBER.fullmatch(text):
+        return fallback
+    if re.fullmatch(r"[+-]?\d(?:_?\d)*", text):
+        return int(text)
+    return float(text)
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:

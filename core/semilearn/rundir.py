@@ -2,13 +2,18 @@
 
 A run lives in ``<save_dir>/<save_name>``. A new run never reuses a directory that
 already holds a run: the first free name among ``save_name``, ``save_name-2``,
-``save_name-3`` ... is taken, so nothing is ever overwritten. ``--resume auto`` looks at
-the same family of directories for the newest intact checkpoint.
+``save_name-3`` ... is taken, so nothing is ever overwritten. Taking a name is atomic:
+the run creates ``CLAIM_FILE`` in the directory with exclusive creation, so of several
+runs started at the same moment (a job array) each gets a directory of its own.
+``--resume auto`` looks at the same family of directories for the newest intact checkpoint.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +22,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .config import Config
 
-__all__ = ["ResumePoint", "default_save_name", "run_directories", "new_run_directory", "CONFIG_FILE"]
+__all__ = ["ResumePoint", "default_save_name", "run_directories", "claim_run_directory", "CONFIG_FILE",
+           "CLAIM_FILE"]
 
 CONFIG_FILE = "config.yaml"
+CLAIM_FILE = ".semilearn-run"  # created exclusively by the run that takes the directory
 
 
 @dataclass(frozen=True)
@@ -73,11 +80,26 @@ def _holds_run(path: Path) -> bool:
     return path.exists() and (not path.is_dir() or any(path.iterdir()))
 
 
-def new_run_directory(config: Config) -> Path:
-    """The first free directory for a new run of this configuration (not created)."""
+def claim_run_directory(config: Config) -> Path:
+    """Create and take the first free directory for a new run of this configuration.
+
+    A directory is free when it does not exist or is empty. It is taken by creating
+    ``CLAIM_FILE`` in it with ``O_CREAT | O_EXCL``, which exactly one process can do; a
+    process that loses the race moves on to the next ``-N`` name.
+    """
     base = Path(config.save_dir) / default_save_name(config)
-    candidate, number = base, 1
-    while _holds_run(candidate):
+    base.parent.mkdir(parents=True, exist_ok=True)
+    number = 1
+    while True:
+        candidate = base if number == 1 else base.with_name(f"{base.name}-{number}")
         number += 1
-        candidate = base.with_name(f"{base.name}-{number}")
-    return candidate
+        if _holds_run(candidate):
+            continue
+        try:
+            candidate.mkdir(exist_ok=True)
+            descriptor = os.open(candidate / CLAIM_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except (FileExistsError, NotADirectoryError):
+            continue  # another run took it first (or a file has this name)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(f"pid {os.getpid()} on {socket.gethostname()} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        return candidate

@@ -21,7 +21,7 @@ from . import __version__
 from .config import Config, Resolution, apply_overrides, read_config_file, resolve_config
 from .distributed import broadcast_object, global_rank, local_rank, process_group, world_size
 from .errors import CheckpointError, ConfigError, PluginError
-from .rundir import CONFIG_FILE, ResumePoint, default_save_name, new_run_directory
+from .rundir import CONFIG_FILE, ResumePoint, claim_run_directory, default_save_name
 from .usb import translate as translate_usb
 
 if TYPE_CHECKING:
@@ -247,8 +247,8 @@ def _run(
         _check_resume_config(config, point.state.get("config", {}))
     if point is not None and point.run_dir is not None:
         run_dir = point.run_dir
-    else:  # rank 0 picks the first free name; every rank uses it
-        run_dir = Path(broadcast_object(str(new_run_directory(config)) if global_rank() == 0 else None))
+    else:  # rank 0 takes the first free name; every rank uses it
+        run_dir = Path(broadcast_object(str(claim_run_directory(config)) if global_rank() == 0 else None))
 
     algorithm = build_algorithm(config, manager, run_dir, device)
     processes = f" x {world_size()} processes" if world_size() > 1 else ""

@@ -1,0 +1,30 @@
+"""The package metadata states the Python versions the test matrix covers, and no others."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ["pyproject.toml", "plugins/logging/pyproject.toml", "plugins/checkpoint/pyproject.toml",
+           "plugins/wandb/pyproject.toml", "plugins/aim/pyproject.toml"]
+
+
+def _matrix() -> list[str]:
+    match = re.search(r"^PYTHONS = \[(.*?)\]", (ROOT / "noxfile.py").read_text(), re.MULTILINE)
+    assert match, "noxfile.py defines PYTHONS"
+    return re.findall(r'"(3\.\d+)"', match.group(1))
+
+
+@pytest.mark.parametrize("path", SHIPPED)
+def test_requires_python_and_classifiers_are_the_tested_versions(path: str) -> None:
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / path).read_text())["project"]
+    versions = _matrix()
+    assert versions == [f"3.{minor}" for minor in range(10, 10 + len(versions))]  # no gaps
+    last_minor = int(versions[-1].split(".")[1])
+    assert project["requires-python"] == f">={versions[0]},<3.{last_minor + 1}"
+    stated = [c.rsplit(" :: ", 1)[1] for c in project["classifiers"] if re.fullmatch(r".* :: 3\.\d+", c)]
+    assert stated == versions
