@@ -87,7 +87,9 @@ class AlgorithmBase:
 
     * ``name`` and ``description`` -- shown by ``semilearn algorithms``;
     * ``config_options`` -- its hyperparameters (USB's key names), validated like every key;
-    * ``uses_unlabelled`` -- whether steps draw unlabelled batches (False for supervised).
+    * ``uses_unlabelled`` -- whether steps draw unlabelled batches (False for supervised);
+    * ``labels_every_image`` -- whether the labelled set is the whole training set, labels
+      and all, where the data set knows them (USB's ``fullysupervised``).
 
     Attributes a plugin can read: ``config``, ``data``, ``module`` (the network),
     ``model`` (what training calls: the network, or its DistributedDataParallel wrapper
@@ -102,6 +104,7 @@ class AlgorithmBase:
     description: ClassVar[str] = ""
     config_options: ClassVar[tuple[Option, ...]] = ()
     uses_unlabelled: ClassVar[bool] = True
+    labels_every_image: ClassVar[bool] = False
 
     def __init__(
         self,

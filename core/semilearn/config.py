@@ -233,8 +233,10 @@ CORE_OPTIONS: tuple[Option, ...] = (
            minimum=0, usb=True),
     Option("compile", bool, False, "Compile the training forward pass with torch.compile (minutes of start-up; "
            "faster steps on GPUs)."),
-    Option("ema_m", float, 0.999, "Momentum of the EMA model used for evaluation; 0 turns EMA off.",
-           minimum=0, maximum=1, usb=True),
+    Option("ema_m", float, 0.999, "Decay of the EMA model used for evaluation (and Mean Teacher's teacher), "
+           "from the first step as USB; 0 turns EMA off.", minimum=0, maximum=1, usb=True),
+    Option("ema_warmup", bool, False, "Ramp the EMA decay as min(ema_m, (1 + t) / (10 + t)) at step t, so that "
+           "short runs get a useful average (USB: ema_m from the first step)."),
     # device
     Option("device", str, "auto", "`auto` (CUDA when available, else CPU), `cpu`, `cuda` or `cuda:N`."),
     Option("channels_last", bool, True, "Keep images and convolution weights in channels-last memory order "

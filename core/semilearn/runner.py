@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import tempfile
@@ -150,6 +151,9 @@ def build_algorithm(
     algorithm_cls = manager.registry("algorithm").get(config.algorithm)
     dataset_builder = manager.registry("dataset").get(config.dataset)
     data = dataset_builder(config, torch.device("cpu"))
+    if algorithm_cls.labels_every_image and data.unlabelled_targets is not None:
+        data = dataclasses.replace(data, labelled_images=data.unlabelled_images,
+                                   labelled_targets=data.unlabelled_targets)
     if _keep_on_device(config.data_device, data, device):
         data = data.to(device)
     net_name = data.default_net if config.net == "auto" else config.net

@@ -26,7 +26,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["UsbTranslation", "translate", "REPLACED", "FIXED", "SPELLINGS"]
+__all__ = ["UsbTranslation", "translate", "REPLACED", "FIXED", "SPELLINGS", "usb_parameter_name", "HEAD_NAMES"]
 
 # USB key -> what does its job here
 REPLACED: dict[str, str] = {
@@ -60,6 +60,22 @@ FIXED: dict[str, tuple[Any, str]] = {
 SPELLINGS: dict[str, str] = {"use_amp": "amp", "clip": "clip_grad"}
 
 _TRACKERS = {"use_wandb": "wandb", "use_aim": "aim"}
+
+# The networks' parameter names are USB's; the heads algorithms add around them
+# (semilearn.nets.heads) live under heads.<output>, where USB names the module itself.
+HEAD_NAMES: dict[str, str] = {
+    "heads.proj.mlp.": "mlp_proj.",  # CoMatch, SimMatch
+    "heads.logits_rot.net.": "rot_classifier.",  # ReMixMatch, CRMatch
+    "heads.logits_ds.": "ds_classifier.",  # CRMatch
+}
+
+
+def usb_parameter_name(name: str) -> str:
+    """The name USB gives the parameter or buffer called ``name`` here."""
+    for ours, theirs in HEAD_NAMES.items():
+        if name.startswith(ours):
+            return theirs + name[len(ours):]
+    return name
 
 
 @dataclass

@@ -14,6 +14,7 @@ __all__ = ["BUILTIN_ALGORITHMS"]
 # name -> "module:class"; imported when the registry is first needed
 BUILTIN_ALGORITHMS: dict[str, str] = {
     "supervised": "semilearn.algorithms.supervised:Supervised",
+    "fullysupervised": "semilearn.algorithms.supervised:FullySupervised",
     "fixmatch": "semilearn.algorithms.fixmatch:FixMatch",
     "pseudolabel": "semilearn.algorithms.pseudolabel:PseudoLabel",
     "pimodel": "semilearn.algorithms.pimodel:PiModel",

@@ -20,6 +20,7 @@ from .common import (
     ema_p_option,
     hard_label_option,
     p_cutoff_option,
+    sharpen_soft_labels_option,
     split,
     temperature_option,
     ulb_loss_ratio_option,
@@ -36,7 +37,7 @@ class AdaMatch(SSLAlgorithm):
     config_options = (
         p_cutoff_option(0.95),
         temperature_option(0.5),
-        hard_label_option(True),
+        hard_label_option(True), sharpen_soft_labels_option(),
         Option("dist_align", bool, True, "Align unlabelled predictions to the labelled ones.", usb=True),
         ema_p_option(0.999),
         ulb_loss_ratio_option(1.0),
@@ -55,7 +56,7 @@ class AdaMatch(SSLAlgorithm):
         if config.dist_align:
             probs = self.align("ema", probs, "model", probs_lb=probs_lb)
         mask = self.mask("adamatch", probs, probs_lb=probs_lb)
-        targets = self.pseudo_labels("hard" if config.hard_label else "soft", probs, config.T)
+        targets = self.pseudo_labels("hard" if config.hard_label else "soft", probs, self.soft_label_temperature())
         unsup_loss = (cross_entropy(logits_s, targets) * mask).mean()
         loss = sup_loss + config.ulb_loss_ratio * unsup_loss
         return loss, {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "mask_ratio": mask.mean()}

@@ -25,7 +25,7 @@ from torch import nn
 from ..algorithm import AlgorithmBase
 from ..config import Config, Option
 from ..errors import PluginError
-from ..nets.heads import NetWithHeads
+from ..nets.heads import NetWithHeads, frozen_batch_norm_stats, unwrap
 
 if TYPE_CHECKING:
     from ..data.base import SSLData
@@ -45,9 +45,11 @@ __all__ = [
     "p_cutoff_option",
     "temperature_option",
     "hard_label_option",
+    "sharpen_soft_labels_option",
     "ulb_loss_ratio_option",
     "unsup_warm_up_option",
     "ema_p_option",
+    "joint_forward_option",
 ]
 
 
@@ -71,6 +73,11 @@ def hard_label_option(default: bool = True) -> Option:
                   "distribution sharpened with T).", usb=True)
 
 
+def sharpen_soft_labels_option() -> Option:
+    return Option("sharpen_soft_labels", bool, False, "Sharpen soft pseudo-labels with T (USB declares T but "
+                  "uses the weak view's probabilities unchanged as soft targets).")
+
+
 def ulb_loss_ratio_option(default: float = 1.0) -> Option:
     return Option("ulb_loss_ratio", float, default, "Weight of the unlabelled loss (the paper's lambda_u).",
                   minimum=0, aliases=("lambda_u",), usb=True)
@@ -79,6 +86,12 @@ def ulb_loss_ratio_option(default: float = 1.0) -> Option:
 def unsup_warm_up_option(default: float = 0.4) -> Option:
     return Option("unsup_warm_up", float, default, "Fraction of the run over which the unlabelled loss weight "
                   "ramps linearly from 0 to its full value.", minimum=0, maximum=1, usb=True)
+
+
+def joint_forward_option() -> Option:
+    return Option("joint_forward", bool, False, "Put all views through one forward pass (faster; batch norm sees "
+                  "them together). USB gives each view a pass of its own, and only the first moves the batch-norm "
+                  "running statistics.")
 
 
 def ema_p_option(default: float = 0.999) -> Option:
@@ -251,6 +264,11 @@ class SSLAlgorithm(AlgorithmBase):
             )
         return result
 
+    def soft_label_temperature(self) -> float:
+        """The temperature of soft pseudo-labels: ``T`` with ``sharpen_soft_labels``, else 1
+        (the probabilities unchanged, as USB's FixMatch, FlexMatch, AdaMatch, DeFixMatch and UDA)."""
+        return float(self.config.T) if self.config.get("sharpen_soft_labels") else 1.0
+
     def unsup_weight(self, warm_up: float) -> float:
         """The unsupervised warm-up factor of this step (see :func:`unsup_ramp`)."""
         return unsup_ramp(self.global_step, self.num_train_iter, warm_up)
@@ -277,6 +295,34 @@ class SSLAlgorithm(AlgorithmBase):
         """
         sizes = [view.shape[0] for view in views]
         return self.model(torch.cat(views) if len(views) > 1 else views[0]), sizes
+
+    def host_random(self, draw: str, *args: Any) -> torch.Tensor:
+        """``torch.<draw>(*args)`` from torch's default CPU generator, on the training device.
+
+        USB draws MixUp permutations and VAT noise there; the engine seeds that generator at
+        the start of every step by (seed, rank, step), so resumed runs draw the same. The
+        copy to an accelerator is asynchronous (pinned memory): nothing waits for the device.
+        """
+        values: torch.Tensor = getattr(torch, draw)(*args)
+        if self.device.type == "cpu":
+            return values
+        return values.pin_memory().to(self.device, non_blocking=True)
+
+    def forward_each(self, *views: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """Each view through the network on its own, as USB's Pi-Model, Mean Teacher, VAT,
+        MixMatch and ReMixMatch do: the first pass moves the batch-norm running statistics,
+        the others leave them alone, and each normalises with its own batch's statistics.
+        Gradients flow through every pass. With ``joint_forward`` all views share one pass.
+        """
+        if self.config.get("joint_forward"):
+            outputs, sizes = self.forward_views(*views)
+            parts = {name: split(value, sizes) for name, value in outputs.items()}
+            return [{name: parts[name][index] for name in parts} for index in range(len(views))]
+        results = [self.model(views[0])]
+        network = unwrap(self.model)  # extra passes do not go through DistributedDataParallel's forward
+        with frozen_batch_norm_stats(network):
+            results.extend(network(view) for view in views[1:])
+        return results
 
     # -- checkpoint state -----------------------------------------------------
 

@@ -17,6 +17,7 @@ from .common import (
     cross_entropy,
     hard_label_option,
     p_cutoff_option,
+    sharpen_soft_labels_option,
     split,
     temperature_option,
     ulb_loss_ratio_option,
@@ -30,7 +31,7 @@ class DeFixMatch(SSLAlgorithm):
 
     name = "defixmatch"
     description = "debiased FixMatch: the pseudo-label loss on labelled data is subtracted from the unlabelled one"
-    config_options = (p_cutoff_option(0.95), temperature_option(0.5), hard_label_option(True),
+    config_options = (p_cutoff_option(0.95), temperature_option(0.5), hard_label_option(True), sharpen_soft_labels_option(),
                       ulb_loss_ratio_option(0.5))
 
     def sample_batch(self) -> dict[str, torch.Tensor]:
@@ -47,7 +48,7 @@ class DeFixMatch(SSLAlgorithm):
         config = self.config
         probs = torch.softmax(logits_w.detach().float(), dim=-1)
         mask = self.mask("fixed", probs, use=use)
-        targets = self.pseudo_labels("hard" if config.hard_label else "soft", probs, config.T)
+        targets = self.pseudo_labels("hard" if config.hard_label else "soft", probs, self.soft_label_temperature())
         return (cross_entropy(logits_s, targets) * mask).mean(), mask
 
     def train_step(  # type: ignore[override]

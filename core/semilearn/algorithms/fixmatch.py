@@ -15,6 +15,7 @@ from .common import (
     cross_entropy,
     hard_label_option,
     p_cutoff_option,
+    sharpen_soft_labels_option,
     split,
     temperature_option,
     ulb_loss_ratio_option,
@@ -29,7 +30,7 @@ class FixMatch(SSLAlgorithm):
     name = "fixmatch"
     description = "confidence-thresholded pseudo-labels from weak views train the strong views"
     config_options = (p_cutoff_option(0.95), temperature_option(0.5), hard_label_option(True),
-                      ulb_loss_ratio_option(1.0))
+                      sharpen_soft_labels_option(), ulb_loss_ratio_option(1.0))
 
     def train_step(  # type: ignore[override]
         self, x_lb: torch.Tensor, y_lb: torch.Tensor, x_ulb_w: torch.Tensor, x_ulb_s: torch.Tensor
@@ -41,7 +42,7 @@ class FixMatch(SSLAlgorithm):
 
         probs = torch.softmax(logits_w.detach().float(), dim=-1)
         mask = self.mask("fixed", probs)
-        targets = self.pseudo_labels("hard" if config.hard_label else "soft", probs, config.T)
+        targets = self.pseudo_labels("hard" if config.hard_label else "soft", probs, self.soft_label_temperature())
         unsup_loss = (cross_entropy(logits_s, targets) * mask).mean()
         loss = sup_loss + config.ulb_loss_ratio * unsup_loss
         return loss, {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "mask_ratio": mask.mean()}

@@ -19,6 +19,7 @@ from .common import (
     cross_entropy,
     hard_label_option,
     p_cutoff_option,
+    sharpen_soft_labels_option,
     split,
     temperature_option,
     ulb_loss_ratio_option,
@@ -36,6 +37,7 @@ class FlexMatch(SSLAlgorithm):
         p_cutoff_option(0.95),
         temperature_option(0.5),
         hard_label_option(True),
+        sharpen_soft_labels_option(),
         Option("thresh_warmup", bool, True, "Count never-selected samples when normalising the learning "
                "effects, so thresholds start near zero and rise.", usb=True),
         ulb_loss_ratio_option(1.0),
@@ -60,7 +62,7 @@ class FlexMatch(SSLAlgorithm):
 
         probs = torch.softmax(logits_w.detach().float(), dim=-1)
         mask = self.mask("flexmatch", probs, indices=idx_ulb)
-        targets = self.pseudo_labels("hard" if config.hard_label else "soft", probs, config.T)
+        targets = self.pseudo_labels("hard" if config.hard_label else "soft", probs, self.soft_label_temperature())
         unsup_loss = (cross_entropy(logits_s, targets) * mask).mean()
         loss = sup_loss + config.ulb_loss_ratio * unsup_loss
         return loss, {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "mask_ratio": mask.mean()}

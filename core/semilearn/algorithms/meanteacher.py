@@ -4,7 +4,9 @@ The teacher is the exponential moving average of the student's weights -- the en
 EMA model (``algorithm.ema_model``, kept by the built-in ``ema`` plugin with momentum
 ``ema_m``). The student's prediction on one weak view of an unlabelled image is pulled
 by a mean squared error towards the teacher's prediction on another weak view; the loss
-weight ramps up over the first ``unsup_warm_up`` fraction of the run. Without an EMA
+weight ramps up over the first ``unsup_warm_up`` fraction of the run. As in USB the
+student's labelled and unlabelled views have a forward pass each and only the labelled one
+moves the batch-norm running statistics (``joint_forward`` shares one pass). Without an EMA
 model (``ema_m: 0``, or the ``ema`` plugin disabled) there is no teacher: a ConfigError.
 """
 
@@ -19,7 +21,14 @@ from torch import nn
 from ..config import Config
 from ..errors import ConfigError
 from ..nets.heads import frozen_batch_norm_stats
-from .common import SSLAlgorithm, cross_entropy, mse_consistency, split, ulb_loss_ratio_option, unsup_warm_up_option
+from .common import (
+    SSLAlgorithm,
+    cross_entropy,
+    joint_forward_option,
+    mse_consistency,
+    ulb_loss_ratio_option,
+    unsup_warm_up_option,
+)
 
 if TYPE_CHECKING:
     from ..data.base import SSLData
@@ -33,7 +42,7 @@ class MeanTeacher(SSLAlgorithm):
 
     name = "meanteacher"
     description = "mean-squared consistency with an EMA-of-weights teacher (the EMA model)"
-    config_options = (ulb_loss_ratio_option(50.0), unsup_warm_up_option(0.4))
+    config_options = (ulb_loss_ratio_option(50.0), unsup_warm_up_option(0.4), joint_forward_option())
 
     def __init__(self, config: Config, data: SSLData, model: nn.Module, manager: PluginManager, run_dir: Path,
                  device: torch.device) -> None:
@@ -66,10 +75,9 @@ class MeanTeacher(SSLAlgorithm):
         # leaves its running statistics alone; the ema plugin sets them after the step.
         with torch.no_grad(), frozen_batch_norm_stats(teacher):
             targets = torch.softmax(teacher(x_ulb_w)["logits"].float(), dim=-1)
-        outputs, sizes = self.forward_views(x_lb, x_ulb_w2)
-        logits_lb, logits_student = split(outputs["logits"], sizes)
+        logits_lb, logits_student = (outputs["logits"] for outputs in self.forward_each(x_lb, x_ulb_w2))
         sup_loss = cross_entropy(logits_lb, y_lb).mean()
         unsup_loss = mse_consistency(logits_student, targets).mean()
         ramp = self.unsup_weight(config.unsup_warm_up)
-        loss = sup_loss + config.ulb_loss_ratio * ramp * unsup_loss
+        loss = sup_loss + config.ulb_loss_ratio * unsup_loss * ramp
         return loss, {"sup_loss": sup_loss, "unsup_loss": unsup_loss}

@@ -3,14 +3,23 @@
 Each unlabelled image is augmented twice (two independent weak views); the class
 distribution predicted for the second is pulled towards the (detached) distribution of
 the first by a mean squared error. The weight of that loss ramps up linearly over the
-first ``unsup_warm_up`` fraction of the run.
+first ``unsup_warm_up`` fraction of the run. As in USB every view has a forward pass of
+its own and only the labelled one moves the batch-norm running statistics
+(``joint_forward`` shares one pass).
 """
 
 from __future__ import annotations
 
 import torch
 
-from .common import SSLAlgorithm, cross_entropy, mse_consistency, split, ulb_loss_ratio_option, unsup_warm_up_option
+from .common import (
+    SSLAlgorithm,
+    cross_entropy,
+    joint_forward_option,
+    mse_consistency,
+    ulb_loss_ratio_option,
+    unsup_warm_up_option,
+)
 
 __all__ = ["PiModel"]
 
@@ -20,7 +29,7 @@ class PiModel(SSLAlgorithm):
 
     name = "pimodel"
     description = "mean-squared consistency between the predictions of two stochastic (weak) views"
-    config_options = (ulb_loss_ratio_option(10.0), unsup_warm_up_option(0.4))
+    config_options = (ulb_loss_ratio_option(10.0), unsup_warm_up_option(0.4), joint_forward_option())
 
     def sample_batch(self) -> dict[str, torch.Tensor]:
         _, images, targets = self.draw_labelled()
@@ -34,11 +43,10 @@ class PiModel(SSLAlgorithm):
         self, x_lb: torch.Tensor, y_lb: torch.Tensor, x_ulb_w: torch.Tensor, x_ulb_w2: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config = self.config
-        outputs, sizes = self.forward_views(x_lb, x_ulb_w, x_ulb_w2)
-        logits_lb, logits_w, logits_w2 = split(outputs["logits"], sizes)
+        logits_lb, logits_w, logits_w2 = (outputs["logits"] for outputs in self.forward_each(x_lb, x_ulb_w, x_ulb_w2))
         sup_loss = cross_entropy(logits_lb, y_lb).mean()
         targets = torch.softmax(logits_w.detach().float(), dim=-1)
         unsup_loss = mse_consistency(logits_w2, targets).mean()
         ramp = self.unsup_weight(config.unsup_warm_up)
-        loss = sup_loss + config.ulb_loss_ratio * ramp * unsup_loss
+        loss = sup_loss + config.ulb_loss_ratio * unsup_loss * ramp
         return loss, {"sup_loss": sup_loss, "unsup_loss": unsup_loss}

@@ -3,15 +3,24 @@
 The network labels its own unlabelled data: the arg-max class of a weakly augmented
 image becomes its hard target wherever the top probability reaches ``p_cutoff``, and the
 same view is trained on it. The unlabelled loss weight ramps up linearly over the first
-``unsup_warm_up`` fraction of the run, so early, unreliable labels count little. USB
-runs it with ``uratio: 1``.
+``unsup_warm_up`` fraction of the run, so early, unreliable labels count little. As in
+USB the labelled and unlabelled batches have a forward pass each, and only the labelled one
+moves the batch-norm running statistics (``joint_forward`` shares one pass). USB runs it
+with ``uratio: 1``.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .common import SSLAlgorithm, cross_entropy, p_cutoff_option, split, ulb_loss_ratio_option, unsup_warm_up_option
+from .common import (
+    SSLAlgorithm,
+    cross_entropy,
+    joint_forward_option,
+    p_cutoff_option,
+    ulb_loss_ratio_option,
+    unsup_warm_up_option,
+)
 
 __all__ = ["PseudoLabel"]
 
@@ -21,7 +30,8 @@ class PseudoLabel(SSLAlgorithm):
 
     name = "pseudolabel"
     description = "hard pseudo-labels on weak views above p_cutoff, with a linear unsupervised warm-up"
-    config_options = (p_cutoff_option(0.95), ulb_loss_ratio_option(1.0), unsup_warm_up_option(0.4))
+    config_options = (p_cutoff_option(0.95), ulb_loss_ratio_option(1.0), unsup_warm_up_option(0.4),
+                      joint_forward_option())
 
     def sample_batch(self) -> dict[str, torch.Tensor]:
         _, images, targets = self.draw_labelled()
@@ -32,8 +42,8 @@ class PseudoLabel(SSLAlgorithm):
         self, x_lb: torch.Tensor, y_lb: torch.Tensor, x_ulb_w: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config = self.config
-        outputs, sizes = self.forward_views(x_lb, x_ulb_w)
-        logits_lb, logits_ulb = split(outputs["logits"], sizes)
+        outputs_lb, outputs_ulb = self.forward_each(x_lb, x_ulb_w)
+        logits_lb, logits_ulb = outputs_lb["logits"], outputs_ulb["logits"]
         sup_loss = cross_entropy(logits_lb, y_lb).mean()
 
         probs = torch.softmax(logits_ulb.detach().float(), dim=-1)
@@ -41,5 +51,5 @@ class PseudoLabel(SSLAlgorithm):
         targets = self.pseudo_labels("hard", probs)
         unsup_loss = (cross_entropy(logits_ulb, targets) * mask).mean()
         ramp = self.unsup_weight(config.unsup_warm_up)
-        loss = sup_loss + config.ulb_loss_ratio * ramp * unsup_loss
+        loss = sup_loss + config.ulb_loss_ratio * unsup_loss * ramp
         return loss, {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "mask_ratio": mask.mean()}

@@ -1,13 +1,14 @@
 """UDA (Xie et al., 2020, arXiv:1904.12848): sharpened soft targets, confidence masking and
 training signal annealing.
 
-The weak view's prediction, sharpened with ``T`` (0.4), is the soft target of the strong
-view, for samples whose top probability reaches ``p_cutoff`` (0.8). Training signal
+The weak view's prediction is the soft target of the strong view, for samples whose top
+probability reaches ``p_cutoff`` (0.8). As in USB the probabilities are used unchanged;
+``sharpen_soft_labels`` sharpens them with ``T`` (0.4) as the paper does. Training signal
 annealing (TSA) keeps the few labelled samples from being memorised early: a labelled
-sample drops out of the supervised loss once the model gives its true class a probability
-above ``eta_t``, which rises from ``1 / C`` to 1 over the run along ``tsa_schedule``
-(``linear``, ``exp`` or ``log`` in the training progress; ``none`` turns TSA off). As in
-the paper the true class's probability is compared (USB compares the top probability).
+sample drops out of the supervised loss once the model's top probability for it exceeds
+``eta_t`` (as USB; ``tsa_true_class`` compares the true class's probability, as the paper),
+which rises from ``1 / C`` to 1 over the run along ``tsa_schedule`` (``linear``, ``exp``
+or ``log`` in the training progress; ``none`` turns TSA off).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .common import (
     SSLAlgorithm,
     cross_entropy,
     p_cutoff_option,
+    sharpen_soft_labels_option,
     split,
     temperature_option,
     ulb_loss_ratio_option,
@@ -57,9 +59,12 @@ class UDA(SSLAlgorithm):
     description = "sharpened soft targets with a confidence mask, and training signal annealing (TSA)"
     config_options = (
         temperature_option(0.4),
+        sharpen_soft_labels_option(),
         p_cutoff_option(0.8),
         Option("tsa_schedule", str, "none", "Training signal annealing schedule of the labelled loss.",
                choices=TSA_SCHEDULES, usb=True),
+        Option("tsa_true_class", bool, False, "TSA compares the true class's probability (the paper) instead of "
+               "the top probability (USB)."),
         ulb_loss_ratio_option(1.0),
     )
 
@@ -72,13 +77,17 @@ class UDA(SSLAlgorithm):
 
         num_classes = logits_lb.shape[-1]
         eta = tsa_threshold(config.tsa_schedule, self.global_step / self.num_train_iter, num_classes)
-        true_probs = torch.softmax(logits_lb.detach().float(), dim=-1).gather(1, y_lb[:, None]).squeeze(1)
-        sup_mask = (true_probs <= eta).float()
+        probs_lb = torch.softmax(logits_lb.detach().float(), dim=-1)
+        if config.tsa_true_class:
+            compared = probs_lb.gather(1, y_lb[:, None]).squeeze(1)
+        else:
+            compared = probs_lb.max(dim=-1).values
+        sup_mask = (compared <= eta).float()
         sup_loss = (cross_entropy(logits_lb, y_lb) * sup_mask).mean()
 
         probs = torch.softmax(logits_w.detach().float(), dim=-1)
         mask = self.mask("fixed", probs)
-        targets = self.pseudo_labels("soft", probs, config.T)
+        targets = self.pseudo_labels("soft", probs, self.soft_label_temperature())
         unsup_loss = (cross_entropy(logits_s, targets) * mask).mean()
         loss = sup_loss + config.ulb_loss_ratio * unsup_loss
         return loss, {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "mask_ratio": mask.mean(),

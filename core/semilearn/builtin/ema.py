@@ -1,10 +1,11 @@
 """The EMA model: an exponential moving average of the weights, used for evaluation.
 
 After every step (first among ``after_train_step`` implementations) each parameter of
-the EMA model moves towards the model's: ``ema = d * ema + (1 - d) * param``, buffers
-(batch-norm statistics) are copied. The decay ramps up as ``d = min(ema_m, (1 + t) /
-(10 + t))`` at step ``t`` so that short runs get a useful average; after a few thousand
-steps it is USB's constant ``ema_m``. ``ema_m: 0`` turns the EMA model off.
+the EMA model moves towards the model's: ``ema = (1 - d) * param + d * ema``, computed as
+USB does (so that the values are USB's to the last bit), and buffers (batch-norm
+statistics) are copied. The decay ``d`` is ``ema_m`` from the first step, as in USB; with
+``ema_warmup`` it ramps up as ``min(ema_m, (1 + t) / (10 + t))`` at step ``t``, so that
+short runs get a useful average. ``ema_m: 0`` turns the EMA model off.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ __all__ = ["EMAHook", "ema_decay"]
 
 
 def ema_decay(ema_m: float, step: int) -> float:
-    """The decay applied after step ``step`` (1-based)."""
+    """The decay applied after step ``step`` (1-based) with ``ema_warmup``."""
     return min(ema_m, (1.0 + step) / (10.0 + step))
 
 
@@ -56,9 +57,12 @@ class EMAHook(Hook):
             return
         import torch
 
-        decay = ema_decay(algorithm.config.ema_m, step)
+        config = algorithm.config
+        decay = ema_decay(config.ema_m, step) if config.ema_warmup else config.ema_m
         with torch.no_grad():
-            torch._foreach_lerp_(self._ema_parameters, self._parameters, 1.0 - decay)
+            moved = torch._foreach_mul(self._parameters, 1.0 - decay)
+            torch._foreach_mul_(self._ema_parameters, decay)
+            torch._foreach_add_(self._ema_parameters, moved)
             if self._buffers:
                 torch._foreach_copy_(self._ema_buffers, self._buffers)
 

@@ -25,6 +25,6 @@ BUILTIN_NETS: dict[str, tuple[str, str]] = {
     "small_cnn": ("semilearn.nets.cnn:small_cnn", "4-layer CNN for tiny images (8x8 digits)"),
     "wrn_28_2": ("semilearn.nets.wrn:wrn_28_2", "Wide ResNet 28-2 (USB's classic-CV network, 32x32)"),
     "wrn_28_8": ("semilearn.nets.wrn:wrn_28_8", "Wide ResNet 28-8 (USB's CIFAR-100 network, 32x32)"),
-    "wrn_var_37_2": ("semilearn.nets.wrn_var:wrn_var_37_2", "Wide ResNet variant, 4 groups (USB's STL-10 network, 96x96)"),
+    "wrn_var_37_2": ("semilearn.nets.wrn:wrn_var_37_2", "Wide ResNet variant, 4 groups (USB's STL-10 network, 96x96)"),
     "resnet18": ("semilearn.nets.resnet:resnet18", "ResNet-18 (ImageNet stem from 64 pixels, CIFAR stem below)"),
 }

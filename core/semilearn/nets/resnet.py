@@ -2,14 +2,17 @@
 
 Four stages of two basic blocks (64, 128, 256 and 512 channels; stages two to four halve
 the size), batch norm and ReLU, global average pooling. Images of 64 pixels or more get
-the ImageNet stem (7x7 convolution with stride 2, then 3x3 max-pooling); smaller images
-get the CIFAR stem (one 3x3 convolution, no pooling), which keeps a 32x32 image at 4x4
-before pooling instead of 1x1.
+the ImageNet stem (7x7 convolution with stride 2, then 3x3 max-pooling): then the network
+is USB's ``ResNet50`` class with basic blocks ``[2, 2, 2, 2]`` weight for weight (11,181,642
+parameters for 10 classes; the same parameter names, the same initial weights from the
+same seed). Smaller images get the CIFAR stem (one 3x3 convolution, no pooling), which
+keeps a 32x32 image at 4x4 before pooling instead of 1x1; USB has no such stem.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["ResNet", "resnet18"]
@@ -58,30 +61,24 @@ class ResNet(nn.Module):
         large_stem: bool = True,
     ) -> None:
         super().__init__()
+        self.large_stem = large_stem
         if large_stem:
-            self.stem = nn.Sequential(
-                nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False),
-                nn.BatchNorm2d(64),
-                nn.ReLU(inplace=True),
-                nn.MaxPool2d(3, stride=2, padding=1),
-            )
+            self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
         else:
-            self.stem = nn.Sequential(
-                nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False),
-                nn.BatchNorm2d(64),
-                nn.ReLU(inplace=True),
-            )
-        stages = []
+            self.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1) if large_stem else nn.Identity()
         in_planes = 64
         for index, count in enumerate(blocks):
             planes = 64 * 2**index
             stride = 1 if index == 0 else 2
-            stages.append(nn.Sequential(*(
+            stage = nn.Sequential(*(
                 _BasicBlock(in_planes if i == 0 else planes, planes, stride if i == 0 else 1) for i in range(count)
-            )))
+            ))
+            self.add_module(f"layer{index + 1}", stage)
             in_planes = planes
-        self.layers = nn.Sequential(*stages)
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.num_stages = len(blocks)
         self.num_features = in_planes
         self.classifier = nn.Linear(in_planes, num_classes)
         for module in self.modules():
@@ -91,8 +88,15 @@ class ResNet(nn.Module):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
 
+    def extract(self, x: torch.Tensor) -> torch.Tensor:
+        """The feature map before pooling, ``[B, num_features, h, w]``."""
+        out = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        for index in range(self.num_stages):
+            out = getattr(self, f"layer{index + 1}")(out)
+        return out  # type: ignore[no-any-return]
+
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        feat = torch.flatten(self.pool(self.layers(self.stem(x))), 1)
+        feat = torch.flatten(F.adaptive_avg_pool2d(self.extract(x), 1), 1)
         return {"logits": self.classifier(feat), "feat": feat}
 
 

@@ -1,0 +1,393 @@
+"""Step-by-step parity with USB 0.3.2's own code.
+
+``tests/parity/usb_generate.py`` ran USB's algorithms for three steps from seed 0 on fixed
+views and recorded everything a step computes (see ``tests/parity/README.md``). Each test
+here builds the same algorithm in this engine from the same seed, feeds it the same views
+through the engine's own step (``AlgorithmBase._one_step``: forward, loss, backward,
+optimizer, scheduler, the EMA plugin), draws its in-step random numbers (MixUp, VAT noise)
+from generators seeded like USB's, and compares: the initial weights (built, not loaded:
+the networks draw their initialisation as USB's do), every loss term, the masks,
+pseudo-labels and aligned distributions, the gradients, the updated weights, the batch
+norm statistics, the EMA weights, the learning rate and the algorithm's state.
+
+Tolerance: relative 1e-5, in float32. A tensor is compared through its sketch (sums, two
+random projections, sampled values) or whole when small; differences are measured against
+the tensor's own scale (its norm for sums and projections, its root mean square for single
+values), so that a value of zero is not held to a relative tolerance it cannot meet.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import random
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from semilearn.data.augment import AugmentSpec
+from semilearn.data.base import SSLData
+from semilearn.plugins import PluginManager
+from semilearn.runner import load_config
+from semilearn.usb import usb_parameter_name
+
+FIXTURES = Path(__file__).resolve().parent / "parity" / "fixtures"
+RTOL = 1e-5
+SEED, STEP_SEED = 0, 1000  # as in tests/parity/usb_generate.py
+SAMPLES = 8
+
+# USB's log names -> this engine's output names
+LOG_NAMES = {
+    "train/sup_loss": "sup_loss", "train/unsup_loss": "unsup_loss", "train/total_loss": "loss",
+    "train/util_ratio": "mask_ratio", "train/contrast_loss": "contrast_loss", "train/loss_entmin": "ent_loss",
+    "train/anti_unsup_loss": "anti_unsup_loss", "train/util_ratio_lb": "mask_ratio_lb",
+}
+# USB's argument names that are configuration keys here too (the rest are USB's plumbing)
+SKIPPED_ARGS = {"algorithm", "net", "dataset", "epoch", "save_dir", "save_name", "num_workers", "gpu", "seed",
+                "num_eval_iter", "num_log_iter", "eval_batch_size"}
+OUR_NAME = {"fullysupervised": "fullysupervised"}
+
+
+@functools.cache
+def _load(name: str) -> dict[str, Any]:
+    return torch.load(FIXTURES / f"{name}.pt", weights_only=True)
+
+
+def _cases() -> list[tuple[str, str]]:
+    found = []
+    for path in sorted(FIXTURES.glob("*.pt")):
+        if path.stem in ("views", "nets"):
+            continue
+        for case in _load(path.stem)["cases"]:
+            found.append((path.stem, case))
+    return found
+
+
+# ---------------------------------------------------------------------------
+# Comparing with tolerance.
+# ---------------------------------------------------------------------------
+
+
+class Comparison:
+    """Collects differences beyond the tolerance, and the largest relative difference."""
+
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+        self.largest = (0.0, "")
+
+    def _note(self, difference: float, where: str) -> None:
+        if difference > self.largest[0]:
+            self.largest = (difference, where)
+        if not difference <= RTOL:  # also catches NaN
+            self.failures.append(f"{where}: relative difference {difference:.3g}")
+
+    def scalar(self, ours: float, theirs: float, where: str) -> None:
+        self._note(abs(ours - theirs) / max(abs(theirs), 1e-12), where)
+
+    def tensor(self, ours: torch.Tensor, theirs: torch.Tensor, where: str) -> None:
+        ours, theirs = ours.detach().cpu(), theirs.detach().cpu()
+        if tuple(ours.shape) != tuple(theirs.shape):
+            self.failures.append(f"{where}: shape {tuple(ours.shape)} here, {tuple(theirs.shape)} in USB")
+            return
+        if not theirs.is_floating_point():
+            if not torch.equal(ours.to(theirs.dtype), theirs):
+                self.failures.append(f"{where}: {ours.tolist()} here, {theirs.tolist()} in USB")
+            return
+        if theirs.dtype != ours.dtype:
+            self.failures.append(f"{where}: {ours.dtype} here, {theirs.dtype} in USB")
+        ours, theirs = ours.double(), theirs.double()
+        scale = theirs.pow(2).mean().sqrt().item() if theirs.numel() else 0.0
+        difference = (ours - theirs).abs().max().item() if theirs.numel() else 0.0
+        self._note(difference / max(scale, 1e-12), where)
+
+    def row(self, ours: torch.Tensor, theirs: torch.Tensor, shape: list[int], where: str) -> None:
+        """Two sketch rows (see tests/parity/usb_generate.py:sketch_row)."""
+        count = max(1, math.prod(shape))
+        norm = math.sqrt(max(theirs[1].item(), 0.0))
+        rms = norm / math.sqrt(count)
+        scales = [norm * math.sqrt(count), theirs[1].item(), norm * math.sqrt(count), norm, norm] + [rms] * SAMPLES
+        for index, (a, b, scale) in enumerate(zip(ours.tolist(), theirs.tolist(), scales, strict=True)):
+            label = ("sum", "sum of squares", "sum of |x|", "projection 1", "projection 2")[index] if index < 5 \
+                else "sampled value"
+            self._note(abs(a - b) / max(scale, 1e-12), f"{where} ({label})")
+
+    def table(self, ours: Mapping[str, torch.Tensor], theirs: Mapping[str, Any], where: str) -> None:
+        names = theirs["names"]
+        missing = [name for name in names if name not in ours]
+        if missing:
+            self.failures.append(f"{where}: {len(missing)} tensors missing here, e.g. {missing[:3]}")
+        extra = sorted(set(ours) - set(names))
+        if extra:
+            self.failures.append(f"{where}: {len(extra)} tensors only here, e.g. {extra[:3]}")
+        for index, name in enumerate(names):
+            if name in ours:
+                if list(ours[name].shape) != list(theirs["shapes"][index]):
+                    self.failures.append(f"{where} {name}: shape {list(ours[name].shape)} here, "
+                                         f"{theirs['shapes'][index]} in USB")
+                    continue
+                self.row(sketch_row(ours[name]), theirs["stats"][index], theirs["shapes"][index], f"{where} {name}")
+
+    def value(self, ours: torch.Tensor, theirs: Mapping[str, Any], where: str) -> None:
+        """A tensor against a fixture's single-tensor sketch."""
+        if "tensor" in theirs:
+            self.tensor(ours, theirs["tensor"], where)
+        else:
+            self.row(sketch_row(ours), theirs["stats"], theirs["shape"], where)
+
+    def report(self) -> str:
+        return "\n".join(self.failures[:40]) + (f"\n... and {len(self.failures) - 40} more"
+                                                if len(self.failures) > 40 else "")
+
+
+def sketch_row(tensor: torch.Tensor) -> torch.Tensor:
+    """As tests/parity/usb_generate.py:sketch_row."""
+    flat = tensor.detach().cpu().reshape(-1).double()
+    count = flat.numel()
+    projection = torch.randn(2, count, generator=torch.Generator().manual_seed(count), dtype=torch.float64)
+    positions = torch.linspace(0, count - 1, SAMPLES).long()
+    return torch.cat([torch.stack([flat.sum(), (flat * flat).sum(), flat.abs().sum()]), projection @ flat,
+                      flat[positions]])
+
+
+# ---------------------------------------------------------------------------
+# The networks.
+# ---------------------------------------------------------------------------
+
+NETWORKS = {
+    "wrn_28_2": ("semilearn.nets.wrn:wrn_28_2", 10),
+    "wrn_28_8": ("semilearn.nets.wrn:wrn_28_8", 100),
+    "wrn_var_37_2": ("semilearn.nets.wrn:wrn_var_37_2", 10),
+    "resnet18": ("semilearn.nets.resnet:resnet18", 10),
+}
+
+
+def _builder(target: str) -> Callable[..., torch.nn.Module]:
+    import importlib
+
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+
+
+def _seed_like_usb(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+@pytest.mark.parametrize("name", list(NETWORKS))
+def test_networks_are_usbs_weight_for_weight(name: str) -> None:
+    expected = _load("nets")["networks"][name]
+    target, classes = NETWORKS[name]
+    _seed_like_usb(SEED)
+    net = _builder(target)(classes, 3, expected["image_size"])
+    assert list(net.state_dict()) == expected["keys"]
+    assert sum(parameter.numel() for parameter in net.parameters()) == expected["parameters"]
+    comparison = Comparison()
+    comparison.table(dict(net.state_dict()), expected["initial"], "initial")
+    size = expected["image_size"]
+    images = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1234))
+    net.train()
+    with torch.no_grad():
+        output = net(images)
+    comparison.tensor(output["logits"], expected["logits"], "logits")
+    comparison.value(output["feat"], expected["feat"], "feat")
+    comparison.table({key: value for key, value in net.named_buffers() if not key.endswith("num_batches_tracked")},
+                     expected["buffers_after_forward"], "batch norm statistics after the forward pass")
+    assert not comparison.failures, comparison.report()
+
+
+# ---------------------------------------------------------------------------
+# The algorithms.
+# ---------------------------------------------------------------------------
+
+
+def _stand_in_data(num_classes: int = 10) -> SSLData:
+    generator = torch.Generator().manual_seed(0)
+
+    def images(count: int) -> torch.Tensor:
+        return torch.randint(0, 256, (count, 3, 32, 32), generator=generator, dtype=torch.uint8)
+
+    return SSLData(
+        name="synthetic", num_classes=num_classes, labelled_images=images(40),
+        labelled_targets=torch.arange(40) % num_classes, unlabelled_images=images(200), unlabelled_targets=None,
+        test_images=images(16), test_targets=torch.arange(16) % num_classes,
+        augment=AugmentSpec(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)), default_net="wrn_28_2",
+    )
+
+
+def _our_settings(algorithm: str, record: Mapping[str, Any], tmp_path: Path) -> list[str]:
+    """USB's effective arguments as `--set` overrides (the keys this engine knows)."""
+    from semilearn.config import CORE_OPTIONS
+
+    manager = PluginManager().load(environ={"SEMILEARN_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    known = {option.name for option in CORE_OPTIONS}
+    known |= {option.name for option in manager.registry("algorithm").get(algorithm).config_options}
+    settings = [f"algorithm={algorithm}", "dataset=synthetic", "net=wrn_28_2", "channels_last=false", "amp=false",
+                "compile=false", f"save_dir={tmp_path}", "num_log_iter=100000", "num_eval_iter=100000", "epoch=1"]
+    for key, value in record["args"].items():
+        if key in known and key not in SKIPPED_ARGS:
+            settings.append(f"{key}={value}")
+    return settings
+
+
+def _build(algorithm: str, record: Mapping[str, Any], tmp_path: Path) -> Any:
+    manager = PluginManager().load(environ={"SEMILEARN_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    config = load_config(manager, None, _our_settings(algorithm, record, tmp_path)).config
+    data = _stand_in_data()
+    _seed_like_usb(SEED)
+    net = manager.registry("net").get("wrn_28_2")(10, 3, 32)
+    cls = manager.registry("algorithm").get(algorithm)
+    return cls(config, data, net, manager, tmp_path / "run", torch.device("cpu"))
+
+
+def _probe(ours: Any) -> list[tuple[str, torch.Tensor]]:
+    """Record what the policy calls return, as USB's masking / gen_ulb_targets / dist_align hooks."""
+    probes: list[tuple[str, torch.Tensor]] = []
+    for method, usb_name in (("mask", "masking"), ("pseudo_labels", "gen_ulb_targets"), ("align", "dist_align")):
+        original = getattr(ours, method, None)
+        if original is None:
+            continue
+
+        def recording(*args: Any, _original: Callable[..., torch.Tensor] = original, _name: str = usb_name,
+                      **kwargs: Any) -> torch.Tensor:
+            result = _original(*args, **kwargs)
+            probes.append((_name, result.detach().clone()))
+            return result
+
+        setattr(ours, method, recording)
+    return probes
+
+
+def _parameters(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {usb_parameter_name(name): parameter for name, parameter in module.named_parameters()}
+
+
+def _our_state(ours: Any, algorithm: str) -> dict[str, Any]:
+    """This engine's state under USB's names (see USB_STATE)."""
+    reader = USB_STATE.get(algorithm)
+    return reader(ours) if reader is not None else {}
+
+
+def _policy(ours: Any, use: str, **names: str) -> dict[str, Any]:
+    state = ours.policy_state.get(use, {})
+    return {usb: state[key] for usb, key in names.items() if key in state}
+
+
+USB_STATE: dict[str, Callable[[Any], dict[str, Any]]] = {
+    "flexmatch": lambda ours: _policy(ours, "mask", **{"MaskingHook.selected_label": "selected_label",
+                                                       "MaskingHook.classwise_acc": "classwise_acc"}),
+    "freematch": lambda ours: _policy(ours, "mask", **{"MaskingHook.p_model": "p_model",
+                                                       "MaskingHook.label_hist": "label_hist",
+                                                       "MaskingHook.time_p": "time_p"}),
+    "softmatch": lambda ours: {**_policy(ours, "mask", **{"MaskingHook.prob_max_mu_t": "mu",
+                                                          "MaskingHook.prob_max_var_t": "var"}),
+                               **_policy(ours, "align", **{"DistAlignHook.p_model": "p_model",
+                                                           "DistAlignHook.p_target": "p_target"})},
+    "adamatch": lambda ours: _policy(ours, "align", **{"DistAlignHook.p_model": "p_model",
+                                                       "DistAlignHook.p_target": "p_target"}),
+    "remixmatch": lambda ours: _policy(ours, "align", **{"DistAlignHook.p_model": "p_model",
+                                                         "DistAlignHook.p_target": "p_target"}),
+}
+
+
+@pytest.mark.parametrize(("algorithm", "case"), _cases())
+def test_three_steps_match_usb(algorithm: str, case: str, tmp_path: Path) -> None:
+    record = _load(algorithm)["cases"][case]
+    views = [{key: value.float() if value.is_floating_point() else value for key, value in view.items()}
+             for view in _load("views")["views"]]
+    ours = _build(OUR_NAME.get(algorithm, algorithm), record, tmp_path)
+    comparison = Comparison()
+    comparison.table({usb_parameter_name(name): value for name, value in ours.module.state_dict().items()},
+                     record["initial"], "initial weights")
+    prepare = PREPARE.get(algorithm)
+    ours.hook.before_run(algorithm=ours)
+    if prepare is not None:
+        prepare(ours, record)
+    ours.epoch = record["overrides"].get("epoch", 0)
+    ours.model.train()
+    probes = _probe(ours)
+    captured: dict[str, torch.Tensor] = {}
+    run_train_step = ours.run_train_step
+
+    def capturing() -> dict[str, torch.Tensor]:
+        outputs = run_train_step()
+        captured.clear()
+        captured.update(outputs)
+        return outputs
+
+    ours.run_train_step = capturing
+    ours._seed_step = lambda step: _seed_like_usb(STEP_SEED + step - 1)
+    for index, (view, expected) in enumerate(zip(views, record["steps"], strict=True)):
+        ours.sample_batch = lambda view=view: VIEWS[algorithm](view)
+        probes.clear()
+        ours._one_step(index + 1)
+        where = f"step {index + 1}"
+        comparison.scalar(float(captured["loss"]), float(expected["loss"]), f"{where} loss")
+        for usb_key, value in expected["log"].items():
+            name = LOG_NAMES.get(usb_key)
+            if name is None:
+                continue
+            if name not in captured:
+                comparison.failures.append(f"{where}: USB logs {usb_key}, this engine has no {name}")
+                continue
+            comparison.scalar(float(captured[name]), value, f"{where} {usb_key}")
+        for kind in ("masking", "gen_ulb_targets", "dist_align"):
+            theirs = [value for name, value in expected["probes"] if name == kind]
+            mine = [value for name, value in probes if name == kind]
+            if len(mine) != len(theirs):
+                comparison.failures.append(f"{where}: {len(mine)} {kind} results here, {len(theirs)} in USB")
+                continue
+            for number, (a, b) in enumerate(zip(mine, theirs, strict=True)):
+                comparison.value(a, b, f"{where} {kind} #{number + 1}")
+        gradients = {usb_parameter_name(name): parameter.grad for name, parameter in ours.module.named_parameters()
+                     if parameter.grad is not None}
+        comparison.table(gradients, expected["gradients"], f"{where} gradient")
+        comparison.table(_parameters(ours.module), expected["parameters"], f"{where} weight")
+        comparison.table({usb_parameter_name(name): buffer for name, buffer in ours.module.named_buffers()
+                          if not name.endswith("num_batches_tracked")}, expected["buffers"], f"{where} buffer")
+        comparison.table(_parameters(ours.ema_model), expected["ema"], f"{where} EMA weight")
+        comparison.scalar(ours.optimizer.param_groups[0]["lr"], expected["lr"], f"{where} learning rate")
+        mine_state = _our_state(ours, algorithm)
+        for key, value in mine_state.items():
+            if key not in expected["state"]:
+                comparison.failures.append(f"{where}: state {key} is not in USB's record")
+            elif isinstance(value, torch.Tensor):
+                comparison.value(value, expected["state"][key], f"{where} state {key}")
+            else:
+                comparison.scalar(float(value), float(expected["state"][key]), f"{where} state {key}")
+    print(f"\n{algorithm} ({case}): largest relative difference {comparison.largest[0]:.2g} "
+          f"({comparison.largest[1] or 'none'})")
+    assert not comparison.failures, comparison.report()
+
+
+# How each algorithm takes USB's views, and anything set before the first step.
+def _views(*names: str, **renamed: str) -> Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
+    def pick(view: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        picked = {name: view[name] for name in names}
+        picked.update({ours: view[theirs] for ours, theirs in renamed.items()})
+        return picked
+
+    return pick
+
+
+_FIXMATCH_VIEWS = _views("x_lb", "y_lb", "x_ulb_w", "x_ulb_s")
+VIEWS: dict[str, Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]] = {
+    "fullysupervised": _views("x_lb", "y_lb"),
+    "fixmatch": _FIXMATCH_VIEWS,
+    "uda": _FIXMATCH_VIEWS,
+    "adamatch": _FIXMATCH_VIEWS,
+    "freematch": _FIXMATCH_VIEWS,
+    "softmatch": _FIXMATCH_VIEWS,
+    "flexmatch": _views("x_lb", "y_lb", "idx_ulb", "x_ulb_w", "x_ulb_s"),
+    "defixmatch": _views("x_lb", "x_lb_s", "y_lb", "x_ulb_w", "x_ulb_s"),
+    "pseudolabel": _views("x_lb", "y_lb", "x_ulb_w"),
+    "vat": _views("x_lb", "y_lb", "x_ulb_w"),
+    "pimodel": _views("x_lb", "y_lb", "x_ulb_w", x_ulb_w2="x_ulb_s"),  # USB's x_ulb_s: a second weak view
+    "meanteacher": _views("x_lb", "y_lb", "x_ulb_w", x_ulb_w2="x_ulb_s"),
+    "mixmatch": _FIXMATCH_VIEWS,
+}
+PREPARE: dict[str, Callable[[Any, Mapping[str, Any]], None]] = {}
