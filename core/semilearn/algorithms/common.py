@@ -324,6 +324,17 @@ class SSLAlgorithm(AlgorithmBase):
             results.extend(network(view) for view in views[1:])
         return results
 
+    def forward_in_chunks(self, inputs: torch.Tensor, chunk: int) -> dict[str, torch.Tensor]:
+        """``inputs`` through the network in chunks of ``chunk`` samples, as USB's MixMatch and
+        ReMixMatch forward their mixed batch: the first chunk moves the batch-norm running
+        statistics, each further chunk has a pass of its own without moving them. The
+        outputs are concatenated back. With ``joint_forward``, one pass over all of them.
+        """
+        if self.config.get("joint_forward"):
+            return dict(self.model(inputs))
+        parts = self.forward_each(*torch.split(inputs, chunk))
+        return {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+
     # -- checkpoint state -----------------------------------------------------
 
     def algorithm_state(self) -> dict[str, Any]:

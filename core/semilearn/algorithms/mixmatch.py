@@ -8,8 +8,12 @@ guess) are then mixed with a random partner from the same pool: ``lambda' = max(
 closer to its own source. The labelled part is trained with cross-entropy, the
 unlabelled part with a mean squared error whose weight ramps up over ``unsup_warm_up``.
 
-The guessing pass does not move batch-norm statistics; the mixed batch goes through the
-network in one forward pass (which is what USB's interleaving emulates across devices).
+As in USB, each guessing view has a pass of its own that does not move the batch-norm
+running statistics, and the mixed batch goes through the network in chunks of the
+labelled batch size: the first chunk moves the statistics, the others do not (USB's code
+keeps MixMatch's interleaving commented out). The MixUp permutation comes from torch's
+default generator, as USB's. ``joint_forward`` puts the guessing views, and the mixed
+batch, through one pass each.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from ..nets.heads import frozen_batch_norm_stats, unwrap
 from .common import (
     SSLAlgorithm,
     cross_entropy,
+    joint_forward_option,
     mixup,
     mse_consistency,
     one_hot,
@@ -50,6 +55,7 @@ class MixMatch(SSLAlgorithm):
         unsup_warm_up_option(0.4),
         Option("K", int, 2, "Weak views per unlabelled image averaged into the label guess (USB fixes 2).",
                minimum=1),
+        joint_forward_option(),
     )
 
     def sample_batch(self) -> dict[str, torch.Tensor]:
@@ -60,9 +66,14 @@ class MixMatch(SSLAlgorithm):
 
     def guess_labels(self, x_ulb_w: torch.Tensor) -> torch.Tensor:
         """The sharpened mean prediction over the ``K`` views (stacked along the batch)."""
-        network = unwrap(self.model)
-        with torch.no_grad(), frozen_batch_norm_stats(network):
-            probs = torch.softmax(network(x_ulb_w)["logits"].float(), dim=-1)
+        with torch.no_grad():
+            views = torch.chunk(x_ulb_w, self.config.K)
+            if self.config.joint_forward:
+                views = (x_ulb_w,)
+            network = unwrap(self.model)
+            with frozen_batch_norm_stats(network):
+                logits = torch.cat([network(view)["logits"] for view in views])
+        probs = torch.softmax(logits.float(), dim=-1)
         mean = probs.view(self.config.K, -1, probs.shape[-1]).mean(dim=0)
         return self.pseudo_labels("soft", mean, self.config.T)
 
@@ -75,10 +86,10 @@ class MixMatch(SSLAlgorithm):
         inputs = torch.cat((x_lb, x_ulb_w))
         targets = torch.cat((one_hot(y_lb, guess.shape[-1]), guess.repeat(config.K, 1)))
         lam = sample_mixup_lambda(config.mixup_alpha)
-        permutation = torch.randperm(inputs.shape[0], generator=self.augment_generator, device=inputs.device)
+        permutation = self.host_random("randperm", inputs.shape[0])
         mixed_inputs, mixed_targets = mixup(inputs, targets, lam, permutation)
 
-        logits = self.model(mixed_inputs)["logits"]
+        logits = self.forward_in_chunks(mixed_inputs, num_lb)["logits"]
         sup_loss = cross_entropy(logits[:num_lb], mixed_targets[:num_lb]).mean()
         unsup_loss = mse_consistency(logits[num_lb:], mixed_targets[num_lb:]).mean()
         ramp = self.unsup_weight(config.unsup_warm_up)

@@ -258,10 +258,11 @@ def hard_labels(probs: torch.Tensor) -> torch.Tensor:
 
 
 def sharpen(probs: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``p ** (1 / T)`` renormalised (computed in log space, so small ``T`` cannot underflow)."""
+    """``p ** (1 / T)`` renormalised (as USB computes it); ``T = 1`` returns ``probs`` itself."""
     if temperature == 1.0:
         return probs
-    return torch.softmax(torch.log(probs) / temperature, dim=-1)
+    powered = probs ** (1.0 / temperature)
+    return powered / powered.sum(dim=-1, keepdim=True)
 
 
 # ---------------------------------------------------------------------------
@@ -271,14 +272,14 @@ def sharpen(probs: torch.Tensor, temperature: float) -> torch.Tensor:
 
 def labelled_distribution(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
     """The class frequencies of the labelled set."""
-    counts = class_counts(targets, num_classes)
+    counts = class_counts(targets, num_classes, torch.float64)
     return counts / counts.sum()
 
 
 def _initial_target(target: str, num_classes: int, probs: torch.Tensor,
                     labelled: Callable[[], torch.Tensor]) -> torch.Tensor:
     if target == "labelled":
-        return labelled().to(device=probs.device, dtype=probs.dtype)
+        return labelled().to(device=probs.device, dtype=torch.float64)
     if target in ("uniform", "model"):
         return torch.full((num_classes,), 1.0 / num_classes, dtype=probs.dtype, device=probs.device)
     raise ValueError(f"unknown distribution alignment target '{target}' (uniform, labelled or model)")

@@ -11,13 +11,18 @@ guess (``kl_loss_ratio``), and a rotation head learns which of four rotations wa
 to a rotated copy of it (``rot_loss_ratio``; 0 turns it off). The unlabelled weights ramp
 up over ``unsup_warm_up`` (1/64 of the run). USB runs it with ``uratio: 1``.
 
-Mixed, unmixed strong and rotated views share one forward pass; the anchor's pass does not
-move batch-norm statistics.
+As in USB, the anchor, the unmixed strong view and the rotated view each have a pass of
+their own that does not move the batch-norm running statistics, and the mixed batch goes
+through the network in chunks of the labelled batch size, the first moving them. USB
+computes the class distribution of the labelled set in float64 (from NumPy), which makes
+the aligned guess, the targets and the losses float64; so does this engine.
+``joint_forward`` puts the mixed, unmixed strong and rotated views through one pass.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config, Option
@@ -25,6 +30,7 @@ from ..nets.heads import RotationHead, frozen_batch_norm_stats, unwrap
 from .common import (
     SSLAlgorithm,
     cross_entropy,
+    joint_forward_option,
     mixup,
     one_hot,
     rotate_batch,
@@ -53,6 +59,7 @@ class ReMixMatch(SSLAlgorithm):
                usb=True),
         ulb_loss_ratio_option(1.5),
         unsup_warm_up_option(1 / 64),
+        joint_forward_option(),
     )
 
     def heads(self, config: Config, num_features: int) -> dict[str, nn.Module]:
@@ -101,21 +108,30 @@ class ReMixMatch(SSLAlgorithm):
         inputs = torch.cat((x_lb, x_ulb_s_0, x_ulb_s_1, x_ulb_w))
         targets = torch.cat((one_hot(y_lb, guess.shape[-1]), guess, guess, guess))
         lam = sample_mixup_lambda(config.mixup_alpha)
-        permutation = torch.randperm(inputs.shape[0], generator=self.augment_generator, device=inputs.device)
+        permutation = self.host_random("randperm", inputs.shape[0])
         mixed_inputs, mixed_targets = mixup(inputs, targets, lam, permutation)
 
-        views = [mixed_inputs, x_ulb_s_0] + ([x_ulb_s_0_rot] if x_ulb_s_0_rot is not None else [])
-        outputs, sizes = self.forward_views(*views)
-        logits = split(outputs["logits"], sizes)
-        logits_mixed, logits_s_0 = logits[0], logits[1]
+        rotated = x_ulb_s_0_rot is not None and rot_v is not None
+        if config.joint_forward:
+            views = [mixed_inputs, x_ulb_s_0] + ([x_ulb_s_0_rot] if rotated else [])
+            outputs, sizes = self.forward_views(*views)
+            logits_mixed, logits_s_0 = split(outputs["logits"], sizes)[:2]
+            logits_rot = split(outputs["logits_rot"], sizes)[2] if rotated else None
+        else:  # USB's passes, in USB's order (it decides the order gradients are summed in)
+            network = unwrap(self.model)
+            with frozen_batch_norm_stats(network):
+                logits_s_0 = network(x_ulb_s_0)["logits"]
+            logits_mixed = self.forward_in_chunks(mixed_inputs, num_lb)["logits"]
+            with frozen_batch_norm_stats(network):
+                logits_rot = network(x_ulb_s_0_rot)["logits_rot"] if rotated else None
         sup_loss = cross_entropy(logits_mixed[:num_lb], mixed_targets[:num_lb]).mean()
         unsup_loss = cross_entropy(logits_mixed[num_lb:], mixed_targets[num_lb:]).mean()
         anchor_loss = cross_entropy(logits_s_0, guess).mean()
         ramp = self.unsup_weight(config.unsup_warm_up)
         loss = sup_loss + config.kl_loss_ratio * ramp * anchor_loss + config.ulb_loss_ratio * ramp * unsup_loss
         metrics = {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "kl_loss": anchor_loss}
-        if x_ulb_s_0_rot is not None and rot_v is not None:
-            rot_loss = cross_entropy(split(outputs["logits_rot"], sizes)[2], rot_v).mean()
+        if logits_rot is not None:
+            rot_loss = F.cross_entropy(logits_rot, rot_v)
             loss = loss + config.rot_loss_ratio * rot_loss
             metrics["rot_loss"] = rot_loss
         return loss, metrics
