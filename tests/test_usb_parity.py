@@ -237,6 +237,8 @@ def _build(algorithm: str, record: Mapping[str, Any], tmp_path: Path) -> Any:
     config = load_config(manager, None, _our_settings(algorithm, record, tmp_path)).config
     data = _stand_in_data()
     _seed_like_usb(SEED)
+    if algorithm == "crmatch":  # USB's CR-Match starts its rotation loader's iterator before building the network:
+        torch.empty((), dtype=torch.int64).random_()  # that draws the loader's base seed from the global generator
     net = manager.registry("net").get("wrn_28_2")(10, 3, 32)
     cls = manager.registry("algorithm").get(algorithm)
     return cls(config, data, net, manager, tmp_path / "run", torch.device("cpu"))
@@ -390,6 +392,7 @@ VIEWS: dict[str, Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]] =
     "meanteacher": _views("x_lb", "y_lb", "x_ulb_w", x_ulb_w2="x_ulb_s"),
     "mixmatch": lambda view: {"x_lb": view["x_lb"], "y_lb": view["y_lb"],  # the K = 2 weak views, stacked
                               "x_ulb_w": torch.cat((view["x_ulb_w"], view["x_ulb_s"]))},
+    "crmatch": lambda view: {**_FIXMATCH_VIEWS(view), "x_ulb_rot": view["x_ulb_rot"], "rot_v": view["rot_v_crmatch"]},
     "remixmatch": _views("x_lb", "y_lb", "x_ulb_w", "x_ulb_s_0", "x_ulb_s_1", "x_ulb_s_0_rot", "rot_v"),
 }
 PREPARE: dict[str, Callable[[Any, Mapping[str, Any]], None]] = {}

@@ -1,26 +1,37 @@
 """CR-Match (Fan et al., 2021, arXiv:2112.05825): FixMatch plus a rotation head and a
 feature-distance loss.
 
-On top of FixMatch's confidence-masked pseudo-labels, two more consistency signals:
+On top of FixMatch's confidence-masked hard pseudo-labels, two more consistency signals:
 self-supervised rotation prediction -- a head classifies which of the four rotations was
-applied to each of ``batch_size`` weak unlabelled views, all four rotations of each in the
-batch (``rot_loss_ratio``; 0 turns it off) -- and a feature-distance loss that keeps the
-classifier invariant but the features equivariant: a linear head maps the features of the
-weak and strong views into a space where, for the confident samples, their cosine
-similarity is pushed down to at most zero.
+applied to each of ``batch_size`` weakly augmented unlabelled images, all four rotations
+of each in the batch (on while ``rot_loss_ratio`` is above 0) -- and a feature-distance
+loss that keeps the classifier invariant but the features equivariant: a linear head maps
+the flattened feature map of the weak and of the strong view (before pooling) into a space
+where, for the confident samples, their cosine similarity is pushed down to at most zero.
 
-Networks here expose pooled features, so the feature-distance head reads ``feat`` (USB's
-reads the flattened feature map of a WRN before pooling).
+As in USB: the loss is the plain sum ``sup + unsup + distance (+ rotation)`` -- USB reads
+``ulb_loss_ratio`` and ``rot_loss_ratio`` for CR-Match but weighs every term 1, and
+``rot_loss_ratio`` only switches the rotation loss on or off; the pseudo-labels are always
+the arg-max class (``hard_label`` is accepted and has no effect); the rotated images are
+drawn from the unlabelled set by a stream of their own, not taken from the step's
+unlabelled batch; labelled, weak, strong and rotated views share one forward pass. A
+network without ``extract`` (a feature map) gets the distance head on its pooled features.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..algorithm import _derived_seed
 from ..config import Config, Option
-from ..nets.heads import RotationHead
+from ..data.sampler import SampleStream
+from ..nets.heads import FeatureMapHead, RotationHead, feature_map_size
 from .common import (
     SSLAlgorithm,
     cross_entropy,
@@ -28,16 +39,20 @@ from .common import (
     hard_label_option,
     p_cutoff_option,
     split,
-    temperature_option,
     ulb_loss_ratio_option,
 )
+
+if TYPE_CHECKING:
+    from ..data.base import SSLData
+    from ..plugins import PluginManager
 
 __all__ = ["CRMatch", "feature_distance_loss"]
 
 
 def feature_distance_loss(features_s: torch.Tensor, features_w: torch.Tensor) -> torch.Tensor:
-    """Per-sample ``max(0, cos(features_s, features_w))`` (a cosine embedding loss with target -1)."""
-    return F.cosine_similarity(features_s.float(), features_w.float(), dim=-1).clamp_min(0.0)
+    """Per-sample ``max(0, cos(features_s, features_w))``: PyTorch's cosine embedding loss with target -1."""
+    target = -torch.ones(features_s.shape[0], device=features_s.device)
+    return F.cosine_embedding_loss(features_s.float(), features_w.float(), target, reduction="none")
 
 
 class CRMatch(SSLAlgorithm):
@@ -47,17 +62,37 @@ class CRMatch(SSLAlgorithm):
     description = "FixMatch + rotation-prediction head + feature-distance loss between weak and strong views"
     config_options = (
         p_cutoff_option(0.95),
-        temperature_option(0.5),
         hard_label_option(True),
-        Option("rot_loss_ratio", float, 1.0, "Weight of the rotation prediction loss; 0 turns it off.", minimum=0,
-               usb=True),
+        Option("rot_loss_ratio", float, 1.0, "Above 0 turns the rotation loss on (USB weighs it 1 whatever the "
+               "value).", minimum=0, usb=True),
         ulb_loss_ratio_option(1.0),
     )
 
+    def __init__(self, config: Config, data: SSLData, model: nn.Module, manager: PluginManager, run_dir: Path,
+                 device: torch.device) -> None:
+        self._for_heads = (model, data)  # heads() measures the network's feature map
+        super().__init__(config, data, model, manager, run_dir, device)
+        self.rotation_stream: SampleStream | None = None
+        if self.use_rotation:
+            self.rotation_stream = SampleStream(
+                len(data.unlabelled_images), config.batch_size, _derived_seed(config.seed, "rotation"),
+                self.data_device, self.rank, self.world_size, name="rotation",
+            )
+
+    @property
+    def use_rotation(self) -> bool:
+        return bool(self.config.rot_loss_ratio > 0)
+
     def heads(self, config: Config, num_features: int) -> dict[str, nn.Module]:
-        heads: dict[str, nn.Module] = {"feat_ds": nn.Linear(num_features, num_features)}
+        # created in USB's order (it decides the initial weights drawn from the seed)
+        heads: dict[str, nn.Module] = {}
         if config.rot_loss_ratio > 0:
             heads["logits_rot"] = RotationHead(num_features, hidden=num_features)
+        backbone, data = self._for_heads
+        channels, height, _ = data.image_shape
+        map_size = feature_map_size(backbone, channels, height)
+        heads["logits_ds"] = (FeatureMapHead(map_size, num_features) if map_size is not None
+                              else nn.Linear(num_features, num_features))
         return heads
 
     def sample_batch(self) -> dict[str, torch.Tensor]:
@@ -67,8 +102,9 @@ class CRMatch(SSLAlgorithm):
             "x_lb": self.augment.weak(images), "y_lb": targets,
             "x_ulb_w": self.augment.weak(unlabelled), "x_ulb_s": self.augment.strong(unlabelled),
         }
-        if self.config.rot_loss_ratio > 0:
-            rotated, labels = four_rotations(self.augment.weak(unlabelled[: images.shape[0]]))
+        if self.rotation_stream is not None:
+            index = self.rotation_stream.next()
+            rotated, labels = four_rotations(self.augment.weak(self.gather(self.data.unlabelled_images, index)))
             batch["x_ulb_rot"], batch["rot_v"] = rotated, labels
         return batch
 
@@ -76,23 +112,35 @@ class CRMatch(SSLAlgorithm):
         self, x_lb: torch.Tensor, y_lb: torch.Tensor, x_ulb_w: torch.Tensor, x_ulb_s: torch.Tensor,
         x_ulb_rot: torch.Tensor | None = None, rot_v: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        config = self.config
         views = [x_lb, x_ulb_w, x_ulb_s] + ([x_ulb_rot] if x_ulb_rot is not None else [])
         outputs, sizes = self.forward_views(*views)
         logits = split(outputs["logits"], sizes)
         logits_lb, logits_w, logits_s = logits[0], logits[1], logits[2]
-        feat_ds = split(outputs["feat_ds"], sizes)
-        sup_loss = cross_entropy(logits_lb, y_lb).mean()
+        distance = split(outputs["logits_ds"], sizes)
+        sup_loss = F.cross_entropy(logits_lb.float(), y_lb)
 
         probs = torch.softmax(logits_w.detach().float(), dim=-1)
         mask = self.mask("fixed", probs)
-        targets = self.pseudo_labels("hard" if config.hard_label else "soft", probs, config.T)
+        targets = self.pseudo_labels("hard", probs)
         unsup_loss = (cross_entropy(logits_s, targets) * mask).mean()
-        ds_loss = (feature_distance_loss(feat_ds[2], feat_ds[1]) * mask).mean()
-        loss = sup_loss + config.ulb_loss_ratio * unsup_loss + ds_loss
+        ds_loss = (feature_distance_loss(distance[2], distance[1]) * mask).mean()
+        loss = sup_loss + unsup_loss + ds_loss
         metrics = {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "ds_loss": ds_loss, "mask_ratio": mask.mean()}
         if x_ulb_rot is not None and rot_v is not None:
-            rot_loss = cross_entropy(split(outputs["logits_rot"], sizes)[3], rot_v).mean()
-            loss = loss + config.rot_loss_ratio * rot_loss
+            rot_loss = F.cross_entropy(split(outputs["logits_rot"], sizes)[3].float(), rot_v)
+            loss = loss + rot_loss
             metrics["rot_loss"] = rot_loss
         return loss, metrics
+
+    # -- checkpoint state ---------------------------------------------------------
+
+    def algorithm_state(self) -> dict[str, Any]:
+        state = super().algorithm_state()
+        if self.rotation_stream is not None:
+            state["rotation_stream"] = self.rotation_stream.state_dict()
+        return state
+
+    def load_algorithm_state(self, state: Mapping[str, Any]) -> None:
+        super().load_algorithm_state(state)
+        if self.rotation_stream is not None and "rotation_stream" in state:
+            self.rotation_stream.load_state_dict(dict(state["rotation_stream"]))

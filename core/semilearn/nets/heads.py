@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["NetWithHeads", "ProjectionHead", "RotationHead", "unwrap", "frozen_batch_norm_stats"]
+__all__ = ["NetWithHeads", "ProjectionHead", "RotationHead", "FeatureMapHead", "unwrap", "frozen_batch_norm_stats",
+           "feature_map_size"]
 
 
 class ProjectionHead(nn.Module):
@@ -72,6 +73,39 @@ class RotationHead(nn.Module):
         return self.net(feat)  # type: ignore[no-any-return]
 
 
+class FeatureMapHead(nn.Linear):
+    """A linear map of the flattened feature map before pooling (CR-Match's feature-distance head).
+
+    NetWithHeads hands it the backbone's ``extract(x)`` (``[B, C, h, w]``), flattened in
+    channel-major order as USB does; ``in_features`` is ``C * h * w``.
+    """
+
+    takes_feature_map = True
+
+    def forward(self, feat_map: torch.Tensor) -> torch.Tensor:
+        return super().forward(feat_map.reshape(feat_map.shape[0], -1))
+
+
+def feature_map_size(backbone: nn.Module, in_channels: int, image_size: int) -> int | None:
+    """``C * h * w`` of ``backbone.extract`` for one image of that size, or None without ``extract``.
+
+    Measured with one forward pass in evaluation mode, which changes nothing in the network.
+    """
+    extract = getattr(backbone, "extract", None)
+    if extract is None:
+        return None
+    parameter = next(backbone.parameters())
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        with torch.no_grad():
+            feature_map = extract(torch.zeros(1, in_channels, image_size, image_size, device=parameter.device,
+                                              dtype=parameter.dtype))
+    finally:
+        backbone.train(was_training)
+    return int(feature_map[0].numel())
+
+
 class NetWithHeads(nn.Module):
     """A network plus named heads on its features.
 
@@ -94,10 +128,17 @@ class NetWithHeads(nn.Module):
         self.num_features: int = int(backbone.num_features)  # type: ignore[arg-type]
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        outputs = dict(self.backbone(x))
-        feat = outputs["feat"]
+        feat_map = None
+        if any(getattr(head, "takes_feature_map", False) for head in self.heads.values()):
+            # As USB's CRMatch_Net: the feature map, its mean over space, the classifier on that.
+            feat_map = self.backbone.extract(x)  # type: ignore[operator]
+            feat = torch.mean(feat_map, dim=(2, 3))
+            outputs = {"logits": self.backbone.classifier(feat), "feat": feat}  # type: ignore[operator]
+        else:
+            outputs = dict(self.backbone(x))
+            feat = outputs["feat"]
         for name, head in self.heads.items():
-            outputs[name] = head(feat)
+            outputs[name] = head(feat_map if getattr(head, "takes_feature_map", False) else feat)
         return outputs
 
 
