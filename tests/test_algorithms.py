@@ -7,6 +7,7 @@ Mechanism tests drive ``train_step`` with a network whose logits are its inputs
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from semilearn.algorithms import BUILTIN_ALGORITHMS
 from semilearn.algorithms.comatch import graph_contrastive_loss, memory_smoothing, pseudo_label_graph
 from semilearn.algorithms.common import four_rotations, mixup, rotate_batch, sample_mixup_lambda, unsup_ramp
 from semilearn.algorithms.crmatch import feature_distance_loss
-from semilearn.algorithms.dash import dash_threshold
+from semilearn.algorithms.dash import dash_threshold, warmup_steps
 from semilearn.algorithms.freematch import fairness_loss
 from semilearn.algorithms.policies import ema_alignment, softmatch_weights
 from semilearn.algorithms.simmatch import similarity_targets, update_labelled_bank
@@ -200,8 +201,9 @@ def test_remixmatch_aligns_to_the_labelled_distribution_and_rotates(tmp_path: Pa
     aligned = torch.tensor([0.6 / 0.4, 0.4 / 0.6])
     aligned = aligned / aligned.sum()
     sharpened = aligned**2 / (aligned**2).sum()
-    assert torch.allclose(guess[0, :2], sharpened, atol=1e-5)
-    assert torch.allclose(algorithm.state_for("align")["p_target"], torch.full((10,), 0.1))
+    assert guess.dtype == torch.float64  # USB's labelled distribution is float64, and so the guess
+    assert torch.allclose(guess[0, :2].float(), sharpened, atol=1e-5)
+    assert torch.allclose(algorithm.state_for("align")["p_target"], torch.full((10,), 0.1, dtype=torch.float64))
 
     images = torch.arange(8.0).view(2, 1, 2, 2)
     rotated = rotate_batch(images, torch.tensor([1, 2]))
@@ -302,21 +304,39 @@ def test_dash_threshold_decreases_geometrically_after_a_supervised_warmup(tmp_pa
     assert dash_threshold(30, 2.0, 1.27, 1.0001, 0.05, 10) == pytest.approx(2.0002 / 1.27**3)
     assert dash_threshold(10_000, 2.0, 1.27, 1.0001, 0.05, 10) == 0.05
 
+    # USB's warm-up: num_wu_iter + 1 steps when an epoch (num_train_iter // epoch = 10 here) is longer,
+    # before the num_train_iter steps of the run
+    assert warmup_steps(3, 20, 2) == 4 and warmup_steps(2048, 2**20, 1024) == 2048 and warmup_steps(0, 20, 2) == 0
     algorithm = make(tmp_path, "dash", "num_wu_iter=3", "rho_update_iter=2")
+    assert algorithm.warmup_steps == 4 and algorithm.num_train_iter == 20 + 4
+    initial = {name: parameter.detach().clone() for name, parameter in algorithm.module.named_parameters()}
     assert set(algorithm.sample_batch()) == {"x_lb", "y_lb"}  # warm-up: labelled data only
-    loss, out = algorithm.train_step(**algorithm.sample_batch())
-    assert value(out["unsup_loss"]) == 0.0
-    algorithm.global_step = 3
+    for _ in range(4):
+        loss, out = algorithm.train_step(**algorithm.sample_batch())
+        assert value(out["unsup_loss"]) == 0.0
+        algorithm.optimizer.zero_grad()
+        loss.backward()
+        algorithm.optimizer.step()
+    algorithm.global_step = 4
     batch = algorithm.sample_batch()
     assert {"x_ulb_w", "x_ulb_s"} <= set(batch)
-    logits = algorithm.predict(algorithm.data.labelled_images, model=algorithm.model)
-    rho_init = F.cross_entropy(logits, algorithm.data.labelled_targets).item()  # the model as the warm-up left it
+    # rho_init: the *initial* weights' loss on the test split, with the warm-up's batch-norm statistics
+    network = copy.deepcopy(algorithm.module)
+    with torch.no_grad():
+        for name, parameter in network.named_parameters():
+            parameter.copy_(initial[name])
+    logits = algorithm.predict(algorithm.data.test_images, model=network)
+    rho_init = F.cross_entropy(logits, algorithm.data.test_targets).item()
+    assert rho_init > 1.5  # about ln 10: Dash starts lenient, not at rho_min
     algorithm.train_step(**batch)
     assert algorithm.buffers["rho_init"] == pytest.approx(rho_init, rel=1e-5)
+    assert "initial_parameters" not in algorithm.buffers
     assert algorithm.policy_state["mask"]["rho"] == pytest.approx(1.0001 * rho_init)
     assert algorithm.policy_state["mask"]["hard_label"] is False
-    algorithm.global_step = 3 + 2 * 100  # a hundred decreases later: rho_min, hard labels
+    algorithm.global_step = 4 + 2 * 100  # a hundred decreases later: rho_min, hard labels
     assert algorithm.threshold() == (0.05, True)
+    default = make(tmp_path / "default", "dash", "num_wu_iter=3")
+    assert default.update_interval == 10 * (20 // 2)  # every ten epochs, as USB
 
 
 def test_adamatch_threshold_is_relative_to_labelled_confidence(tmp_path: Path) -> None:
@@ -342,7 +362,7 @@ def test_crmatch_rotation_and_feature_distance(tmp_path: Path) -> None:
     assert torch.equal(rotated[5], torch.rot90(images[1], 2, dims=(-2, -1)))
 
     algorithm = make(tmp_path, "crmatch")
-    assert isinstance(algorithm.model, NetWithHeads) and set(algorithm.model.heads) == {"feat_ds", "logits_rot"}
+    assert isinstance(algorithm.model, NetWithHeads) and set(algorithm.model.heads) == {"logits_ds", "logits_rot"}
     batch = algorithm.sample_batch()
     assert batch["x_ulb_rot"].shape[0] == 4 * batch["x_lb"].shape[0]
     _, out = algorithm.train_step(**batch)
@@ -464,7 +484,7 @@ def test_runs_and_resumes_bit_for_bit(tmp_path: Path, name: str) -> None:
     check = OutputCheck()
     straight = _fit(tmp_path / "straight", name, plugins=(check,))
     assert straight.fit() == "completed"
-    assert len(check.outputs) == 6
+    assert len(check.outputs) == straight.num_train_iter  # Dash adds its warm-up to the run
     for outputs in check.outputs:  # detached finite 0-d tensors
         for key, tensor in outputs.items():
             assert tensor.ndim == 0 and not tensor.requires_grad and torch.isfinite(tensor), key

@@ -229,6 +229,8 @@ def _our_settings(algorithm: str, record: Mapping[str, Any], tmp_path: Path) -> 
     for key, value in record["args"].items():
         if key in known and key not in SKIPPED_ARGS:
             settings.append(f"{key}={value}")
+    if algorithm == "dash":
+        settings.append("num_wu_iter=0")  # USB's harness starts Dash after its warm-up
     return settings
 
 
@@ -287,6 +289,7 @@ USB_STATE: dict[str, Callable[[Any], dict[str, Any]]] = {
                                                           "MaskingHook.prob_max_var_t": "var"}),
                                **_policy(ours, "align", **{"DistAlignHook.p_model": "p_model",
                                                            "DistAlignHook.p_target": "p_target"})},
+    "dash": lambda ours: _policy(ours, "mask", **{"MaskingHook.rho": "rho", "alg.use_hard_label": "hard_label"}),
     "adamatch": lambda ours: _policy(ours, "align", **{"DistAlignHook.p_model": "p_model",
                                                        "DistAlignHook.p_target": "p_target"}),
     "remixmatch": lambda ours: _policy(ours, "align", **{"DistAlignHook.p_model": "p_model",
@@ -383,6 +386,7 @@ VIEWS: dict[str, Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]] =
     "uda": _FIXMATCH_VIEWS,
     "adamatch": _FIXMATCH_VIEWS,
     "freematch": _FIXMATCH_VIEWS,
+    "dash": _FIXMATCH_VIEWS,
     "softmatch": _FIXMATCH_VIEWS,
     "flexmatch": _views("x_lb", "y_lb", "idx_ulb", "x_ulb_w", "x_ulb_s"),
     "defixmatch": _views("x_lb", "x_lb_s", "y_lb", "x_ulb_w", "x_ulb_s"),
@@ -395,4 +399,8 @@ VIEWS: dict[str, Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]] =
     "crmatch": lambda view: {**_FIXMATCH_VIEWS(view), "x_ulb_rot": view["x_ulb_rot"], "rot_v": view["rot_v_crmatch"]},
     "remixmatch": _views("x_lb", "y_lb", "x_ulb_w", "x_ulb_s_0", "x_ulb_s_1", "x_ulb_s_0_rot", "rot_v"),
 }
-PREPARE: dict[str, Callable[[Any, Mapping[str, Any]], None]] = {}
+def _prepare_dash(ours: Any, record: Mapping[str, Any]) -> None:
+    ours.buffers["rho_init"] = record["overrides"].get("rho_init", 2.0)  # as the harness gave USB's Dash
+
+
+PREPARE: dict[str, Callable[[Any, Mapping[str, Any]], None]] = {"dash": _prepare_dash}

@@ -269,6 +269,15 @@ class SSLAlgorithm(AlgorithmBase):
         (the probabilities unchanged, as USB's FixMatch, FlexMatch, AdaMatch, DeFixMatch and UDA)."""
         return float(self.config.T) if self.config.get("sharpen_soft_labels") else 1.0
 
+    def targets_from_logits(self, logits: torch.Tensor, hard: bool) -> torch.Tensor:
+        """Pseudo-labels as USB's Dash, FreeMatch and SoftMatch make them from the weak logits:
+        the arg-max class, or ``softmax(logits / T)`` computed as such (the ``"soft"`` policy
+        at temperature 1 keeps the distribution it is given)."""
+        weak = logits.detach().float()
+        if hard:
+            return self.pseudo_labels("hard", torch.softmax(weak, dim=-1))
+        return self.pseudo_labels("soft", torch.softmax(weak / float(self.config.T), dim=-1), 1.0)
+
     def unsup_weight(self, warm_up: float) -> float:
         """The unsupervised warm-up factor of this step (see :func:`unsup_ramp`)."""
         return unsup_ramp(self.global_step, self.num_train_iter, warm_up)

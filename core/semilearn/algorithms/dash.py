@@ -1,30 +1,48 @@
 """Dash (Xu et al., 2021, arXiv:2109.00650): a dynamic, decreasing selection threshold.
 
-After ``num_wu_iter`` supervised warm-up steps, an unlabelled sample is used when the loss
-of its weak view against its own pseudo-label is below ``rho`` (the ``"dash"`` mask
-policy), and ``rho`` shrinks geometrically: ``rho = max(C * gamma^-k * rho_init,
-rho_min)`` after ``k`` decreases, one every ``rho_update_iter`` steps. ``rho_init`` is the
-model's mean cross-entropy on the labelled set at the end of the warm-up (USB takes the
-test loss instead; the labelled set keeps the test data out of training). Pseudo-labels are
-soft (sharpened with ``T``) until ``rho`` reaches ``rho_min``, hard from then on. The
-warm-up steps belong to ``num_train_iter`` and draw no unlabelled data.
+A supervised warm-up comes first. Then an unlabelled sample is used when the loss of its
+weak view against its own pseudo-label is below ``rho`` (the ``"dash"`` mask policy), and
+``rho`` shrinks geometrically: ``rho = max(C * gamma^-k * rho_init, rho_min)`` after ``k``
+decreases, one every ``rho_update_iter`` steps. Pseudo-labels are soft (the weak view's
+prediction sharpened with ``T``) until ``rho`` reaches ``rho_min``, hard from then on.
 
-Reading ``rho_init`` back to the host happens once per run, at the end of the warm-up;
-it is kept in checkpoints.
+As in USB:
+
+* the warm-up precedes the ``num_train_iter`` steps of the run (the learning-rate schedule
+  runs on through it) and takes ``num_wu_iter`` steps, one more when an epoch of
+  ``num_train_iter // epoch`` steps is longer, as USB's loop does;
+* ``rho_init`` is the mean cross-entropy, on the evaluation split, of the network's
+  *initial* weights with the batch-norm statistics of the warm-up (USB's warm-up keeps an
+  EMA of the weights that it never updates, and evaluates with it). It is large -- about
+  ``ln C`` -- so Dash starts lenient and soft. ``rho_init_data: labelled`` measures it on
+  the labelled set instead, which keeps the evaluation data out of training;
+* the EMA model starts again from the warmed-up weights when the warm-up ends;
+* ``rho`` decreases every ten epochs (``10 * (num_train_iter // epoch)`` steps) unless
+  ``rho_update_iter`` says otherwise.
+
+Reading ``rho_init`` back to the host happens once per run, when the warm-up ends; it is
+kept in checkpoints, and so are the initial weights until then.
 """
 
 from __future__ import annotations
 
+import copy
 import math
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from ..config import Option
-from ..nets.heads import unwrap
+from ..config import Config, Option
 from .common import SSLAlgorithm, cross_entropy, split, temperature_option, ulb_loss_ratio_option
 
-__all__ = ["Dash", "dash_threshold"]
+if TYPE_CHECKING:
+    from ..data.base import SSLData
+    from ..plugins import PluginManager
+
+__all__ = ["Dash", "dash_threshold", "warmup_steps"]
 
 
 def dash_threshold(steps_after_warmup: int, rho_init: float, gamma: float, c: float, rho_min: float,
@@ -32,6 +50,15 @@ def dash_threshold(steps_after_warmup: int, rho_init: float, gamma: float, c: fl
     """``max(C * gamma^-k * rho_init, rho_min)`` with ``k = steps_after_warmup // interval``."""
     decreases = max(steps_after_warmup, 0) // max(interval, 1)
     return max(c * math.pow(gamma, -decreases) * rho_init, rho_min)
+
+
+def warmup_steps(num_wu_iter: int, num_train_iter: int, epoch: int) -> int:
+    """How many steps USB's warm-up takes: it stops after step ``num_wu_iter`` (counting from 0)
+    or after ``max(1, num_wu_iter // E)`` epochs of ``E = num_train_iter // epoch`` steps."""
+    if num_wu_iter <= 0:
+        return 0
+    per_epoch = max(1, num_train_iter // epoch)
+    return min(num_wu_iter + 1, max(1, num_wu_iter // per_epoch) * per_epoch)
 
 
 class Dash(SSLAlgorithm):
@@ -47,33 +74,64 @@ class Dash(SSLAlgorithm):
                exclusive_minimum=True, usb=True),
         Option("rho_min", float, 0.05, "Smallest threshold; from then on pseudo-labels are hard.", minimum=0,
                usb=True),
-        Option("num_wu_iter", int, 2048, "Supervised warm-up steps (part of num_train_iter).", minimum=0,
-               usb=True),
-        Option("rho_update_iter", int, None, "Steps between two decreases of the threshold; null: 10/1024 of "
-               "num_train_iter (USB: every 10 of its 1024 epochs).", nullable=True, minimum=1),
+        Option("num_wu_iter", int, 2048, "Supervised warm-up steps before the num_train_iter steps of the run "
+               "(0: none).", minimum=0, usb=True),
+        Option("num_wu_eval_iter", int, 100, "USB's logging interval during the warm-up (no effect here: the "
+               "warm-up steps log like the others).", minimum=1, usb=True),
+        Option("rho_update_iter", int, None, "Steps between two decreases of the threshold; null: every 10 epochs "
+               "(10 * (num_train_iter // epoch) steps), as USB.", nullable=True, minimum=1),
+        Option("rho_init_data", str, "test", "Where rho_init, the initial weights' loss, is measured: the "
+               "evaluation split (USB) or the labelled set.", choices=("test", "labelled")),
         ulb_loss_ratio_option(1.0),
     )
 
+    def __init__(self, config: Config, data: SSLData, model: nn.Module, manager: PluginManager, run_dir: Path,
+                 device: torch.device) -> None:
+        super().__init__(config, data, model, manager, run_dir, device)
+        self.warmup_steps = warmup_steps(config.num_wu_iter, config.num_train_iter, config.epoch)
+        self.num_train_iter = config.num_train_iter + self.warmup_steps  # the schedule keeps num_train_iter
+        if self.warmup_steps:
+            self.buffers["initial_parameters"] = {name: parameter.detach().clone()
+                                                  for name, parameter in self.module.named_parameters()}
+
     @property
     def warming_up(self) -> bool:
-        return self.global_step < self.config.num_wu_iter
+        return self.global_step < self.warmup_steps
 
     @property
     def update_interval(self) -> int:
         configured = self.config.rho_update_iter
-        return int(configured) if configured else max(1, round(self.num_train_iter * 10 / 1024))
+        return int(configured) if configured else 10 * max(1, self.config.num_train_iter // self.config.epoch)
 
     def rho_init(self) -> float:
-        """The labelled set's mean loss when the warm-up ends (computed once, then saved)."""
+        """The initial weights' mean loss, measured when the warm-up ends (then saved)."""
         if self.buffers.get("rho_init") is None:
-            logits = self.predict(self.data.labelled_images, model=unwrap(self.model))
-            self.buffers["rho_init"] = float(F.cross_entropy(logits, self.data.labelled_targets).item())
+            self.buffers["rho_init"] = self._initial_loss()
+            self.buffers.pop("initial_parameters", None)
+            if self.ema_model is not None:  # USB's EMA starts again from the warmed-up weights
+                with torch.no_grad():
+                    for average, parameter in zip(self.ema_model.parameters(), self.module.parameters(),
+                                                  strict=True):
+                        average.copy_(parameter)
         return float(self.buffers["rho_init"])
+
+    def _initial_loss(self) -> float:
+        initial = self.buffers.get("initial_parameters")
+        network = copy.deepcopy(self.module)
+        if initial is not None:
+            with torch.no_grad():
+                for name, parameter in network.named_parameters():
+                    parameter.copy_(initial[name])
+        data = self.data
+        images, targets = ((data.test_images, data.test_targets) if self.config.rho_init_data == "test"
+                           else (data.labelled_images, data.labelled_targets))
+        logits = self.predict(images, model=network)
+        return float(F.cross_entropy(logits, targets.to(logits.device)).item())
 
     def threshold(self) -> tuple[float, bool]:
         """This step's ``rho`` and whether pseudo-labels are hard."""
         config = self.config
-        rho = dash_threshold(self.global_step - config.num_wu_iter, self.rho_init(), config.gamma, config.C,
+        rho = dash_threshold(self.global_step - self.warmup_steps, self.rho_init(), config.gamma, config.C,
                              config.rho_min, self.update_interval)
         return rho, rho <= config.rho_min
 
@@ -91,7 +149,7 @@ class Dash(SSLAlgorithm):
         x_ulb_s: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if x_ulb_w is None or x_ulb_s is None:  # supervised warm-up
-            sup_loss = cross_entropy(self.model(x_lb)["logits"], y_lb).mean()
+            sup_loss = F.cross_entropy(self.model(x_lb)["logits"].float(), y_lb)
             zero = torch.zeros((), device=sup_loss.device)
             return sup_loss, {"sup_loss": sup_loss, "unsup_loss": zero, "mask_ratio": zero}
 
@@ -102,10 +160,10 @@ class Dash(SSLAlgorithm):
 
         outputs, sizes = self.forward_views(x_lb, x_ulb_w, x_ulb_s)
         logits_lb, logits_w, logits_s = split(outputs["logits"], sizes)
-        sup_loss = cross_entropy(logits_lb, y_lb).mean()
+        sup_loss = F.cross_entropy(logits_lb.float(), y_lb)
         probs = torch.softmax(logits_w.detach().float(), dim=-1)
         mask = self.mask("dash", probs)
-        targets = self.pseudo_labels("hard" if hard else "soft", probs, config.T)
+        targets = self.targets_from_logits(logits_w, hard)
         unsup_loss = (cross_entropy(logits_s, targets) * mask).mean()
         loss = sup_loss + config.ulb_loss_ratio * unsup_loss
         return loss, {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "mask_ratio": mask.mean()}

@@ -82,7 +82,7 @@ class FreeMatch(SSLAlgorithm):
 
         probs = torch.softmax(logits_w.detach().float(), dim=-1)
         mask = self.mask("freematch", probs)
-        targets = self.pseudo_labels("hard" if config.hard_label else "soft", probs, config.T)
+        targets = self.targets_from_logits(logits_w, config.hard_label)
         unsup_loss = (cross_entropy(logits_s, targets) * mask).mean()
 
         state = self.state_for("mask")

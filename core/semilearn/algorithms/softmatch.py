@@ -61,7 +61,7 @@ class SoftMatch(SSLAlgorithm):
             probs_lb = torch.softmax(logits_lb.detach().float(), dim=-1)
             aligned = self.align("ema", probs, "uniform" if config.dist_uniform else "model", probs_lb=probs_lb)
         mask = self.mask("softmatch", aligned)
-        targets = self.pseudo_labels("hard" if config.hard_label else "soft", probs, config.T)
+        targets = self.targets_from_logits(logits_w, config.hard_label)
         unsup_loss = (cross_entropy(logits_s, targets) * mask).mean()
         loss = sup_loss + config.ulb_loss_ratio * unsup_loss
         return loss, {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "mask_ratio": mask.mean()}
