@@ -400,18 +400,25 @@ def test_simmatch_propagates_labels_through_the_labelled_memory(tmp_path: Path) 
     assert torch.allclose(instance, (calibrated / calibrated.sum())[None], atol=1e-6)
     assert torch.allclose(smoothed, torch.tensor([[0.1 + 0.5 * near, 0.4 + 0.5 * (1 - near)]]), atol=1e-6)
 
-    bank = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
-    new_bank, seen = update_labelled_bank(bank, torch.zeros(3, dtype=torch.bool),
-                                          torch.tensor([[0.0, 1.0], [1.0, 0.0]]), torch.tensor([0, 0]))
-    moved = F.normalize(torch.tensor([0.7 + 0.3 * 0.5, 0.3 * 0.5]), dim=0)  # towards the mean of both
-    assert torch.allclose(new_bank[0], moved) and torch.equal(new_bank[1:], bank[1:])
-    assert seen.tolist() == [True, False, False]
+    # the bank is [proj_size, K] (columns: entries 0..2); sample 0 is drawn twice in one batch
+    bank = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    embeddings, indices = torch.tensor([[0.0, 1.0], [1.0, 0.0]]), torch.tensor([0, 0])
+    # momentum 0.7: the block [[0.7, 1.0], [0.3, 0.0]] is normalised along the batch, as USB's F.normalize
+    # of the [proj, B] block does (row 0 by its norm, row 1 to 1), and the last write of entry 0 wins
+    new_bank = update_labelled_bank(bank, embeddings, indices)
+    assert torch.allclose(new_bank[:, 0], torch.tensor([1.0 / math.hypot(0.7, 1.0), 0.0]))
+    assert torch.equal(new_bank[:, 1:], bank[:, 1:])
+    # per entry: the last written column [1.0, 0.0] is a unit vector already
+    assert torch.allclose(update_labelled_bank(bank, embeddings, indices, normalize_entries=True)[:, 0],
+                          torch.tensor([1.0, 0.0]))
+    # the EMA teacher's path writes the embedding as it is
+    assert torch.equal(update_labelled_bank(bank, embeddings, indices, momentum=None)[:, 0], torch.tensor([1.0, 0.0]))
 
     algorithm = make(tmp_path, "simmatch")
-    assert algorithm.buffers["bank"].shape == (40, 128)
-    assert torch.equal(algorithm.buffers["bank_labels"], algorithm.data.labelled_targets)
-    with pytest.raises(ConfigError, match="one entry per labelled sample"):
-        make(tmp_path / "k", "simmatch", "K=7")
+    assert algorithm.buffers["bank"].shape == (128, 40)
+    assert torch.allclose(algorithm.buffers["bank"].norm(dim=0), torch.ones(40))
+    assert not algorithm.buffers["bank_labels"].any()  # labels 0 until written, as USB's
+    assert make(tmp_path / "k", "simmatch", "K=7").buffers["bank"].shape == (128, 40)  # K is replaced, as USB
 
 
 def test_defixmatch_subtracts_the_pseudo_label_loss_of_labelled_data(tmp_path: Path) -> None:

@@ -224,7 +224,7 @@ def _our_settings(algorithm: str, record: Mapping[str, Any], tmp_path: Path) -> 
     manager = PluginManager().load(environ={"SEMILEARN_DISABLE_PLUGIN_AUTOLOAD": "1"})
     known = {option.name for option in CORE_OPTIONS}
     known |= {option.name for option in manager.registry("algorithm").get(algorithm).config_options}
-    settings = [f"algorithm={algorithm}", "dataset=synthetic", "net=wrn_28_2", "channels_last=false", "amp=false",
+    settings = [f"algorithm={algorithm}", f"dataset={record['args']['dataset']}", "net=wrn_28_2", "channels_last=false", "amp=false",
                 "compile=false", f"save_dir={tmp_path}", "num_log_iter=100000", "num_eval_iter=100000", "epoch=1"]
     for key, value in record["args"].items():
         if key in known and key not in SKIPPED_ARGS:
@@ -292,6 +292,13 @@ USB_STATE: dict[str, Callable[[Any], dict[str, Any]]] = {
     "dash": lambda ours: _policy(ours, "mask", **{"MaskingHook.rho": "rho", "alg.use_hard_label": "hard_label"}),
     "adamatch": lambda ours: _policy(ours, "align", **{"DistAlignHook.p_model": "p_model",
                                                        "DistAlignHook.p_target": "p_target"}),
+    "comatch": lambda ours: {**_policy(ours, "align", **{"DistAlignHook.p_model": "p_model_queue"}),
+                             **{usb: ours.buffers[key] for usb, key in (("alg.queue_feats", "bank_embeddings"),
+                                                                         ("alg.queue_probs", "bank_probs"),
+                                                                         ("alg.queue_ptr", "bank_ptr"))
+                                if key in ours.buffers}},
+    "simmatch": lambda ours: {**_policy(ours, "align", **{"DistAlignHook.p_model": "p_model_queue"}),
+                              "alg.mem_bank": ours.buffers["bank"], "alg.labels_bank": ours.buffers["bank_labels"]},
     "remixmatch": lambda ours: _policy(ours, "align", **{"DistAlignHook.p_model": "p_model",
                                                          "DistAlignHook.p_target": "p_target"}),
 }
@@ -398,9 +405,17 @@ VIEWS: dict[str, Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]] =
                               "x_ulb_w": torch.cat((view["x_ulb_w"], view["x_ulb_s"]))},
     "crmatch": lambda view: {**_FIXMATCH_VIEWS(view), "x_ulb_rot": view["x_ulb_rot"], "rot_v": view["rot_v_crmatch"]},
     "remixmatch": _views("x_lb", "y_lb", "x_ulb_w", "x_ulb_s_0", "x_ulb_s_1", "x_ulb_s_0_rot", "rot_v"),
+    "comatch": _views("x_lb", "y_lb", "x_ulb_w", "x_ulb_s_0", "x_ulb_s_1"),
+    "simmatch": _views("idx_lb", "x_lb", "y_lb", "x_ulb_w", "x_ulb_s"),
 }
 def _prepare_dash(ours: Any, record: Mapping[str, Any]) -> None:
     ours.buffers["rho_init"] = record["overrides"].get("rho_init", 2.0)  # as the harness gave USB's Dash
 
 
-PREPARE: dict[str, Callable[[Any, Mapping[str, Any]], None]] = {"dash": _prepare_dash}
+def _prepare_simmatch(ours: Any, record: Mapping[str, Any]) -> None:
+    # USB draws its random initial bank from the global generator after building the network
+    # and the EMA copy; the values are given here as they were
+    ours.buffers["bank"] = record["initial_state"]["alg.mem_bank"]["tensor"].clone()
+
+
+PREPARE: dict[str, Callable[[Any, Mapping[str, Any]], None]] = {"dash": _prepare_dash, "simmatch": _prepare_simmatch}

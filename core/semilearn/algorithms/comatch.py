@@ -7,12 +7,16 @@ and smoothed with a memory bank: ``alpha * p + (1 - alpha) * A @ P_bank``, where
 the softmax (temperature ``T``) of the similarities between the sample's embedding and the
 embeddings in the bank, and ``P_bank`` their stored probabilities (labelled samples store
 their one-hot labels). The bank holds the last ``queue_batch`` steps of weak unlabelled and
-labelled embeddings; smoothing starts once it is full. The smoothed probabilities are the
-confidence-masked soft targets of a strong view, and they define a pseudo-label graph:
+labelled embeddings; as in USB, smoothing starts after the first epoch, once more than
+``queue_batch`` steps have run. The smoothed probabilities are the confidence-masked soft
+targets of a strong view (always soft, as in USB: ``hard_label`` is accepted and has no
+effect), and they define a pseudo-label graph:
 ``Q_ij = p_i . p_j`` (1 on the diagonal), cut below ``contrast_p_cutoff`` and normalised
 per row. The embeddings of two strong views (a projection head, L2-normalised, size
 ``proj_size``) are trained to have the same similarity structure: cross-entropy between
 ``Q`` and the softmax of their similarities at temperature ``T`` (``contrast_loss_ratio``).
+Similarities, smoothing and the contrastive loss are computed as USB's code does (its
+``exp`` / sum normalisations and ``log(p + 1e-7)``), so that the numbers agree to the bit.
 
 Bank, pointer and alignment queue are in checkpoints.
 """
@@ -20,6 +24,7 @@ Bank, pointer and alignment queue are in checkpoints.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config, Option
@@ -27,7 +32,6 @@ from ..nets.heads import ProjectionHead
 from .common import (
     SSLAlgorithm,
     cross_entropy,
-    hard_label_option,
     one_hot,
     p_cutoff_option,
     split,
@@ -41,14 +45,15 @@ __all__ = ["CoMatch", "pseudo_label_graph", "graph_contrastive_loss", "memory_sm
 
 def memory_smoothing(probs: torch.Tensor, embeddings: torch.Tensor, bank_embeddings: torch.Tensor,
                      bank_probs: torch.Tensor, temperature: float, alpha: float) -> torch.Tensor:
-    """``alpha * probs + (1 - alpha) * softmax(e @ E_bank^T / T) @ P_bank``."""
-    affinity = torch.softmax(embeddings @ bank_embeddings.t() / temperature, dim=1)
-    return alpha * probs + (1.0 - alpha) * affinity @ bank_probs
+    """``alpha * probs + (1 - alpha) * A @ P_bank`` with ``A = softmax(e @ E_bank^T / T)`` (rows)."""
+    affinity = torch.exp(torch.mm(embeddings, bank_embeddings.t()) / temperature)
+    affinity = affinity / affinity.sum(1, keepdim=True)
+    return alpha * probs + (1.0 - alpha) * torch.mm(affinity, bank_probs)
 
 
 def pseudo_label_graph(probs: torch.Tensor, cutoff: float) -> torch.Tensor:
     """Row-normalised ``p_i . p_j`` with self-loops, edges below ``cutoff`` removed."""
-    graph = probs @ probs.t()
+    graph = torch.mm(probs, probs.t())
     graph.fill_diagonal_(1.0)
     graph = graph * (graph >= cutoff).to(graph.dtype)
     return graph / graph.sum(dim=1, keepdim=True)
@@ -57,8 +62,9 @@ def pseudo_label_graph(probs: torch.Tensor, cutoff: float) -> torch.Tensor:
 def graph_contrastive_loss(embeddings_0: torch.Tensor, embeddings_1: torch.Tensor, graph: torch.Tensor,
                            temperature: float) -> torch.Tensor:
     """Cross-entropy between the graph rows and the softmax of the embedding similarities."""
-    log_similarity = torch.log_softmax(embeddings_0.float() @ embeddings_1.float().t() / temperature, dim=1)
-    return -(graph * log_similarity).sum(dim=1).mean()
+    similarity = torch.exp(torch.mm(embeddings_0.float(), embeddings_1.float().t()) / temperature)
+    similarity = similarity / similarity.sum(1, keepdim=True)
+    return -(torch.log(similarity + 1e-7) * graph).sum(1).mean()
 
 
 class CoMatch(SSLAlgorithm):
@@ -78,7 +84,8 @@ class CoMatch(SSLAlgorithm):
         Option("smoothing_alpha", float, 0.9, "Weight of the model's own probabilities in memory smoothing.",
                minimum=0, maximum=1, usb=True),
         Option("da_len", int, 32, "Batches in the distribution alignment queue.", minimum=1, usb=True),
-        hard_label_option(False),
+        Option("hard_label", bool, False, "Accepted for USB's files; CoMatch's targets are always soft (as in "
+               "USB).", usb=True),
         ulb_loss_ratio_option(1.0),
     )
 
@@ -116,14 +123,14 @@ class CoMatch(SSLAlgorithm):
         outputs, sizes = self.forward_views(x_lb, x_ulb_w, x_ulb_s_0, x_ulb_s_1)
         logits_lb, logits_w, logits_s_0, _ = split(outputs["logits"], sizes)
         proj_lb, proj_w, proj_s_0, proj_s_1 = split(outputs["proj"], sizes)
-        sup_loss = cross_entropy(logits_lb, y_lb).mean()
+        sup_loss = F.cross_entropy(logits_lb.float(), y_lb)
 
         with torch.no_grad():
             probs = torch.softmax(logits_w.detach().float(), dim=-1)
             probs = self.align("queue", probs, "uniform")
             own_probs = probs
             embeddings_w = proj_w.detach().float()
-            if self.global_step >= config.queue_batch:  # the bank is full of real entries
+            if self.epoch > 0 and self.global_step > config.queue_batch:  # USB's condition
                 probs = memory_smoothing(probs, embeddings_w, self.buffers["bank_embeddings"],
                                          self.buffers["bank_probs"], config.T, config.smoothing_alpha)
             mask = self.mask("fixed", probs)
@@ -131,7 +138,7 @@ class CoMatch(SSLAlgorithm):
                              torch.cat((own_probs, one_hot(y_lb, probs.shape[-1]))))
             graph = pseudo_label_graph(probs, config.contrast_p_cutoff)
 
-        targets = self.pseudo_labels("hard" if config.hard_label else "soft", probs)
+        targets = self.pseudo_labels("soft", probs, 1.0)
         unsup_loss = (cross_entropy(logits_s_0, targets) * mask).mean()
         contrast_loss = graph_contrastive_loss(proj_s_0, proj_s_1, graph, config.T)
         loss = sup_loss + config.ulb_loss_ratio * unsup_loss + config.contrast_loss_ratio * contrast_loss

@@ -35,6 +35,7 @@ __all__ = [
     "SSLAlgorithm",
     "split",
     "cross_entropy",
+    "supervised_loss",
     "mse_consistency",
     "unsup_ramp",
     "mixup",
@@ -109,6 +110,12 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     if targets.ndim == logits.ndim:
         return -(targets * F.log_softmax(logits.float(), dim=-1)).sum(dim=-1)
     return F.cross_entropy(logits.float(), targets, reduction="none")
+
+
+def supervised_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy against class indices, reduced as USB's ``ce_loss(..., reduction='mean')``
+    (by PyTorch's mean reduction, whose last bit can differ from a mean of per-sample losses)."""
+    return F.cross_entropy(logits.float(), targets)
 
 
 def mse_consistency(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ from .common import (
     p_cutoff_option,
     sharpen_soft_labels_option,
     split,
+    supervised_loss,
     temperature_option,
     ulb_loss_ratio_option,
 )
@@ -57,7 +58,7 @@ class DeFixMatch(SSLAlgorithm):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         outputs, sizes = self.forward_views(x_lb, x_lb_s, x_ulb_w, x_ulb_s)
         logits_lb, logits_lb_s, logits_w, logits_s = split(outputs["logits"], sizes)
-        sup_loss = 0.5 * (cross_entropy(logits_lb, y_lb).mean() + cross_entropy(logits_lb_s, y_lb).mean())
+        sup_loss = 0.5 * (supervised_loss(logits_lb, y_lb) + supervised_loss(logits_lb_s, y_lb))
         unsup_loss, mask = self.pseudo_label_loss(logits_w, logits_s, "mask")
         anti_loss, mask_lb = self.pseudo_label_loss(logits_lb, logits_lb_s, "mask_lb")
         loss = sup_loss + self.config.ulb_loss_ratio * (unsup_loss - anti_loss)

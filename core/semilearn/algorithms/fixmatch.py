@@ -17,6 +17,7 @@ from .common import (
     p_cutoff_option,
     sharpen_soft_labels_option,
     split,
+    supervised_loss,
     temperature_option,
     ulb_loss_ratio_option,
 )
@@ -38,7 +39,7 @@ class FixMatch(SSLAlgorithm):
         config = self.config
         outputs, sizes = self.forward_views(x_lb, x_ulb_w, x_ulb_s)
         logits_lb, logits_w, logits_s = split(outputs["logits"], sizes)
-        sup_loss = cross_entropy(logits_lb, y_lb).mean()
+        sup_loss = supervised_loss(logits_lb, y_lb)
 
         probs = torch.softmax(logits_w.detach().float(), dim=-1)
         mask = self.mask("fixed", probs)

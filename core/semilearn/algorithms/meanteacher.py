@@ -23,9 +23,9 @@ from ..errors import ConfigError
 from ..nets.heads import frozen_batch_norm_stats
 from .common import (
     SSLAlgorithm,
-    cross_entropy,
     joint_forward_option,
     mse_consistency,
+    supervised_loss,
     ulb_loss_ratio_option,
     unsup_warm_up_option,
 )
@@ -76,7 +76,7 @@ class MeanTeacher(SSLAlgorithm):
         with torch.no_grad(), frozen_batch_norm_stats(teacher):
             targets = torch.softmax(teacher(x_ulb_w)["logits"].float(), dim=-1)
         logits_lb, logits_student = (outputs["logits"] for outputs in self.forward_each(x_lb, x_ulb_w2))
-        sup_loss = cross_entropy(logits_lb, y_lb).mean()
+        sup_loss = supervised_loss(logits_lb, y_lb)
         unsup_loss = mse_consistency(logits_student, targets).mean()
         ramp = self.unsup_weight(config.unsup_warm_up)
         loss = sup_loss + config.ulb_loss_ratio * unsup_loss * ramp

@@ -14,9 +14,9 @@ import torch
 
 from .common import (
     SSLAlgorithm,
-    cross_entropy,
     joint_forward_option,
     mse_consistency,
+    supervised_loss,
     ulb_loss_ratio_option,
     unsup_warm_up_option,
 )
@@ -44,7 +44,7 @@ class PiModel(SSLAlgorithm):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config = self.config
         logits_lb, logits_w, logits_w2 = (outputs["logits"] for outputs in self.forward_each(x_lb, x_ulb_w, x_ulb_w2))
-        sup_loss = cross_entropy(logits_lb, y_lb).mean()
+        sup_loss = supervised_loss(logits_lb, y_lb)
         targets = torch.softmax(logits_w.detach().float(), dim=-1)
         unsup_loss = mse_consistency(logits_w2, targets).mean()
         ramp = self.unsup_weight(config.unsup_warm_up)

@@ -163,8 +163,8 @@ def freematch_mask(
     Everything starts at ``1 / C``, as in the paper.
     """
     num_classes = probs.shape[-1]
-    if "time_p" not in state:
-        state["time_p"] = torch.tensor(1.0 / num_classes, dtype=probs.dtype, device=probs.device)
+    if "time_p" not in state:  # the mean of a uniform row, as USB computes it (not 1 / C to the last bit)
+        state["time_p"] = (torch.ones(num_classes, dtype=probs.dtype, device=probs.device) / num_classes).mean()
         state["p_model"] = torch.full((num_classes,), 1.0 / num_classes, dtype=probs.dtype, device=probs.device)
         state["label_hist"] = torch.full((num_classes,), 1.0 / num_classes, dtype=probs.dtype, device=probs.device)
     max_probs, max_idx = probs.max(dim=-1)
@@ -219,9 +219,9 @@ def softmatch_weights(
         var = torch.where(enough, momentum * var + (1.0 - momentum) * variance, var)
         sample_mu, sample_var = mu[max_idx], var[max_idx]
     else:
-        if all_max.numel() > 1:
-            mu = momentum * mu + (1.0 - momentum) * all_max.mean()
-            var = momentum * var + (1.0 - momentum) * all_max.var(correction=1)
+        if all_max.numel() > 1:  # the new term in float64, rounded once, as USB's (it adds a host float)
+            mu = momentum * mu + ((1.0 - momentum) * all_max.mean().double()).to(mu.dtype)
+            var = momentum * var + ((1.0 - momentum) * all_max.var(correction=1).double()).to(var.dtype)
         sample_mu, sample_var = mu, var
     state["mu"], state["var"] = mu, var
     below = (max_probs - sample_mu).clamp(max=0.0)
@@ -339,6 +339,9 @@ def queue_alignment(
         state["p_model_ptr"] = 0
         if target == "model":
             state["p_target_queue"] = torch.zeros(length, num_classes, dtype=probs.dtype, device=probs.device)
+        elif target == "uniform":  # the mean of a queue of uniform rows, as USB computes it
+            state["p_target"] = (torch.ones(length, num_classes, dtype=probs.dtype, device=probs.device)
+                                 / num_classes).mean(dim=0)
         else:
             state["p_target"] = _initial_target(target, num_classes, probs, labelled or _no_labelled)
     pointer = int(state["p_model_ptr"])

@@ -18,6 +18,7 @@ from .common import (
     cross_entropy,
     joint_forward_option,
     p_cutoff_option,
+    supervised_loss,
     ulb_loss_ratio_option,
     unsup_warm_up_option,
 )
@@ -44,7 +45,7 @@ class PseudoLabel(SSLAlgorithm):
         config = self.config
         outputs_lb, outputs_ulb = self.forward_each(x_lb, x_ulb_w)
         logits_lb, logits_ulb = outputs_lb["logits"], outputs_ulb["logits"]
-        sup_loss = cross_entropy(logits_lb, y_lb).mean()
+        sup_loss = supervised_loss(logits_lb, y_lb)
 
         probs = torch.softmax(logits_ulb.detach().float(), dim=-1)
         mask = self.mask("fixed", probs)

@@ -22,6 +22,7 @@ from .common import (
     ema_p_option,
     hard_label_option,
     split,
+    supervised_loss,
     temperature_option,
     ulb_loss_ratio_option,
 )
@@ -53,7 +54,7 @@ class SoftMatch(SSLAlgorithm):
         config = self.config
         outputs, sizes = self.forward_views(x_lb, x_ulb_w, x_ulb_s)
         logits_lb, logits_w, logits_s = split(outputs["logits"], sizes)
-        sup_loss = cross_entropy(logits_lb, y_lb).mean()
+        sup_loss = supervised_loss(logits_lb, y_lb)
 
         probs = torch.softmax(logits_w.detach().float(), dim=-1)
         aligned = probs

@@ -30,9 +30,9 @@ from ..config import Option
 from ..nets.heads import frozen_batch_norm_stats, unwrap
 from .common import (
     SSLAlgorithm,
-    cross_entropy,
     joint_forward_option,
     split,
+    supervised_loss,
     ulb_loss_ratio_option,
     unsup_warm_up_option,
 )
@@ -138,7 +138,7 @@ class VAT(SSLAlgorithm):
                 logits_ulb = logits_fn(x_ulb_w)
                 r_adv = vat_perturbation(logits_fn, x_ulb_w, logits_ulb, config.vat_eps, config.vat_xi, noise)
                 logits_adv = logits_fn(x_ulb_w + r_adv)
-        sup_loss = cross_entropy(logits_lb, y_lb).mean()
+        sup_loss = supervised_loss(logits_lb, y_lb)
         unsup_loss = kl_divergence_with_logits(logits_ulb.detach(), logits_adv)
         ent_loss = entropy(logits_ulb)
         ramp = self.unsup_weight(config.unsup_warm_up)

@@ -31,7 +31,6 @@ import contextlib
 from collections.abc import Iterator, Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["NetWithHeads", "ProjectionHead", "RotationHead", "FeatureMapHead", "unwrap", "frozen_batch_norm_stats",
@@ -51,7 +50,8 @@ class ProjectionHead(nn.Module):
         )
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.mlp(feat), dim=-1)
+        projected = self.mlp(feat)
+        return projected / projected.pow(2).sum(dim=1, keepdim=True).pow(0.5)  # USB's l2norm, to the last bit
 
 
 class RotationHead(nn.Module):
