@@ -20,6 +20,7 @@ Aim is imported when a run starts, never at plugin discovery.
 
 from __future__ import annotations
 
+import atexit
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,6 +43,21 @@ _log = logging.getLogger("semilearn")
 
 class AimRunLocked(RuntimeError):
     """The Aim run a checkpoint names is locked by another process."""
+
+
+def _clean_up_in_the_exiting_thread() -> None:
+    """Have Aim's clean-up at exit run in the exiting thread.
+
+    Aim registers it at exit to run in a new thread, which Python 3.12 and newer refuse while
+    the interpreter shuts down: every run would end with "can't create new thread at
+    interpreter shutdown" and a traceback. Registering the same clean-up first, to run
+    where it is called, keeps Aim's data consistent without a thread.
+    """
+    from aim.ext.cleanup import AutoClean
+
+    if not AutoClean._registered_with_atexit:
+        atexit.register(AutoClean._cleanup)
+        AutoClean._registered_with_atexit = True
 
 
 class AimHook(TrackerHook):
@@ -84,6 +100,8 @@ class AimHook(TrackerHook):
     def start_run(self, algorithm: AlgorithmBase, resume_id: str | None) -> str:
         aim: Any = import_tracker_library("aim", "semilearn-aim", self.name)
         from aim.sdk.errors import MissingRunError
+
+        _clean_up_in_the_exiting_thread()
 
         section = self.config
         location = self.repo_location(algorithm)
