@@ -32,9 +32,10 @@ from semilearn.algorithms.uda import tsa_threshold
 from semilearn.algorithms.vat import entropy, kl_divergence_with_logits, vat_perturbation
 from semilearn.errors import ConfigError
 from semilearn.nets.cnn import SmallCNN
-from semilearn.nets.heads import NetWithHeads
+from semilearn.nets.heads import NetWithHeads, ProjectionHead
 from semilearn.plugins import PluginManager
 from semilearn.runner import build_algorithm, load_config
+from semilearn.usb import usb_parameter_name
 
 CPU = torch.device("cpu")
 
@@ -434,6 +435,70 @@ def test_defixmatch_subtracts_the_pseudo_label_loss_of_labelled_data(tmp_path: P
     assert "x_lb_s" in algorithm.sample_batch()
 
 
+def _kl(target: list[float], student: list[float]) -> float:
+    """KL(target || student) of two distributions, by hand."""
+    return sum(t * (math.log(t) - math.log(q)) for t, q in zip(target, student, strict=True))
+
+
+def _softmax(values: list[float], temperature: float = 1.0) -> list[float]:
+    exps = [math.exp(v / temperature) for v in values]
+    return [e / sum(exps) for e in exps]
+
+
+def test_refixmatch_adds_a_kl_term_for_the_low_confidence_samples(tmp_path: Path) -> None:
+    algorithm = make(tmp_path, "refixmatch", model=LogitsAreInputs())
+    # sample 0 is confident (0.96 >= 0.95): FixMatch's term; sample 1 (0.6) is not: the KL term
+    weak, strong = [[0.96, 0.04], [0.6, 0.4]], [[0.7, 0.3], [0.5, 0.5]]
+    loss, out = algorithm.train_step(x_lb=logits_of([0.5, 0.5]), y_lb=torch.tensor([0]),
+                                     x_ulb_w=logits_of(*weak), x_ulb_s=logits_of(*strong))
+    assert value(out["unsup_loss"]) == pytest.approx(-math.log(0.7) / 2, abs=1e-6)
+    # USB's target: softmax of the weak *probabilities* over 0.5; student: softmax of the strong logits over 0.5
+    expected = _kl(_softmax(weak[1], 0.5), _softmax([math.log(p) for p in strong[1]], 0.5)) / 2
+    assert value(out["refix_loss"]) == pytest.approx(expected, abs=1e-6)
+    assert value(loss) == pytest.approx(math.log(2) + value(out["unsup_loss"]) + expected, abs=1e-6)
+    flex = make(tmp_path / "flex", "flexmatch", "use_refix=true", model=LogitsAreInputs())
+    _, flex_out = flex.train_step(x_lb=logits_of([0.5, 0.5]), y_lb=torch.tensor([0]), idx_ulb=torch.tensor([0, 1]),
+                                  x_ulb_w=logits_of(*weak), x_ulb_s=logits_of(*strong))
+    assert "refix_loss" in flex_out  # FlexMatch's use_refix adds the same term
+
+
+def test_sequencematch_ties_weak_medium_and_strong_views(tmp_path: Path) -> None:
+    algorithm = make(tmp_path, "sequencematch", "thresh_warmup=false", model=LogitsAreInputs())
+    batch = algorithm.sample_batch()
+    assert {"x_ulb_w", "x_ulb_m", "x_ulb_s"} <= set(batch)
+    weak, medium, strong = [[0.9, 0.1]], [[0.6, 0.4]], [[0.3, 0.7]]
+    # FlexMatch's first step: every class effect is 0, so every threshold is 0 and the mask is 1
+    loss, out = algorithm.train_step(x_lb=logits_of([0.5, 0.5]), y_lb=torch.tensor([0]), idx_ulb=torch.tensor([0]),
+                                     x_ulb_w=logits_of(*weak), x_ulb_m=logits_of(*medium),
+                                     x_ulb_s=logits_of(*strong))
+    assert value(out["mask_ratio"]) == 1.0
+    assert value(out["kl_medium_weak"]) == pytest.approx(_kl(_softmax(weak[0], 0.5), medium[0]), abs=1e-6)
+    assert value(out["kl_strong_medium"]) == pytest.approx(_kl(_softmax(medium[0], 0.5), strong[0]), abs=1e-6)
+    assert value(out["kl_strong_weak"]) == pytest.approx(_kl(_softmax(weak[0], 0.5), strong[0]), abs=1e-6)
+    total = math.log(2) - math.log(0.3) + sum(value(out[name]) for name in
+                                              ("kl_medium_weak", "kl_strong_medium", "kl_strong_weak"))
+    assert value(loss) == pytest.approx(total, abs=1e-5)
+
+
+def test_epass_averages_three_projection_heads(tmp_path: Path) -> None:
+    single, ensemble = ProjectionHead(4, 3), ProjectionHead(4, 3, ensemble=3)
+    assert sum(p.numel() for p in ensemble.parameters()) == 3 * sum(p.numel() for p in single.parameters())
+    feat = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
+    mean = (ensemble.mlp(feat) + ensemble.mlp_2(feat) + ensemble.mlp_3(feat)) / 3
+    assert torch.allclose(ensemble(feat), mean / mean.norm(dim=1, keepdim=True), atol=1e-6)
+    for name in ("comatch", "simmatch"):
+        algorithm = make(tmp_path / name, name, "use_epass=true")
+        names = {usb_parameter_name(key) for key in algorithm.module.state_dict()}
+        assert {"mlp_proj.0.weight", "mlp_proj_2.0.weight", "mlp_proj_3.2.bias"} <= names  # USB's names
+
+
+def test_fullysupervised_labels_every_training_image(tmp_path: Path) -> None:
+    full, subset = make(tmp_path / "full", "fullysupervised"), make(tmp_path / "subset", "supervised")
+    assert len(subset.data.labelled_targets) == 40
+    assert len(full.data.labelled_targets) == len(full.data.unlabelled_images) == 1347
+    assert torch.equal(full.data.labelled_targets, full.data.unlabelled_targets)
+
+
 # ---------------------------------------------------------------------------
 # Every algorithm: a short real run, and an exact resume of its state.
 # ---------------------------------------------------------------------------
@@ -445,7 +510,8 @@ ENGAGE = {
     "fixmatch": ["p_cutoff=0.3"], "pseudolabel": ["p_cutoff=0.3"], "uda": ["p_cutoff=0.3"],
     "flexmatch": ["p_cutoff=0.3"], "crmatch": ["p_cutoff=0.3"], "defixmatch": ["p_cutoff=0.3"],
     "adamatch": ["p_cutoff=0.5"], "comatch": ["p_cutoff=0.3", "queue_batch=2"], "simmatch": ["p_cutoff=0.3"],
-    "dash": ["num_wu_iter=2", "rho_update_iter=1"],
+    "dash": ["num_wu_iter=2", "rho_update_iter=1"], "refixmatch": ["p_cutoff=0.3"],
+    "sequencematch": ["p_cutoff=0.3"],
 }
 
 

@@ -65,6 +65,8 @@ _TRACKERS = {"use_wandb": "wandb", "use_aim": "aim"}
 # (semilearn.nets.heads) live under heads.<output>, where USB names the module itself.
 HEAD_NAMES: dict[str, str] = {
     "heads.proj.mlp.": "mlp_proj.",  # CoMatch, SimMatch
+    "heads.proj.mlp_2.": "mlp_proj_2.",  # their EPASS heads (use_epass)
+    "heads.proj.mlp_3.": "mlp_proj_3.",
     "heads.logits_rot.net.": "rot_classifier.",  # ReMixMatch, CRMatch
     "heads.logits_ds.": "ds_classifier.",  # CRMatch
 }

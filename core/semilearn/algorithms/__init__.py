@@ -32,4 +32,6 @@ BUILTIN_ALGORITHMS: dict[str, str] = {
     "comatch": "semilearn.algorithms.comatch:CoMatch",
     "simmatch": "semilearn.algorithms.simmatch:SimMatch",
     "defixmatch": "semilearn.algorithms.defixmatch:DeFixMatch",
+    "refixmatch": "semilearn.algorithms.refixmatch:ReFixMatch",
+    "sequencematch": "semilearn.algorithms.sequencematch:SequenceMatch",
 }

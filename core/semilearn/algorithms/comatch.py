@@ -86,11 +86,13 @@ class CoMatch(SSLAlgorithm):
         Option("da_len", int, 32, "Batches in the distribution alignment queue.", minimum=1, usb=True),
         Option("hard_label", bool, False, "Accepted for USB's files; CoMatch's targets are always soft (as in "
                "USB).", usb=True),
+        Option("use_epass", bool, False, "EPASS: average three projection heads before normalising (USB's "
+               "classic-CV files turn it on).", usb=True),
         ulb_loss_ratio_option(1.0),
     )
 
     def heads(self, config: Config, num_features: int) -> dict[str, nn.Module]:
-        return {"proj": ProjectionHead(num_features, config.proj_size)}
+        return {"proj": ProjectionHead(num_features, config.proj_size, ensemble=3 if config.use_epass else 1)}
 
     def sample_batch(self) -> dict[str, torch.Tensor]:
         _, images, targets = self.draw_labelled()

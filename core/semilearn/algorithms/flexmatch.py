@@ -25,6 +25,7 @@ from .common import (
     temperature_option,
     ulb_loss_ratio_option,
 )
+from .refixmatch import refix_loss
 
 __all__ = ["FlexMatch"]
 
@@ -41,6 +42,8 @@ class FlexMatch(SSLAlgorithm):
         sharpen_soft_labels_option(),
         Option("thresh_warmup", bool, True, "Count never-selected samples when normalising the learning "
                "effects, so thresholds start near zero and rise.", usb=True),
+        Option("use_refix", bool, False, "Add ReFixMatch's KL term on the low-confidence samples (USB's FlexMatch "
+               "files carry the key, false; its code does not read it).", usb=True),
         ulb_loss_ratio_option(1.0),
     )
 
@@ -66,4 +69,8 @@ class FlexMatch(SSLAlgorithm):
         targets = self.pseudo_labels("hard" if config.hard_label else "soft", probs, self.soft_label_temperature())
         unsup_loss = (cross_entropy(logits_s, targets) * mask).mean()
         loss = sup_loss + config.ulb_loss_ratio * unsup_loss
-        return loss, {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "mask_ratio": mask.mean()}
+        metrics = {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "mask_ratio": mask.mean()}
+        if config.use_refix:
+            metrics["refix_loss"] = refix_loss(logits_s, probs, mask)
+            loss = loss + config.ulb_loss_ratio * metrics["refix_loss"]
+        return loss, metrics

@@ -115,11 +115,13 @@ class SimMatch(SSLAlgorithm):
         Option("da_len", int, 32, "Batches in the distribution alignment queue.", minimum=1, usb=True),
         Option("normalize_bank_entries", bool, False, "Normalise each written bank entry to unit length (the "
                "paper); USB normalises each feature across the written block."),
+        Option("use_epass", bool, False, "EPASS: average three projection heads before normalising (USB's "
+               "classic-CV files turn it on).", usb=True),
         ulb_loss_ratio_option(1.0),
     )
 
     def heads(self, config: Config, num_features: int) -> dict[str, nn.Module]:
-        return {"proj": ProjectionHead(num_features, config.proj_size)}
+        return {"proj": ProjectionHead(num_features, config.proj_size, ensemble=3 if config.use_epass else 1)}
 
     def __init__(self, config: Config, data: SSLData, model: nn.Module, manager: PluginManager, run_dir: Path,
                  device: torch.device) -> None:

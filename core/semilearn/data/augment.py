@@ -259,10 +259,16 @@ class BatchAugment:
         """Flip (where the data set allows it) and random translation."""
         return self.normalize(self._flip_and_shift(self.to_float(images)))
 
-    def strong(self, images: torch.Tensor) -> torch.Tensor:
-        """The weak view's flip and shift, then RandAugment and cutout."""
+    def strong(self, images: torch.Tensor, num_ops: int | None = None) -> torch.Tensor:
+        """The weak view's flip and shift, then RandAugment (``num_ops`` operations, default the
+        data set's) and cutout."""
         spec = self.spec
         images = self._flip_and_shift(self.to_float(images))
-        images = rand_augment(images, spec.num_ops, self.generator, spec.fill)
+        images = rand_augment(images, spec.num_ops if num_ops is None else num_ops, self.generator, spec.fill)
         images = cutout(images, spec.cutout, self.generator, self._cutout_fill)
         return self.normalize(images)
+
+    def medium(self, images: torch.Tensor) -> torch.Tensor:
+        """Between weak and strong (SequenceMatch): one RandAugment operation and cutout, as USB's
+        ``RandAugment(1, ...)``."""
+        return self.strong(images, num_ops=1)

@@ -40,17 +40,31 @@ __all__ = ["NetWithHeads", "ProjectionHead", "RotationHead", "FeatureMapHead", "
 class ProjectionHead(nn.Module):
     """Two-layer MLP (``in -> in -> out``, ReLU between) whose output is L2-normalised.
 
-    CoMatch and SimMatch compare samples by the dot products of these embeddings.
+    CoMatch and SimMatch compare samples by the dot products of these embeddings. With
+    ``ensemble`` 3 (EPASS, Nguyen et al., 2024) three such MLPs are averaged before the
+    normalisation, as USB's ``use_epass`` does.
     """
 
-    def __init__(self, in_features: int, out_features: int) -> None:
+    def __init__(self, in_features: int, out_features: int, ensemble: int = 1) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(
+        if ensemble not in (1, 3):
+            raise ValueError("a projection head has 1 MLP, or 3 (EPASS)")
+        self.mlp = self._mlp(in_features, out_features)
+        if ensemble == 3:  # USB's names mlp_proj_2, mlp_proj_3
+            self.mlp_2 = self._mlp(in_features, out_features)
+            self.mlp_3 = self._mlp(in_features, out_features)
+        self.ensemble = ensemble
+
+    @staticmethod
+    def _mlp(in_features: int, out_features: int) -> nn.Sequential:
+        return nn.Sequential(
             nn.Linear(in_features, in_features), nn.ReLU(inplace=False), nn.Linear(in_features, out_features)
         )
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         projected = self.mlp(feat)
+        if self.ensemble == 3:
+            projected = (projected + self.mlp_2(feat) + self.mlp_3(feat)) / 3
         return projected / projected.pow(2).sum(dim=1, keepdim=True).pow(0.5)  # USB's l2norm, to the last bit
 
 

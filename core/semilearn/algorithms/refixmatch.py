@@ -1,0 +1,52 @@
+"""ReFixMatch (Nguyen et al., 2023, "Boosting semi-supervised learning by bridging high and
+low-confidence predictions"): FixMatch that also learns from the samples its mask drops.
+
+FixMatch trains a strong view only on confident weak-view pseudo-labels; the rest of the
+unlabelled batch teaches nothing. ReFixMatch adds, for exactly those low-confidence samples
+(weight ``1 - mask``), a KL divergence pulling the strong view's prediction towards the weak
+view's: ``KL(softmax(p_w / 0.5) || softmax(z_s / 0.5))``, averaged over the whole unlabelled
+batch and weighted like the FixMatch term by ``ulb_loss_ratio``. As in USB's code (where the
+algorithm lives since its 0.3.2 release), the target is the softmax of the weak view's
+*probabilities* over 0.5 -- a flat distribution -- and the temperature 0.5 is fixed.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .common import cross_entropy, split, supervised_loss
+from .fixmatch import FixMatch
+
+__all__ = ["ReFixMatch", "refix_loss"]
+
+
+def refix_loss(logits_s: torch.Tensor, probs_w: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``mean_b (1 - mask_b) KL(softmax(p_w / 0.5) || softmax(z_s / 0.5))``, as USB computes it."""
+    divergence = F.kl_div(F.log_softmax(logits_s.float() / 0.5, dim=-1), F.softmax(probs_w / 0.5, dim=-1),
+                          reduction="none")
+    return torch.sum(divergence * (1.0 - mask).unsqueeze(dim=-1), dim=1).mean()
+
+
+class ReFixMatch(FixMatch):
+    """FixMatch plus a KL term that keeps the low-confidence samples in training."""
+
+    name = "refixmatch"
+    description = "FixMatch + a KL term on the low-confidence samples its mask leaves out"
+
+    def train_step(  # type: ignore[override]
+        self, x_lb: torch.Tensor, y_lb: torch.Tensor, x_ulb_w: torch.Tensor, x_ulb_s: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        config = self.config
+        outputs, sizes = self.forward_views(x_lb, x_ulb_w, x_ulb_s)
+        logits_lb, logits_w, logits_s = split(outputs["logits"], sizes)
+        sup_loss = supervised_loss(logits_lb, y_lb)
+
+        probs = torch.softmax(logits_w.detach().float(), dim=-1)
+        mask = self.mask("fixed", probs)
+        targets = self.pseudo_labels("hard" if config.hard_label else "soft", probs, self.soft_label_temperature())
+        unsup_loss = (cross_entropy(logits_s, targets) * mask).mean()
+        low_confidence_loss = refix_loss(logits_s, probs, mask)
+        loss = sup_loss + config.ulb_loss_ratio * unsup_loss + config.ulb_loss_ratio * low_confidence_loss
+        return loss, {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "refix_loss": low_confidence_loss,
+                      "mask_ratio": mask.mean()}
