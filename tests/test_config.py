@@ -89,7 +89,8 @@ def test_unknown_algorithm_lists_the_known_ones() -> None:
 def test_a_key_of_another_algorithm_is_ignored_with_a_warning() -> None:
     resolution = resolve({"algorithm": "supervised", "p_cutoff": 0.9})
     assert "p_cutoff" not in resolution.config
-    assert resolution.warnings == ["ignoring 'p_cutoff': it is a key of algorithm 'fixmatch', not of 'supervised'"]
+    assert resolution.warnings == ["ignoring keys algorithm 'supervised' does not have (other algorithms': "
+                                   "p_cutoff (fixmatch))"]
 
 
 def test_plugin_sections_are_validated() -> None:
@@ -185,3 +186,10 @@ def test_what_is_not_a_number_of_the_right_kind_is_still_refused(text: str, mess
     with pytest.raises(ConfigError) as error:
         resolve(apply_overrides({}, [text]))
     assert str(error.value) == message
+
+
+def test_a_file_with_merge_conflict_markers_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("lr: 0.03\n<<<<<<< HEAD\nnet: wrn_28_8\n=======\nnet: wrn_28_2\n>>>>>>> other\n")
+    with pytest.raises(ConfigError, match=r"run.yaml holds unresolved merge-conflict markers \(from line 2\)"):
+        read_config_file(path)

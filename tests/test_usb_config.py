@@ -99,3 +99,55 @@ def test_use_wandb_without_the_plugin_says_so(cli) -> None:
     result = cli("config", "show", "--set", "use_wandb=true")
     assert result.code == 0
     assert "warning: use_wandb: the wandb plugin is not installed (pip install semilearn-wandb)" in result.out
+
+
+# The keys of each folder of USB's config/classic_cv (its repository since 0.3.2, 254 files)
+# beyond the FixMatch file's, with their CIFAR-10 values.
+USB_CLASSIC_CV_ALGORITHMS = {
+    "adamatch": {"ema_p": 0.999}, "crmatch": {}, "fixmatch": {}, "vat": {}, "uda": {"T": 0.4, "p_cutoff": 0.8,
+                                                                                     "tsa_schedule": "none"},
+    "comatch": {"hard_label": False, "T": 0.2, "contrast_p_cutoff": 0.8, "contrast_loss_ratio": 1.0,
+                "proj_size": 64, "queue_batch": 5, "smoothing_alpha": 0.9, "da_len": 32, "use_epass": True},
+    "dash": {"gamma": 1.27, "C": 1.0001, "rho_min": 0.05, "num_wu_iter": 2048},
+    "defixmatch": {"ulb_loss_ratio": 0.5},
+    "flexmatch": {"thresh_warmup": True, "use_refix": False},
+    "freematch": {"ent_loss_ratio": 0.001, "use_quantile": False, "clip_thresh": False, "ema_p": 0.999},
+    "fullysupervised": {}, "supervised": {},
+    "meanteacher": {"unsup_warm_up": 0.4, "ulb_loss_ratio": 50, "uratio": 1},
+    "mixmatch": {"mixup_alpha": 0.5, "unsup_warm_up": 0.4, "ulb_loss_ratio": 100, "uratio": 1},
+    "pimodel": {"unsup_warm_up": 0.4, "ulb_loss_ratio": 10, "uratio": 1},
+    "pseudolabel": {"unsup_warm_up": 0.4, "uratio": 1},
+    "refixmatch": {},
+    "remixmatch": {"kl_loss_ratio": 0.5, "rot_loss_ratio": 0.5, "unsup_warm_up": 0.015625, "mixup_alpha": 0.75,
+                   "ulb_loss_ratio": 1.5, "uratio": 1},
+    "sequencematch": {"thresh_warmup": True},
+    "simmatch": {"T": 0.1, "proj_size": 128, "K": 40, "in_loss_ratio": 1.0, "smoothing_alpha": 0.9, "da_len": 32,
+                 "use_epass": True},
+    "softmatch": {"dist_align": True, "dist_uniform": True, "per_class": False, "n_sigma": 2, "ema_p": 0.999},
+}
+# Keys the FixMatch file has that other folders leave out (USB ignores them where the algorithm has none)
+_FIXMATCH_ONLY = {"hard_label", "T", "p_cutoff"}
+
+
+@pytest.mark.parametrize("algorithm", sorted(USB_CLASSIC_CV_ALGORITHMS))
+def test_each_classic_cv_algorithm_of_usb_resolves_with_its_keys(cli, tmp_path: Path, algorithm: str) -> None:
+    left_out = _FIXMATCH_ONLY | ({"ulb_loss_ratio", "uratio"} if "supervised" in algorithm else set())
+    raw = {key: value for key, value in USB_CLASSIC_CV.items() if key not in left_out}
+    raw.update({"algorithm": algorithm, "save_name": f"{algorithm}_cifar10_40_0"}, **USB_CLASSIC_CV_ALGORITHMS[algorithm])
+    if algorithm == "dash":
+        raw["p_cutoff"] = 0.95  # USB's Dash files carry it; Dash has no such key (in USB neither)
+    (tmp_path / "usb.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    result = cli("config", "show", "usb.yaml", "-p", "no:recorder", "-p", "no:recorder_late") \
+        if installed("semilearn-test-recorder") else cli("config", "show", "usb.yaml")
+    assert result.code == 0, result.err
+    warnings = [line for line in result.out.splitlines() if line.startswith("warning")]
+    assert warnings[0].startswith("warning: ignoring USB keys handled differently here: overwrite")
+    if algorithm == "dash":
+        assert warnings[1] == ("warning: ignoring keys algorithm 'dash' does not have (other algorithms': "
+                               "p_cutoff (adamatch, comatch, crmatch ...))")
+    assert len(warnings) == (2 if algorithm == "dash" else 1) + (0 if installed("semilearn-checkpoint") else 1)
+    resolved = yaml.safe_load(result.out[result.out.index("algorithm:"):])
+    assert resolved["algorithm"] == algorithm
+    for key, value in USB_CLASSIC_CV_ALGORITHMS[algorithm].items():
+        if key != "K":
+            assert resolved[key] == value, key

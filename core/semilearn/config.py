@@ -279,6 +279,10 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"cannot read configuration file {path}: {error}") from error
+    conflict = next((number for number, line in enumerate(text.splitlines(), 1) if line.startswith("<<<<<<< ")), None)
+    if conflict is not None:
+        raise ConfigError(f"{path} holds unresolved merge-conflict markers (from line {conflict}): keep one side of "
+                          "the conflict and delete the <<<<<<<, ======= and >>>>>>> lines")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -443,13 +447,12 @@ def resolve_config(
             f"unknown algorithm '{algorithm}'{_suggest(algorithm, algorithm_options)}; known: {known}"
         )
     own = _all_names(algorithm_options[algorithm])
-    foreign = {
-        name: other
-        for other, options in algorithm_options.items()
-        if other != algorithm
-        for name in _all_names(options)
-        if name not in own and name not in core
-    }
+    foreign: dict[str, list[str]] = {}  # key -> the other algorithms that have it
+    for other, options in sorted(algorithm_options.items()):
+        for name in _all_names(options):
+            if other != algorithm and name not in own and name not in core:
+                foreign.setdefault(name, []).append(other)
+    ignored: list[str] = []
 
     values: dict[str, Any] = {}
     seen: dict[str, str] = {}  # canonical name -> key as written
@@ -468,7 +471,8 @@ def resolve_config(
         if key in INFORMATIONAL_KEYS:
             continue
         if key in foreign:
-            warnings.append(f"ignoring '{key}': it is a key of algorithm '{foreign[key]}', not of '{algorithm}'")
+            owners = foreign[key]
+            ignored.append(f"{key} ({', '.join(owners[:3])}{' ...' if len(owners) > 3 else ''})")
             continue
         candidates = list(core) + list(own) + list(plugin_sections)
         suggestion = did_you_mean(key, candidates)
@@ -480,6 +484,9 @@ def resolve_config(
         hint = f" (did you mean '{suggestion}'?)" if suggestion else ""
         raise ConfigError(f"unknown configuration key '{key}'{hint}")
 
+    if ignored:
+        warnings.append(f"ignoring keys algorithm '{algorithm}' does not have (other algorithms': "
+                        + ", ".join(ignored) + ")")
     for option in list(core_options) + list(algorithm_options[algorithm]):
         if option.name not in values:
             values[option.name] = _deep_copy(option.default)
