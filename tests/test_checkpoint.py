@@ -328,3 +328,31 @@ def test_inspect_prints_step_metrics_config_and_versions(cli, tmp_path: Path) ->
     assert "algorithm=fixmatch" in result.out and "semilearn-checkpoint 0.1.0" in result.out
     info = json.loads(cli("checkpoint", "inspect", path, "--json").out)
     assert info["step"] == 20 and info["has_ema"] and info["config"]["num_labels"] == 40
+
+
+def test_import_usb_turns_a_usb_checkpoint_into_one_of_ours(cli, tmp_path: Path) -> None:
+    from semilearn.nets.wrn import wrn_28_2
+
+    torch.manual_seed(0)
+    model, ema = wrn_28_2(10, 3, 32), wrn_28_2(10, 3, 32)
+    usb = {"model": {f"module.{key}": value for key, value in model.state_dict().items()},  # saved under DDP
+           "ema_model": ema.state_dict(), "optimizer": {}, "it": 7, "epoch": 1, "best_it": 5, "best_eval_acc": 0.5}
+    torch.save(usb, tmp_path / "latest_model.pth")
+    result = cli("checkpoint", "import-usb", "latest_model.pth", "--set", "net=wrn_28_2", "--set", "dataset=cifar10",
+                 "--output", "imported.pt")
+    assert result.code == 0, result.err
+    assert result.out.startswith("imported.pt: USB's step 7 of wrn_28_2 (1467626 parameters), with its EMA weights")
+    state = _load(tmp_path / "imported.pt")
+    _same_tensors(state["model"], model.state_dict())
+    _same_tensors(state["plugins"]["ema"]["model"], ema.state_dict())
+    assert cli("checkpoint", "inspect", "imported.pt").code == 0
+    resumed = cli("run", "--set", "dataset=cifar10", "--set", "net=wrn_28_2", "--resume", "imported.pt")
+    assert resumed.code != 0 and "imported from USB: it holds weights, not a training state" in resumed.err
+
+    wrong = cli("checkpoint", "import-usb", "latest_model.pth", "--set", "net=wrn_28_2", "--set", "dataset=cifar100",
+                "--set", "num_classes=100", "--output", "wrong.pt")
+    assert wrong.code != 0 and "classifier.weight' is (10, 128), network 'wrn_28_2' has (100, 128)" in wrong.err
+    assert len(wrong.err.strip().splitlines()) == 1 and not (tmp_path / "wrong.pt").exists()
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    other = cli("checkpoint", "import-usb", "other.pt", "--set", "net=wrn_28_2", "--output", "x.pt")
+    assert other.code != 0 and other.err.strip() == "error: other.pt is not a USB checkpoint (it has no 'model' state dict)"

@@ -60,7 +60,7 @@ def _load(name: str) -> dict[str, Any]:
 def _cases() -> list[tuple[str, str]]:
     found = []
     for path in sorted(FIXTURES.glob("*.pt")):
-        if path.stem in ("views", "nets"):
+        if path.stem in ("views", "nets", "checkpoint"):
             continue
         for case in _load(path.stem)["cases"]:
             found.append((path.stem, case))
@@ -419,3 +419,25 @@ def _prepare_simmatch(ours: Any, record: Mapping[str, Any]) -> None:
 
 
 PREPARE: dict[str, Callable[[Any, Mapping[str, Any]], None]] = {"dash": _prepare_dash, "simmatch": _prepare_simmatch}
+
+
+def test_a_checkpoint_written_by_usb_imports_with_the_same_logits() -> None:
+    """USB's own save_model wrote the file (three FixMatch steps of a small wide ResNet of USB's class)."""
+    from semilearn.config import resolve_config
+    from semilearn.nets.wrn import WideResNet
+    from semilearn.usb import import_usb_checkpoint
+
+    expected = _load("checkpoint")
+    usb_state = torch.load(FIXTURES / expected["file"], map_location="cpu", weights_only=True)
+    config = resolve_config({"algorithm": "fixmatch", "net": "wrn_28_2"}, algorithm_options={"fixmatch": ()},
+                            plugin_sections={}).config
+    network = WideResNet(10, depth=expected["depth"], widen_factor=expected["widen_factor"])
+    state = import_usb_checkpoint(usb_state, network, config, expected["file"])
+    assert state["step"] == expected["it"] and state["imported_from"]["code"] == "USB"
+    images = _load("views")["views"][0]["x_lb"].float()
+    for weights, logits in ((state["model"], expected["logits_model"]),
+                            (state["plugins"]["ema"]["model"], expected["logits_ema_model"])):
+        network.load_state_dict(weights)
+        network.eval()
+        with torch.no_grad():
+            assert torch.equal(network(images)["logits"], logits)

@@ -178,7 +178,13 @@ def _keep_on_device(choice: str, data: Any, device: torch.device) -> bool:
     return needed < free // 2
 
 
-def _check_resume_config(config: Config, saved: Mapping[str, Any]) -> None:
+def _check_resume_config(config: Config, state: Mapping[str, Any]) -> None:
+    if "imported_from" in state:
+        raise CheckpointError(
+            f"the checkpoint was imported from {state['imported_from'].get('code', 'elsewhere')}: it holds weights, "
+            "not a training state (optimizer, sample streams, random generators), and cannot be resumed"
+        )
+    saved = state.get("config", {})
     different = [key for key in TRAJECTORY_KEYS if key in saved and saved[key] != config.get(key)]
     if different:
         details = ", ".join(f"{key}: {saved[key]!r} in the checkpoint, {config.get(key)!r} now" for key in different)
@@ -248,7 +254,7 @@ def _run(
             point = None
     if point is not None:
         assert point.state is not None
-        _check_resume_config(config, point.state.get("config", {}))
+        _check_resume_config(config, point.state)
     if point is not None and point.run_dir is not None:
         run_dir = point.run_dir
     else:  # rank 0 takes the first free name; every rank uses it

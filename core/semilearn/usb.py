@@ -14,7 +14,8 @@ things that torchrun, the engine or plugins now handle. :func:`translate` maps t
   ``layer_decay: 1.0``, ``train_sampler: RandomSampler`` ...) are accepted silently at that
   value, and refused with the reason at any other.
 
-Nothing here imports torch.
+:func:`usb_parameter_name` and :func:`import_usb_checkpoint` carry USB's checkpoints over.
+Nothing here imports torch at import time.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["UsbTranslation", "translate", "REPLACED", "FIXED", "SPELLINGS", "usb_parameter_name", "HEAD_NAMES"]
+__all__ = ["UsbTranslation", "translate", "REPLACED", "FIXED", "SPELLINGS", "usb_parameter_name", "HEAD_NAMES",
+           "import_usb_checkpoint"]
 
 # USB key -> what does its job here
 REPLACED: dict[str, str] = {
@@ -43,7 +45,8 @@ REPLACED: dict[str, str] = {
 
 # USB key -> (the only value semilearn implements, why)
 FIXED: dict[str, tuple[Any, str]] = {
-    "use_cat": (True, "labelled and unlabelled views always go through the network in one pass"),
+    "use_cat": (True, "the FixMatch-like algorithms put their views through one pass; the others have the passes "
+                      "of USB's own code (which ignores use_cat for them), or joint_forward"),
     "layer_decay": (1.0, "layer-wise learning-rate decay is not implemented"),
     "net_from_name": (False, "networks come from the network registry (semilearn nets)"),
     "train_sampler": ("RandomSampler", "batches are drawn from seeded permutations"),
@@ -142,3 +145,61 @@ def translate(raw: Mapping[str, Any]) -> UsbTranslation:
         load_path = raw.get("load_path")
         result.resume = str(load_path) if load_path and Path(str(load_path)).exists() else "auto"
     return result
+
+
+def import_usb_checkpoint(usb_state: Mapping[str, Any], network: Any, config: Any, source: str) -> dict[str, Any]:
+    """A semilearn checkpoint holding the weights of a USB checkpoint (``latest_model.pth``, ``model_best.pth``).
+
+    USB's ``model`` and ``ema_model`` state dicts (a ``module.`` prefix from a distributed
+    run dropped) are mapped onto ``network`` -- the network ``config`` names, built here --
+    by :func:`usb_parameter_name`; every tensor must find its place with its shape. The
+    result holds those weights (the EMA ones as the ``ema`` plugin's), USB's step count and
+    ``config``; it has no optimizer state, so it is for evaluating, exporting or inspecting,
+    not for resuming. Raises :class:`~semilearn.errors.CheckpointError` naming what does not fit.
+    """
+    from . import __version__
+    from .algorithm import CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION
+    from .errors import CheckpointError
+
+    if not isinstance(usb_state, Mapping) or not isinstance(usb_state.get("model"), Mapping):
+        raise CheckpointError(f"{source} is not a USB checkpoint (it has no 'model' state dict)")
+    ours = network.state_dict()
+    by_usb_name = {usb_parameter_name(name): name for name in ours}
+
+    def convert(weights: Mapping[str, Any], what: str) -> dict[str, Any]:
+        converted: dict[str, Any] = {}
+        for usb_name, tensor in weights.items():
+            name = usb_name[len("module."):] if usb_name.startswith("module.") else usb_name
+            target = by_usb_name.get(name)
+            if target is None:
+                raise CheckpointError(f"{source}: USB's {what} has '{name}', which network '{config.net}' does not "
+                                      f"have: is it the network of that run (--set net=..., num_classes=...)?")
+            if tuple(tensor.shape) != tuple(ours[target].shape):
+                raise CheckpointError(f"{source}: USB's {what} '{name}' is {tuple(tensor.shape)}, network "
+                                      f"'{config.net}' has {tuple(ours[target].shape)} there: is num_classes right?")
+            converted[target] = tensor
+        missing = sorted(set(ours) - set(converted))
+        if missing:
+            raise CheckpointError(f"{source}: USB's {what} lacks {len(missing)} of network '{config.net}''s tensors, "
+                                  f"e.g. {usb_parameter_name(missing[0])}")
+        return converted
+
+    state: dict[str, Any] = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_FORMAT_VERSION,
+        "algorithm": config.algorithm,
+        "step": int(usb_state.get("it", 0)),
+        "epoch": int(usb_state.get("epoch", 0)),
+        "num_train_iter": config.num_train_iter,
+        "model": convert(usb_state["model"], "model"),
+        "plugins": {},
+        "eval_history": [],
+        "world_size": 1,
+        "config": config.to_dict(),
+        "versions": {"semilearn-core": __version__},
+        "imported_from": {"code": "USB", "file": source, "it": int(usb_state.get("it", 0)),
+                          "best_it": usb_state.get("best_it"), "best_eval_acc": usb_state.get("best_eval_acc")},
+    }
+    if isinstance(usb_state.get("ema_model"), Mapping):
+        state["plugins"]["ema"] = {"model": convert(usb_state["ema_model"], "ema_model")}
+    return state

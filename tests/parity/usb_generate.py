@@ -415,6 +415,43 @@ def networks() -> dict[str, Any]:
     return found
 
 
+def usb_checkpoint(views: list[dict[str, torch.Tensor]], out: Path) -> dict[str, Any]:
+    """A checkpoint written by USB's own ``save_model`` after three FixMatch steps, of a small
+    wide ResNet from USB's class (depth 10, width 1: a file of about a megabyte), and the
+    logits of its model and EMA model on the first labelled view."""
+    from semilearn.nets.wrn.wrn import WideResNet
+
+    def tiny(num_classes: int, **kwargs: Any) -> torch.nn.Module:
+        return WideResNet(first_stride=1, num_classes=num_classes, depth=10, widen_factor=1)
+
+    usb = build("fixmatch", {"p_cutoff": 0.15})
+    seed_everything(SEED)
+    with contextlib.redirect_stdout(io.StringIO()):
+        usb.net_builder = tiny
+        usb.model = usb.set_model()
+        usb.ema_model = usb.set_ema_model()
+        usb.optimizer, usb.scheduler = usb.set_optimizer()
+    usb.model.train()
+    usb.epoch = 0
+    usb.call_hook("before_run", "EMAHook")
+    for step, view in enumerate(views):
+        seed_everything(STEP_SEED + step)
+        usb.out_dict, usb.log_dict = usb.train_step(**usb_batch(usb, view, "fixmatch"))
+        usb.call_hook("after_train_step", "ParamUpdateHook")
+        usb.call_hook("after_train_step", "EMAHook")
+        if step == len(views) - 1:  # as USB's CheckpointHook: before the step counter moves
+            with contextlib.redirect_stdout(io.StringIO()):
+                usb.save_model("usb_fixmatch_wrn_10_1.pth", str(out))
+        usb.it += 1
+    images = views[0]["x_lb"]
+    usb.model.eval()
+    usb.ema_model.eval()
+    with torch.no_grad():
+        return {"file": "usb_fixmatch_wrn_10_1.pth", "depth": 10, "widen_factor": 1, "it": usb.it,
+                "logits_model": usb.model(images)["logits"].clone(),
+                "logits_ema_model": usb.ema_model(images)["logits"].clone()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("algorithms", nargs="*", default=ALGORITHMS)
@@ -431,7 +468,8 @@ def main() -> None:
                           for view in views], "provenance": provenance}, options.out / "views.pt")
     if options.algorithms == ALGORITHMS:
         torch.save({"networks": networks(), "provenance": provenance}, options.out / "nets.pt")
-        print("nets.pt", flush=True)
+        torch.save({**usb_checkpoint(views, options.out), "provenance": provenance}, options.out / "checkpoint.pt")
+        print("nets.pt, checkpoint.pt", flush=True)
     for algorithm in options.algorithms:
         records = {name: run_case(algorithm, overrides, views) for name, overrides in cases(algorithm)}
         torch.save({"cases": records, "provenance": provenance}, options.out / f"{algorithm}.pt")

@@ -111,26 +111,29 @@ class ReMixMatch(SSLAlgorithm):
         permutation = self.host_random("randperm", inputs.shape[0])
         mixed_inputs, mixed_targets = mixup(inputs, targets, lam, permutation)
 
-        rotated = x_ulb_s_0_rot is not None and rot_v is not None
+        rotated = x_ulb_s_0_rot if rot_v is not None else None
+        logits_rot: torch.Tensor | None = None
         if config.joint_forward:
-            views = [mixed_inputs, x_ulb_s_0] + ([x_ulb_s_0_rot] if rotated else [])
+            views = [mixed_inputs, x_ulb_s_0] + ([rotated] if rotated is not None else [])
             outputs, sizes = self.forward_views(*views)
             logits_mixed, logits_s_0 = split(outputs["logits"], sizes)[:2]
-            logits_rot = split(outputs["logits_rot"], sizes)[2] if rotated else None
+            if rotated is not None:
+                logits_rot = split(outputs["logits_rot"], sizes)[2]
         else:  # USB's passes, in USB's order (it decides the order gradients are summed in)
             network = unwrap(self.model)
             with frozen_batch_norm_stats(network):
                 logits_s_0 = network(x_ulb_s_0)["logits"]
             logits_mixed = self.forward_in_chunks(mixed_inputs, num_lb)["logits"]
-            with frozen_batch_norm_stats(network):
-                logits_rot = network(x_ulb_s_0_rot)["logits_rot"] if rotated else None
+            if rotated is not None:
+                with frozen_batch_norm_stats(network):
+                    logits_rot = network(rotated)["logits_rot"]
         sup_loss = cross_entropy(logits_mixed[:num_lb], mixed_targets[:num_lb]).mean()
         unsup_loss = cross_entropy(logits_mixed[num_lb:], mixed_targets[num_lb:]).mean()
         anchor_loss = cross_entropy(logits_s_0, guess).mean()
         ramp = self.unsup_weight(config.unsup_warm_up)
         loss = sup_loss + config.kl_loss_ratio * ramp * anchor_loss + config.ulb_loss_ratio * ramp * unsup_loss
         metrics = {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "kl_loss": anchor_loss}
-        if logits_rot is not None:
+        if logits_rot is not None and rot_v is not None:
             rot_loss = F.cross_entropy(logits_rot, rot_v)
             loss = loss + config.rot_loss_ratio * rot_loss
             metrics["rot_loss"] = rot_loss

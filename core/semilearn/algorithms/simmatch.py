@@ -145,7 +145,7 @@ class SimMatch(SSLAlgorithm):
         """The labelled embeddings of the EMA weights, in training mode on the live batch norm (USB's teacher)."""
         if self.ema_model is None:
             return self.module(x_lb)["proj"]  # type: ignore[no-any-return]
-        weights = dict(self.ema_model.named_parameters())
+        weights: dict[str, torch.Tensor] = dict(self.ema_model.named_parameters())
         return torch.func.functional_call(self.module, weights, (x_lb,))["proj"]  # type: ignore[no-any-return]
 
     def train_step(  # type: ignore[override]

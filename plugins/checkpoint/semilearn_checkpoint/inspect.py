@@ -1,4 +1,5 @@
-"""``semilearn checkpoint inspect PATH``: what a checkpoint holds."""
+"""``semilearn checkpoint inspect PATH``: what a checkpoint holds; ``semilearn checkpoint
+import-usb PATH``: a USB checkpoint's weights as a semilearn checkpoint."""
 
 from __future__ import annotations
 
@@ -73,3 +74,50 @@ def inspect_command(path: Path, as_json: bool) -> None:
     click.echo(f"  versions: semilearn-core {versions.get('semilearn-core')}"
                + "".join(f", {entry['distribution']} {entry['version']}" for entry in plugins.values()))
     click.echo(f"  plugin state: {', '.join(info['plugins']) or '-'}")
+
+
+@checkpoint_group.command("import-usb")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("config_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Configuration overrides (the run's net, num_classes ...), as for `semilearn run`.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the semilearn checkpoint.")
+@click.pass_context
+def import_usb_command(context: click.Context, path: Path, config_file: Path | None, overrides: tuple[str, ...],
+                       output: Path) -> None:
+    """Turn a USB checkpoint (latest_model.pth, model_best.pth) into a semilearn checkpoint.
+
+    USB's files do not say which network they hold: give the run's USB configuration file
+    (CONFIG_FILE) or --set net=... num_classes=...; the model and EMA weights are mapped
+    onto that network tensor by tensor. The result holds weights, not a training state: it
+    can be inspected and evaluated, not resumed.
+    """
+    import torch
+
+    from semilearn import CheckpointError
+    from semilearn.runner import load_config
+    from semilearn.usb import import_usb_checkpoint
+
+    from .files import atomic_save
+
+    manager = context.obj.manager
+    config = load_config(manager, config_file, overrides).config
+    try:
+        usb_state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointError(f"cannot read {path} as a USB checkpoint: {str(error).splitlines()[0]}") from error
+    weights = usb_state.get("model") if isinstance(usb_state, dict) else None
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"{path} is not a USB checkpoint (it has no 'model' state dict)")
+    # what the file itself says: the stem's input channels, the classifier's classes
+    channels = next((int(tensor.shape[1]) for tensor in weights.values() if tensor.ndim == 4), 3)
+    classes = next((int(tensor.shape[0]) for name, tensor in weights.items() if name.endswith("classifier.weight")),
+                   None)
+    net = config.net if config.net != "auto" else "wrn_28_2"
+    network = manager.registry("net").get(net)(config.num_classes or classes or 10, channels, config.img_size or 32)
+    state = import_usb_checkpoint(usb_state, network, config, str(path))
+    atomic_save(state, output)
+    parameters = sum(parameter.numel() for parameter in network.parameters())
+    click.echo(f"{output}: USB's step {state['step']} of {config.net} ({parameters} parameters)"
+               + (", with its EMA weights" if "ema" in state["plugins"] else ""))
