@@ -238,6 +238,17 @@ def test_strict_makes_an_aim_failure_stop_the_run(cli, tmp_path: Path, monkeypat
     assert run["end"] == {"status": "failed", "exit_code": 1, "step": 5}
 
 
+def test_a_diverged_run_is_a_failed_aim_run_with_exit_code_3(tmp_path: Path) -> None:
+    from test_training import Poison
+
+    from semilearn import TrainingError
+
+    with pytest.raises(TrainingError):
+        train(tmp_path, plugins=(Poison(step=7),))
+    (run,) = read_repo(tmp_path / "runs")["runs"]
+    assert run["end"] == {"status": "failed", "exit_code": 3, "step": 10}
+
+
 def test_terminal_logs_are_kept_when_asked(process, tmp_path: Path) -> None:
     result = process("run", *FAST, "--set", "save_dir=runs", "--set", "aim.capture_terminal_logs=true", *ONLY_AIM)
     assert result.code == 0, result.err

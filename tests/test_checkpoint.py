@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import FAST, installed
+from conftest import FAST, external_plugins, installed, train_in_process
 from semilearn import CheckpointError
 
 pytestmark = pytest.mark.skipif(not installed("semilearn-checkpoint"), reason="semilearn-checkpoint is not installed")
@@ -356,3 +356,30 @@ def test_import_usb_turns_a_usb_checkpoint_into_one_of_ours(cli, tmp_path: Path)
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     other = cli("checkpoint", "import-usb", "other.pt", "--set", "net=wrn_28_2", "--output", "x.pt")
     assert other.code != 0 and other.err.strip() == "error: other.pt is not a USB checkpoint (it has no 'model' state dict)"
+
+
+@pytest.mark.parametrize(("poisoned_after", "message", "kept"), [
+    (12, "the loss became NaN or infinite at step 13", 10),  # read at the log point of step 15
+    (10, "the weights became NaN or infinite by step 10", 5),  # caught before evaluating step 10
+])
+def test_a_diverged_run_keeps_its_last_finite_checkpoint(tmp_path: Path, poisoned_after: int, message: str,
+                                                         kept: int) -> None:
+    from test_training import Poison
+
+    from semilearn import TrainingError
+
+    others = [name for name in external_plugins() if name != "checkpoint"]
+    with pytest.raises(TrainingError) as raised:
+        train_in_process(tmp_path, "checkpoint.interval=5", plugins=[Poison(poisoned_after)], blocked=others)
+    folder = _checkpoints(_only_run(tmp_path / "runs"))
+    assert str(raised.value) == (
+        f"{message}: training diverged (is the learning rate too high?); the last checkpoint, with finite weights, "
+        f"is {folder / 'last.pt'} (step {kept}); `--set nonfinite_loss=warn` trains on regardless"
+    )
+    state = _load(folder / "last.pt")
+    assert state["step"] == kept
+    tensors = [value for value in state["model"].values() if value.is_floating_point()]
+    assert tensors and all(bool(torch.isfinite(value).all()) for value in tensors)
+    written = sorted(path.name for path in folder.iterdir())
+    assert written == sorted(["last.pt", *(["best.pt"] if kept >= 10 else []),
+                              *(f"step_{n:07d}.pt" for n in range(5, kept + 1, 5))])

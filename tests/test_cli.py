@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -166,3 +167,17 @@ def test_core_alone_runs_and_says_no_plugin_is_active(process) -> None:
     assert "plugins: none active" in result.out
     assert "completed at step 20/20" in result.out
     assert "final test accuracy" in result.out
+
+
+def test_a_diverging_run_exits_3_and_says_why_once(tmp_path: Path) -> None:
+    # A learning rate of a million diverges within the first steps on any machine; the step varies.
+    result = subprocess.run(
+        [sys.executable, "-m", "semilearn", "run", *FAST, "--set", "lr=1e6", "--set", "save_dir=runs"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert output.count("NaN or infinite") == 1, output
+    last = result.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"error: the (loss|weights) became NaN or infinite (at|by) step \d+: training diverged .*",
+                        last), last

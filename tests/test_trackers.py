@@ -105,13 +105,16 @@ def messages() -> Iterator[list[tuple[str, str]]]:
         logger.setLevel(level)
 
 
-def train(tmp_path: Path, tracker: TrackerHook, *overrides: str, resume: str | None = None) -> Any:
-    """A FAST run in this process with ``tracker`` registered and no other tracker plugin."""
+def train(tmp_path: Path, tracker: TrackerHook, *overrides: str, resume: str | None = None,
+          plugins: tuple[object, ...] | list[object] = ()) -> Any:
+    """A FAST run in this process with ``tracker`` (and ``plugins``) registered and no other tracker plugin."""
     from semilearn.plugins import PluginManager
     from semilearn.runner import load_config, run
 
     manager = PluginManager().load(blocked=("wandb", "aim"))
     manager.add(tracker)
+    for plugin in plugins:
+        manager.add(plugin)
     settings = [item for item in FAST if item != "--set"] + [f"save_dir={tmp_path / 'runs'}"]
     resolution = load_config(manager, None, [*settings, *overrides])
     return run(resolution.config, manager, resume=resume)
@@ -164,6 +167,19 @@ def test_strict_turns_the_first_failure_into_a_failed_run(tmp_path: Path, messag
     _, records = events(run_dir)
     assert summary(records) == [("start", False), ("log", 5, "train"), ("finish", "failed", 1)]
     assert not [message for level, message in messages if level == "WARNING"]
+
+
+def test_a_diverged_run_finishes_its_tracker_run_failed_with_exit_code_3(tmp_path: Path, messages) -> None:
+    from test_training import Poison
+
+    from semilearn import TrainingError
+
+    with pytest.raises(TrainingError):
+        train(tmp_path, JsonLinesTracker(), plugins=[Poison(step=7)])
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    _, records = events(run_dir)
+    # the NaN of step 8 is read at step 10's log point: nothing of step 10 reaches the tracker
+    assert summary(records) == [("start", False), ("log", 5, "train"), ("finish", "failed", 3)]
 
 
 def test_a_tracker_that_cannot_start_leaves_training_alone(tmp_path: Path, messages) -> None:

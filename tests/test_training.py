@@ -155,3 +155,54 @@ def test_signals_finish_the_step_and_exit_with_the_conventional_code(
     name = signal.Signals(signal_number).name
     assert f"warning: {name} received: finishing step" in out
     assert "interrupted at step" in out
+
+
+class Poison(Hook):
+    """Makes the first parameter NaN after step ``step``: from the next step on the loss is NaN."""
+
+    name = "poison"
+
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.step = step
+
+    @hookimpl
+    def after_train_step(self, algorithm, step: int, outputs) -> None:
+        if step == self.step:
+            with torch.no_grad():
+                next(algorithm.model.parameters()).fill_(float("nan"))
+
+
+class Ending(Hook):
+    """Records what every plugin is told when the run ends."""
+
+    name = "ending"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: tuple[str, int, int] | None = None
+
+    @hookimpl
+    def after_run(self, algorithm, status: str, error) -> None:
+        self.seen = (status, algorithm.exit_code, algorithm.global_step)
+
+
+def test_a_nan_loss_stops_the_run_at_the_next_log_point_with_exit_code_3(tmp_path: Path) -> None:
+    from semilearn import TrainingError
+
+    ending = Ending()
+    with pytest.raises(TrainingError, match=r"the loss became NaN or infinite at step 8: .*no checkpoint was written"):
+        train_in_process(tmp_path, plugins=[Poison(step=7), ending], blocked=["checkpoint"])
+    assert ending.seen == ("failed", 3, 10)  # FAST logs every 5 steps: the NaN of step 8 is read at step 10
+
+
+def test_nonfinite_loss_warn_trains_on_and_counts_the_steps(tmp_path: Path, caplog) -> None:
+    with caplog.at_level("WARNING", logger="semilearn"):
+        result = train_in_process(tmp_path, "nonfinite_loss=warn", plugins=[Poison(step=7)])
+    assert result.status == "completed" and result.exit_code == 0
+    warnings = [record.getMessage() for record in caplog.records if "NaN or infinite" in record.getMessage()]
+    assert warnings == [
+        "the loss became NaN or infinite at step 8 (nonfinite_loss: warn: training goes on; the end of the run "
+        "tells how many steps were affected)",
+        "the loss was NaN or infinite at 13 of 20 steps (first at step 8)",
+    ]

@@ -214,6 +214,19 @@ def test_an_offline_run_holds_config_versions_metrics_and_exit_code_under_the_ru
     assert wandb_run.exit_code == 0
 
 
+def test_a_diverged_run_is_a_failed_wandb_run_with_exit_code_3(tmp_path: Path) -> None:
+    from test_training import Poison
+
+    from semilearn import TrainingError
+
+    with pytest.raises(TrainingError):
+        train(tmp_path, plugins=(Poison(step=7),))
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    wandb_run = _only_wandb_run(run_dir)
+    assert wandb_run.exit_code == 3
+    assert [row["global_step"] for row in wandb_run.history] == [5]  # nothing after the loss went NaN
+
+
 @pytest.mark.together
 @pytest.mark.skipif(not installed("semilearn-checkpoint"), reason="needs semilearn-checkpoint")
 def test_a_resumed_run_continues_the_same_wandb_run_and_its_steps(tmp_path: Path) -> None:

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 from .config import Config, Option  # noqa: E402
-from .errors import CheckpointError, ConfigError, DataError, PluginError, SemilearnError  # noqa: E402
+from .errors import (  # noqa: E402
+    CheckpointError,
+    ConfigError,
+    DataError,
+    PluginError,
+    SemilearnError,
+    TrainingError,
+)
 from .hook import Hook, hookimpl, on_all_ranks, on_rank_zero  # noqa: E402
 from .hookspecs import hookspec  # noqa: E402
 
@@ -34,6 +41,7 @@ __all__ = [
     "PluginError",
     "CheckpointError",
     "DataError",
+    "TrainingError",
 ]
 
 

@@ -44,7 +44,7 @@ from .data.augment import BatchAugment
 from .data.sampler import SampleStream
 from .data.transfer import HostGather
 from .distributed import StopVote, all_reduce_sum, global_rank, is_distributed, world_size
-from .errors import CheckpointError
+from .errors import CheckpointError, SemilearnError, TrainingError
 from .optim import build_optimizer, cosine_schedule_with_warmup
 from .plugins import call_each
 
@@ -145,9 +145,16 @@ class AlgorithmBase:
         self.iters_per_epoch: int = math.ceil(config.num_train_iter / config.epoch)
         self.global_step = 0
         self.epoch = 0
+        # Watch for a non-finite loss on the device: the first such step and how many there
+        # were, read back only where the host waits anyway (see check_finite).
+        self._nonfinite_first = torch.zeros((), dtype=torch.long, device=device)
+        self._nonfinite_count = torch.zeros((), dtype=torch.long, device=device)
+        self._nonfinite_reported = 0
+        self.last_checkpoint: tuple[str, int] | None = None  # (path, step), set by the plugin that writes them
         self.eval_history: list[dict[str, float]] = []
         self.resuming = False
         self.status: str | None = None
+        self.error: BaseException | None = None  # what ended the run, when something did
         self.stop_reason: str | None = None
         self.stopped_by_plugin = False
         self._signal_received: signal.Signals | None = None
@@ -213,7 +220,7 @@ class AlgorithmBase:
                 error = failure
                 raise
             finally:
-                self.status = status
+                self.status, self.error = status, error
                 self._ending = True
                 if self._stop_vote is not None:
                     self._stop_vote.close()
@@ -237,11 +244,13 @@ class AlgorithmBase:
             self.epoch = self.global_step // self.iters_per_epoch
             epoch_end = min((self.epoch + 1) * self.iters_per_epoch, last_step)
             self.hook.before_train_epoch(algorithm=self, epoch=self.epoch)
-            while self.global_step < epoch_end:
+            while self.global_step < epoch_end and not self.stop_reason:
                 self._one_step(self.global_step + 1)
-                if self.stop_reason:
-                    return
+            if self.stop_reason:
+                break
             self.hook.after_train_epoch(algorithm=self, epoch=self.epoch)
+        self._check_finite_everywhere()
+        self._report_nonfinite()
 
     def _one_step(self, step: int) -> None:
         config = self.config
@@ -268,17 +277,20 @@ class AlgorithmBase:
 
     def _log_train(self, step: int, outputs: Mapping[str, torch.Tensor]) -> None:
         names = list(outputs)
-        values: list[float] = []
-        if names:
-            stacked = torch.stack([outputs[name].detach().float() for name in names])
-            if self.world_size > 1:  # the mean over the ranks, at log points only
-                stacked = all_reduce_sum(stacked) / self.world_size
-            values = stacked.tolist()
+        # The non-finite count rides along (summed over the processes): one transfer for both.
+        stacked = torch.stack([*(outputs[name].detach().float() for name in names),
+                               self._nonfinite_count.to(torch.float32)])
+        if self.world_size > 1:  # the mean over the ranks, at log points only
+            stacked = all_reduce_sum(stacked)
+            stacked[:-1] /= self.world_size
+        *values, elsewhere = stacked.tolist()
+        self.check_finite(_elsewhere=int(elsewhere))
         metrics: dict[str, float] = dict(zip(names, values, strict=True))
         metrics["lr"] = float(self.optimizer.param_groups[0]["lr"])
         self._log("train", step, metrics)
 
     def _evaluate(self, step: int) -> None:
+        self._check_finite_everywhere(weights=True)  # no evaluation (nor "best" checkpoint) of spoilt weights
         metrics = self.hook.evaluate(algorithm=self, step=step)
         if metrics is None:
             return
@@ -320,6 +332,7 @@ class AlgorithmBase:
             batch = {name: _channels_last(value) for name, value in batch.items()}
         with self.autocast():
             loss, outputs = self.train_step(**batch)
+        self._watch_loss(loss)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.config.clip_grad > 0:
@@ -329,6 +342,60 @@ class AlgorithmBase:
         self.scaler.update()
         self.scheduler.step()
         return {"loss": loss.detach(), **{name: value.detach() for name, value in outputs.items()}}
+
+    def _watch_loss(self, loss: torch.Tensor) -> None:
+        bad = ~torch.isfinite(loss.detach())
+        step = self.global_step + 1
+        self._nonfinite_first = torch.where((self._nonfinite_first == 0) & bad, step, self._nonfinite_first)
+        self._nonfinite_count = self._nonfinite_count + bad.long()
+
+    def check_finite(self, weights: bool = False, *, _elsewhere: int | None = None) -> None:
+        """Stop (``nonfinite_loss: stop``) or warn once the loss has been NaN or infinite.
+
+        Reads two numbers back from the device, so the engine calls it where the host waits
+        anyway (log points, evaluations, the end of the run); a plugin calls it with
+        ``weights=True`` before it writes a checkpoint, which then also looks at every
+        parameter, so that a checkpoint never holds weights a non-finite loss produced (in a
+        distributed run another process's loss may have spoilt them). Raises
+        :class:`~semilearn.errors.TrainingError` naming the step and the last checkpoint
+        (``last_checkpoint``), which holds the last finite weights.
+        """
+        count = int(self._nonfinite_count.item())
+        spoilt = False
+        if weights and count == 0 and self.config.nonfinite_loss == "stop":
+            spoilt = not bool(torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all())
+        if not (count or spoilt or _elsewhere):
+            return
+        if self.config.nonfinite_loss == "warn":
+            if count and not self._nonfinite_reported:
+                first = int(self._nonfinite_first.item())
+                self.log.warning(f"the loss became NaN or infinite at step {first} (nonfinite_loss: warn: "
+                                 "training goes on; the end of the run tells how many steps were affected)")
+            self._nonfinite_reported = count
+            return
+        if count:
+            what = f"the loss became NaN or infinite at step {int(self._nonfinite_first.item())}"
+        elif spoilt:
+            what = f"the weights became NaN or infinite by step {self.global_step}"
+        else:
+            what = f"the loss became NaN or infinite in another process by step {self.global_step}"
+        saved = (f"the last checkpoint, with finite weights, is {self.last_checkpoint[0]} (step "
+                 f"{self.last_checkpoint[1]})" if self.last_checkpoint else "no checkpoint was written")
+        raise TrainingError(f"{what}: training diverged (is the learning rate too high?); {saved}; "
+                            "`--set nonfinite_loss=warn` trains on regardless")
+
+    def _check_finite_everywhere(self, weights: bool = False) -> None:
+        """:meth:`check_finite` with the count summed over the processes (all of them call it)."""
+        elsewhere = None
+        if self.world_size > 1:
+            elsewhere = int(all_reduce_sum(self._nonfinite_count.clone()).item())
+        self.check_finite(weights, _elsewhere=elsewhere)
+
+    def _report_nonfinite(self) -> None:
+        count = int(self._nonfinite_count.item())
+        if count:
+            self.log.warning(f"the loss was NaN or infinite at {count} of {self.global_step} steps "
+                             f"(first at step {int(self._nonfinite_first.item())})")
 
     def sample_batch(self) -> dict[str, torch.Tensor]:
         """Draw the step's batch and make its views.
@@ -416,10 +483,12 @@ class AlgorithmBase:
 
     @property
     def exit_code(self) -> int:
-        """Process exit code for this run's end (130 / 143 after SIGINT / SIGTERM)."""
+        """Process exit code for this run's end (130 / 143 after SIGINT / SIGTERM, 3 when it diverged)."""
         if self.status == "interrupted":
             return _SIGNAL_EXIT_CODES.get(self.stop_reason or "", 0)
-        return 0 if self.status == "completed" else 1
+        if self.status == "completed":
+            return 0
+        return self.error.exit_code if isinstance(self.error, SemilearnError) else 1
 
     @contextlib.contextmanager
     def _stop_on_signals(self) -> Iterator[None]:

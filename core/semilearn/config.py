@@ -235,6 +235,9 @@ CORE_OPTIONS: tuple[Option, ...] = (
            "faster steps on GPUs)."),
     Option("ema_m", float, 0.999, "Decay of the EMA model used for evaluation (and Mean Teacher's teacher), "
            "from the first step as USB; 0 turns EMA off.", minimum=0, maximum=1, usb=True),
+    Option("nonfinite_loss", str, "stop", "When the loss becomes NaN or infinite: `stop` the run (status failed, "
+           "exit code 3; checkpoints keep the last finite weights) or `warn` and train on. Checked without "
+           "waiting for the device, at log points, evaluations, checkpoints and the end.", choices=("stop", "warn")),
     Option("ema_warmup", bool, False, "Ramp the EMA decay as min(ema_m, (1 + t) / (10 + t)) at step t, so that "
            "short runs get a useful average (USB: ema_m from the first step)."),
     # device

@@ -12,6 +12,7 @@ __all__ = [
     "PluginError",
     "CheckpointError",
     "DataError",
+    "TrainingError",
 ]
 
 
@@ -37,3 +38,9 @@ class CheckpointError(SemilearnError):
 
 class DataError(SemilearnError):
     """A data set cannot be built from what is on disk or in the configuration."""
+
+
+class TrainingError(SemilearnError):
+    """Training itself went wrong: the loss stopped being a finite number."""
+
+    exit_code = 3

@@ -198,23 +198,26 @@ class CheckpointHook(Hook):
     def save(self, algorithm: AlgorithmBase, periodic: bool) -> None:
         """Save the run's state now (``step_N.pt`` when periodic, always ``last``, ``best`` if due)."""
         assert self._folder is not None, "before_run has not run"
+        algorithm.check_finite(weights=True)  # never overwrite finite weights with spoilt ones
         best, self._best_pending = self._best_pending, False
         step = algorithm.global_step
         state = algorithm.checkpoint_state()
         if self._writer is not None:
             copied = snapshot(state)
-            self._writer.submit(lambda: self._write(copied, step, periodic, best))
+            self._writer.submit(lambda: self._write(algorithm, copied, step, periodic, best))
         else:
-            self._write(state, step, periodic, best)
+            self._write(algorithm, state, step, periodic, best)
         self._saved_step = step
 
-    def _write(self, state: Mapping[str, Any], step: int, periodic: bool, best: bool) -> None:
+    def _write(self, algorithm: AlgorithmBase, state: Mapping[str, Any], step: int, periodic: bool,
+               best: bool) -> None:
         folder = self._folder
         assert folder is not None
         primary = folder / (periodic_name(step) if periodic else LAST)
         atomic_save(state, primary)
         if primary.name != LAST:
             atomic_link(primary, folder / LAST)
+        algorithm.last_checkpoint = (str(folder / LAST), step)
         if best:
             atomic_link(primary, folder / BEST)
         if periodic and self.config.keep is not None:

@@ -258,7 +258,9 @@ class LoggingHook(Hook):
         if status == "interrupted":
             reason = f" ({algorithm.stop_reason})" if algorithm.stop_reason else ""
         elif status == "failed" and error is not None:
-            reason = f" ({type(error).__name__}: {error})"
+            # The message itself is the last line the command prints (and log.txt has the traceback):
+            # the summary names the error's kind only, so that the message is read once.
+            reason = f" ({type(error).__name__})"
         lines = [f"summary: {status}{reason} at step {algorithm.global_step}/{algorithm.num_train_iter}"]
         history = [entry for entry in algorithm.eval_history if "top1_acc" in entry]
         if history:
