@@ -383,3 +383,94 @@ def test_a_diverged_run_keeps_its_last_finite_checkpoint(tmp_path: Path, poisone
     written = sorted(path.name for path in folder.iterdir())
     assert written == sorted(["last.pt", *(["best.pt"] if kept >= 10 else []),
                               *(f"step_{n:07d}.pt" for n in range(5, kept + 1, 5))])
+
+
+# ---------------------------------------------------------------------------
+# A full disk (tests/small_disk.py: a real tmpfs where the test may mount one).
+# ---------------------------------------------------------------------------
+
+DISK = 400 * 1024  # a checkpoint of the digits run is about 263 KiB: the first fits, the second does not
+SIXTY_STEPS = ("--set", "num_train_iter=60", "--set", "num_eval_iter=20", "--set", "num_log_iter=20",
+               "--set", "checkpoint.interval=20")
+FULL_DISK_MESSAGE = re.compile(
+    r"no space left on the device while writing (?P<file>\S+/step_0000040\.pt): it needs about [\d.]+ KiB, "
+    r"[\d.]+ [KMG]i?B free on \S+; nothing of it was kept and a resume would use (?P<resume>\S+/last\.pt) "
+    r"\(step 20\), which is intact; free some space and resume, or set checkpoint\.on_disk_full=warn to train "
+    r"on without it"
+)
+
+
+def _no_temporaries(folder: Path) -> None:
+    assert not [path.name for path in folder.iterdir() if path.name.startswith(".")], list(folder.iterdir())
+
+
+def test_a_full_disk_says_which_file_how_much_space_and_what_a_resume_would_use(tmp_path: Path) -> None:
+    from small_disk import small_disk
+
+    with small_disk(tmp_path, DISK) as disk:
+        env = dict(os.environ, **ONLY_CHECKPOINT, **disk.env)
+        args = [sys.executable, "-m", "semilearn", "run", *FAST, *SIXTY_STEPS, "--set", f"save_dir={disk.path}"]
+        failed = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+        assert failed.returncode == 1, failed.stdout + failed.stderr
+        last_line = failed.stderr.strip().splitlines()[-1]
+        match = FULL_DISK_MESSAGE.fullmatch(last_line.removeprefix("error: "))
+        assert match, last_line
+        assert (failed.stdout + failed.stderr).count("no space left") == 1  # said once
+        folder = _checkpoints(_only_run(disk.path))
+        assert match["resume"] == str(folder / "last.pt") and match["file"] == str(folder / "step_0000040.pt")
+        _no_temporaries(folder)
+        assert sorted(path.name for path in folder.iterdir()) == ["best.pt", "last.pt", "step_0000020.pt"]
+        assert _load(folder / "last.pt")["step"] == 20
+
+        disk.grow(4 * 1024 * 1024)  # space freed: the run resumes where the message said
+        resumed = subprocess.run([*args, "--resume", "auto"], capture_output=True, text=True, timeout=300, env=env)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert f"resuming from {folder / 'last.pt'} (step 20)" in resumed.stdout + resumed.stderr
+        assert _load(folder / "last.pt")["step"] == 60
+        _no_temporaries(folder)
+
+
+class _FreeSpace:
+    """Frees space on the disk after ``step`` (as a user deleting old runs would)."""
+
+    name = "free_space"
+
+    def __init__(self, disk, step: int) -> None:  # noqa: ANN001 - a SmallDisk
+        self.disk, self.step = disk, step
+
+    from semilearn import hookimpl
+
+    @hookimpl
+    def on_step_end(self, algorithm, step: int) -> None:
+        if step == self.step:
+            self.disk.grow(4 * 1024 * 1024)
+
+
+def test_on_disk_full_warn_trains_on_and_the_next_checkpoint_tries_again(tmp_path: Path, monkeypatch,
+                                                                       caplog) -> None:
+    from small_disk import budgeted_fdopen, small_disk
+
+    with small_disk(tmp_path, DISK) as disk:
+        if not disk.mounted:
+            monkeypatch.setattr(os, "fdopen", budgeted_fdopen(disk.budget_file))
+        others = [name for name in external_plugins() if name != "checkpoint"]
+        settings = [item for item in SIXTY_STEPS if item != "--set"]
+        with caplog.at_level("INFO", logger="semilearn"):
+            result = train_in_process(tmp_path, *settings, "checkpoint.on_disk_full=warn", f"save_dir={disk.path}",
+                                      plugins=[_FreeSpace(disk, step=50)], blocked=others)
+        assert result.status == "completed" and result.exit_code == 0
+        folder = _checkpoints(result.run_dir)
+        warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+        assert len(warnings) == 2, warnings
+        assert warnings[0].startswith(f"checkpoint of step 40 not saved: no space left on the device while writing "
+                                      f"{folder / 'step_0000040.pt'}: it needs about ")
+        assert warnings[0].endswith(f"a resume would use {folder / 'last.pt'} (step 20), which is intact; training "
+                                    "goes on (checkpoint.on_disk_full: warn) and the next checkpoint tries again")
+        best = _load(folder / "best.pt")  # step 20 or 60: whichever evaluation written was better
+        assert warnings[1] == (f"checkpoints: {folder / 'last.pt'} (step 60), best.pt (step {best['step']}, top1_acc "
+                               f"{best['plugins']['checkpoint']['best_value']:.4f}), "
+                               "2 periodic; not written, the disk being full: step 40")
+        assert sorted(path.name for path in folder.iterdir()) == ["best.pt", "last.pt", "step_0000020.pt",
+                                                                  "step_0000060.pt"]
+        assert _load(folder / "last.pt")["step"] == 60
+        _no_temporaries(folder)

@@ -32,6 +32,7 @@ from .files import (
     BEST,
     LAST,
     PERIODIC_PATTERN,
+    DiskFullError,
     atomic_link,
     atomic_save,
     checkpoint_files,
@@ -64,6 +65,10 @@ class CheckpointHook(Hook):
     * ``async_save`` (default false): write in a background thread; the loop waits only
       for an in-memory copy of the state.
     * ``dir`` (default ``checkpoints``): folder inside the run directory.
+    * ``on_disk_full`` (``fail`` | ``warn``): when the disk is full (or the quota reached)
+      while a checkpoint is written, stop the run or train on and try again at the next
+      checkpoint; either way the message names the file, the space it needs and the space
+      free, and the intact checkpoint a resume would use. Nothing half-written is left.
 
     Writes on global rank 0 only; every rank reads the checkpoint it resumes from.
     """
@@ -80,6 +85,9 @@ class CheckpointHook(Hook):
                choices=("max", "min")),
         Option("async_save", bool, False, "Write checkpoints in a background thread."),
         Option("dir", str, "checkpoints", "Folder for checkpoint files, inside the run directory."),
+        Option("on_disk_full", str, "fail", "When the disk is full while a checkpoint is written: `fail` the run, "
+               "or `warn` and train on, trying again at the next checkpoint (no half-written file is left).",
+               choices=("fail", "warn")),
     )
 
     def __init__(self) -> None:
@@ -87,7 +95,10 @@ class CheckpointHook(Hook):
         self.best_value: float | None = None
         self.best_step: int | None = None
         self._best_pending = False
-        self._saved_step: int | None = None
+        self._saved_step: int | None = None  # the step of the last checkpoint written or tried
+        self._written: tuple[Path, int] | None = None  # the last checkpoint on disk: (last.pt, step)
+        self._best_written: tuple[int, float] | None = None  # best.pt on disk: (step, monitored value)
+        self._not_written: list[int] = []  # steps whose checkpoint a full disk refused (on_disk_full: warn)
         self._warned_monitor = False
         self._writer: BackgroundWriter | None = None
         self._folder: Path | None = None
@@ -189,7 +200,7 @@ class CheckpointHook(Hook):
             if self._writer is not None:
                 self._writer.wait()
             if consistent and self._folder is not None and algorithm.global_step > 0:
-                self._info(self._describe_files(algorithm))
+                (self._warning if self._not_written else self._info)(self._describe_files(algorithm))
         finally:
             if self._writer is not None:
                 self._writer.close()
@@ -199,18 +210,44 @@ class CheckpointHook(Hook):
         """Save the run's state now (``step_N.pt`` when periodic, always ``last``, ``best`` if due)."""
         assert self._folder is not None, "before_run has not run"
         algorithm.check_finite(weights=True)  # never overwrite finite weights with spoilt ones
-        best, self._best_pending = self._best_pending, False
         step = algorithm.global_step
+        best = (step, float(self.best_value)) if self._best_pending and self.best_value is not None else None
+        self._best_pending = False
         state = algorithm.checkpoint_state()
         if self._writer is not None:
             copied = snapshot(state)
-            self._writer.submit(lambda: self._write(algorithm, copied, step, periodic, best))
+            self._writer.submit(lambda: self._write_or_report(algorithm, copied, step, periodic, best))
         else:
+            self._write_or_report(algorithm, state, step, periodic, best)
+        self._saved_step = step  # a step the disk refused is not tried twice
+
+    def _write_or_report(self, algorithm: AlgorithmBase, state: Mapping[str, Any], step: int, periodic: bool,
+                         best: tuple[int, float] | None) -> bool:
+        """Write; on a full disk, fail or warn (``on_disk_full``). Whether the checkpoint was written."""
+        try:
             self._write(algorithm, state, step, periodic, best)
-        self._saved_step = step
+        except DiskFullError as full:
+            if self._written is not None:  # written atomically by this process: intact
+                resume = f"a resume would use {self._written[0]} (step {self._written[1]}), which is intact"
+            else:
+                found = self._newest_intact([full.path.parent])
+                resume = (f"a resume would use {found[0]} (step {found[1].get('step')}), which is intact" if found
+                          else "no intact checkpoint is there yet")
+            if self.config.on_disk_full == "warn":
+                if self._not_written:
+                    _log.warning(f"checkpoint of step {step} not saved either: {full}")
+                else:
+                    _log.warning(f"checkpoint of step {step} not saved: {full}; {resume}; training goes on "
+                                 "(checkpoint.on_disk_full: warn) and the next checkpoint tries again")
+                self._not_written.append(step)
+                return False
+            then = "start again" if resume.startswith("no intact") else "resume"
+            raise CheckpointError(f"{full}; nothing of it was kept and {resume}; free some space and {then}, or set "
+                                  "checkpoint.on_disk_full=warn to train on without it") from full
+        return True
 
     def _write(self, algorithm: AlgorithmBase, state: Mapping[str, Any], step: int, periodic: bool,
-               best: bool) -> None:
+               best: tuple[int, float] | None) -> None:
         folder = self._folder
         assert folder is not None
         primary = folder / (periodic_name(step) if periodic else LAST)
@@ -218,8 +255,10 @@ class CheckpointHook(Hook):
         if primary.name != LAST:
             atomic_link(primary, folder / LAST)
         algorithm.last_checkpoint = (str(folder / LAST), step)
-        if best:
+        self._written = (folder / LAST, step)
+        if best is not None:
             atomic_link(primary, folder / BEST)
+            self._best_written = best
         if periodic and self.config.keep is not None:
             periodic_files = sorted(
                 (path for path in folder.iterdir() if PERIODIC_PATTERN.match(path.name)),
@@ -230,12 +269,18 @@ class CheckpointHook(Hook):
 
     def _describe_files(self, algorithm: AlgorithmBase) -> str:
         assert self._folder is not None
-        text = f"checkpoints: {self._folder / LAST} (step {algorithm.global_step})"
-        if self.best_step is not None and (self._folder / BEST).exists():
+        last, step = self._written or (self._folder / LAST, algorithm.global_step)  # else: a resume's own
+        text = f"checkpoints: {last} (step {step})"
+        if self._best_written is not None:
+            text += f", best.pt (step {self._best_written[0]}, {self.config.monitor} {self._best_written[1]:.4f})"
+        elif self.best_step is not None and (self._folder / BEST).exists():  # written by the process resumed
             text += f", best.pt (step {self.best_step}, {self.config.monitor} {self.best_value:.4f})"
         periodic = [path for path in self._folder.iterdir() if PERIODIC_PATTERN.match(path.name)]
         if periodic:
             text += f", {len(periodic)} periodic"
+        if self._not_written:
+            steps = ", ".join(map(str, self._not_written))
+            text += f"; not written, the disk being full: step{'s' if len(self._not_written) > 1 else ''} {steps}"
         return text
 
     # -- messages -----------------------------------------------------------------

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import pickle
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -27,6 +29,7 @@ __all__ = [
     "LAST",
     "BEST",
     "TEST_PAUSE_VARIABLE",
+    "DiskFullError",
 ]
 
 LAST = "last.pt"
@@ -66,23 +69,103 @@ def _hold(phase: str, temporary: str | Path, target: Path) -> None:
     threading.Event().wait()
 
 
-class _PausingFile:
-    """A file that, once ``_PAUSE_AFTER_BYTES`` are written, puts them on disk and holds."""
+class _WatchedFile:
+    """The temporary file as torch writes it: keeps the OSError of a failed write.
 
-    def __init__(self, handle: Any, temporary: str, target: Path) -> None:
-        self._handle, self._temporary, self._target, self._written = handle, temporary, target, 0
+    torch reports a failed write of its zip container as ``RuntimeError: ... unexpected
+    pos``; the OSError underneath (no space left, quota) is what a user needs to hear.
+    With ``pause`` (tests only), once ``_PAUSE_AFTER_BYTES`` are written it puts them on
+    disk and holds.
+    """
+
+    def __init__(self, handle: Any, temporary: str, target: Path, pause: bool) -> None:
+        self._handle, self._temporary, self._target, self._pause = handle, temporary, target, pause
+        self.written = 0
+        self.error: OSError | None = None
 
     def write(self, data: bytes) -> int:
-        written = self._handle.write(data)
-        self._written += len(data)
-        if self._written >= _PAUSE_AFTER_BYTES:
+        try:
+            written = self._handle.write(data)
+        except OSError as error:
+            self.error = error
+            raise
+        self.written += len(data)
+        if self._pause and self.written >= _PAUSE_AFTER_BYTES:
             self._handle.flush()
             os.fsync(self._handle.fileno())
             _hold("write", self._temporary, self._target)
         return int(written)
 
     def flush(self) -> None:
-        self._handle.flush()
+        try:
+            self._handle.flush()
+        except OSError as error:
+            self.error = error
+            raise
+
+
+_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+class DiskFullError(CheckpointError):
+    """No space left (or the disk quota reached) while writing a checkpoint file.
+
+    Nothing of the file is left behind; ``path`` keeps its previous content.
+    """
+
+    def __init__(self, path: Path, needed: int, free: int | None, quota: bool) -> None:
+        self.path, self.needed, self.free = path, needed, free
+        reason = "the disk quota is exceeded" if quota else "no space left on the device"
+        free_text = f"{_size(free)} free" if free is not None else "free space unknown"
+        super().__init__(f"{reason} while writing {path}: it needs about {_size(needed)}, {free_text} "
+                         f"on {path.parent}")
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"  # pragma: no cover
+
+
+def _no_space(error: BaseException, watched: _WatchedFile | None = None) -> OSError | None:
+    """The no-space OSError behind ``error`` (itself, its causes, or the watched write), if any."""
+    candidates: list[BaseException] = [watched.error] if watched is not None and watched.error is not None else []
+    current: BaseException | None = error
+    while current is not None and len(candidates) < 16:
+        candidates.append(current)
+        current = current.__cause__ or current.__context__
+    return next((c for c in candidates if isinstance(c, OSError) and c.errno in _NO_SPACE), None)
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:  # pragma: no cover - the folder went away
+        return None
+
+
+def _state_bytes(state: Any) -> int:
+    """About the size of ``torch.save(state)``: the bytes of every distinct tensor storage."""
+    import torch
+
+    storages: dict[tuple[int, int], int] = {}
+    pending = [state]
+    other = 0
+    while pending:
+        value = pending.pop()
+        if isinstance(value, torch.Tensor):
+            storage = value.untyped_storage()
+            storages[(storage.data_ptr(), storage.nbytes())] = storage.nbytes()
+        elif isinstance(value, Mapping):
+            pending.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            pending.extend(value)
+        else:
+            other += 64
+    return sum(storages.values()) + other + 1024
 
 
 def periodic_name(step: int) -> str:
@@ -114,17 +197,22 @@ def atomic_save(state: Mapping[str, Any], path: Path) -> None:
     pause = _test_pause("write")
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=TEMPORARY_PREFIX + path.name + ".")
+    watched: _WatchedFile | None = None
     try:
         with os.fdopen(descriptor, "wb") as handle:
-            target: IO[bytes] = cast("IO[bytes]", _PausingFile(handle, temporary, path)) if pause == "write" else handle
-            torch.save(dict(state), target)
+            watched = _WatchedFile(handle, temporary, path, pause == "write")
+            torch.save(dict(state), cast("IO[bytes]", watched))
             handle.flush()
             os.fsync(handle.fileno())
         if pause == "rename":
             _hold("rename", temporary, path)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
+        full = _no_space(error, watched) if isinstance(error, Exception) else None
+        if full is not None:
+            raise DiskFullError(path, _state_bytes(state), _free_bytes(path.parent),
+                                quota=full.errno != errno.ENOSPC) from error
         raise
     _fsync_directory(path.parent)
 
@@ -137,16 +225,18 @@ def atomic_link(source: Path, target: Path) -> None:
         try:
             os.link(source, temporary)
         except OSError:
-            import shutil
-
             shutil.copyfile(source, temporary)
             with open(temporary, "rb+") as handle:
                 os.fsync(handle.fileno())
         if _test_pause("link"):
             _hold("link", temporary, target)
         os.replace(temporary, target)
-    except BaseException:
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
+        full = _no_space(error) if isinstance(error, Exception) else None
+        if full is not None:
+            raise DiskFullError(target, source.stat().st_size, _free_bytes(target.parent),
+                                quota=full.errno != errno.ENOSPC) from error
         raise
     _fsync_directory(target.parent)
 

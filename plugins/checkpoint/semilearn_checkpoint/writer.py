@@ -35,7 +35,7 @@ class BackgroundWriter:
     """
 
     def __init__(self) -> None:
-        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=1)
+        self._jobs: queue.Queue[Callable[[], object] | None] = queue.Queue(maxsize=1)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._work, name="semilearn-checkpoint-writer", daemon=True)
         self._thread.start()
@@ -55,9 +55,11 @@ class BackgroundWriter:
     def _raise_if_failed(self) -> None:
         if self._error is not None:
             error, self._error = self._error, None
+            if isinstance(error, CheckpointError):  # already says what happened
+                raise error
             raise CheckpointError(f"writing a checkpoint failed: {type(error).__name__}: {error}") from error
 
-    def submit(self, job: Callable[[], None]) -> None:
+    def submit(self, job: Callable[[], object]) -> None:
         self._raise_if_failed()
         self._jobs.put(job)
 

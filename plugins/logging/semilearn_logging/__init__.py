@@ -14,9 +14,11 @@
 from __future__ import annotations
 
 import datetime
+import errno
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -27,7 +29,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from semilearn import Hook, Option, hookimpl, on_all_ranks
+from semilearn import Hook, Option, SemilearnError, hookimpl, on_all_ranks
 
 from .progress import BarAwareStream, ProgressBar, format_duration, format_metrics, format_value
 
@@ -40,6 +42,35 @@ __version__ = "0.1.0"
 _CONSOLE_HANDLER = "semilearn-console"
 _FILE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 _DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+class _LogFile(logging.FileHandler):
+    """``log.txt``: a failed write (a full disk) is kept for the plugin to report once.
+
+    Python's logging would print a traceback to stderr for every record instead.
+    """
+
+    failure: OSError | None = None
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            self.failure = self.failure or error
+            return
+        super().handleError(record)
+
+
+def _unwritable(path: Path, error: OSError) -> SemilearnError:
+    """One line for a run file that cannot be written: which file, why, and the space left."""
+    if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        try:
+            free = f" ({shutil.disk_usage(path.parent).free // 1024} KiB free on {path.parent})"
+        except OSError:  # pragma: no cover
+            free = ""
+        reason = ("no space left on the device" if error.errno == errno.ENOSPC else "the disk quota is exceeded") + free
+    else:
+        reason = error.strerror or str(error)
+    return SemilearnError(f"cannot write {path}: {reason}; the run stops rather than lose its log")
 
 
 def _console_handler() -> logging.StreamHandler[Any] | None:
@@ -84,7 +115,7 @@ class LoggingHook(Hook):
 
     def __init__(self) -> None:
         super().__init__()
-        self._log_file: logging.FileHandler | None = None
+        self._log_file: _LogFile | None = None
         self._metrics: IO[str] | None = None
         self._metrics_path: Path | None = None
         self._bar: ProgressBar | None = None
@@ -103,7 +134,7 @@ class LoggingHook(Hook):
         run_dir = Path(algorithm.run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         self._started = time.monotonic()
-        handler = logging.FileHandler(run_dir / self.config.log_file, encoding="utf-8")
+        handler = _LogFile(run_dir / self.config.log_file, encoding="utf-8")
         handler.setFormatter(logging.Formatter(_FILE_FORMAT, _DATE_FORMAT))
         handler.set_name("semilearn-logging-file")
         logging.getLogger("semilearn").addHandler(handler)
@@ -174,6 +205,8 @@ class LoggingHook(Hook):
             if self._bar is not None and "top1_acc" in metrics:
                 self._bar.set(acc=format_value("top1_acc", metrics["top1_acc"]))
             logging.getLogger("semilearn").info(line)
+        if self._log_file is not None and self._log_file.failure is not None:
+            raise _unwritable(Path(self._log_file.baseFilename), self._log_file.failure)
 
     @hookimpl(trylast=True)  # the summary and closing the files come after every other plugin's ending
     def after_run(self, algorithm: AlgorithmBase, status: str, error: BaseException | None) -> None:
@@ -224,11 +257,14 @@ class LoggingHook(Hook):
         self._log_file.handle(record)
 
     def _append_metrics(self, record: Mapping[str, Any]) -> None:
-        if self._metrics is None:
-            assert self._metrics_path is not None
-            self._metrics = open(self._metrics_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in after_run
-        self._metrics.write(json.dumps(record) + "\n")
-        self._metrics.flush()
+        assert self._metrics_path is not None
+        try:
+            if self._metrics is None:
+                self._metrics = open(self._metrics_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in after_run
+            self._metrics.write(json.dumps(record) + "\n")
+            self._metrics.flush()
+        except OSError as error:  # a torn last line is dropped when the run resumes (_truncate_metrics)
+            raise _unwritable(self._metrics_path, error) from error
 
     def _truncate_metrics(self, step: int) -> int:
         """Keep only complete lines up to ``step`` (written atomically); return how many were dropped."""
@@ -284,7 +320,10 @@ class LoggingHook(Hook):
 
     def _close(self) -> None:
         if self._metrics is not None:
-            self._metrics.close()
+            try:
+                self._metrics.close()
+            except OSError:  # what it could not write was reported when the write failed
+                pass
             self._metrics = None
         if self._log_file is not None:
             logging.getLogger("semilearn").removeHandler(self._log_file)
