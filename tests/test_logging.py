@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -195,3 +196,21 @@ def test_plot_without_matplotlib_says_how_to_get_it(cli, tmp_path: Path, monkeyp
 def test_plot_of_a_folder_without_metrics(cli, tmp_path: Path) -> None:
     result = cli("plot", str(tmp_path))
     assert result.code == 1 and "no metrics file in" in result.err
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux), whose every write is ENOSPC")
+@pytest.mark.parametrize("key", ["metrics_file", "log_file"])
+def test_a_log_file_on_a_full_disk_stops_the_run_with_one_clear_line(tmp_path: Path, key: str) -> None:
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "full").symlink_to("/dev/full")  # the kernel answers "no space left" to every write
+    result = subprocess.run(
+        [sys.executable, "-m", "semilearn", "run", *FAST, "--set", "save_dir=runs", "--set", f"logging.{key}=../full",
+         *ONLY_LOGGING],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"error: cannot write \S*/(fixmatch_digits_40_0/\.\./)?full: no "
+                        r"space left on the device \([\d.]+ [KMGT]iB free on \S+\); the run stops rather than lose "
+                        r"its log", last), last
+    assert "Logging error" not in result.stderr and "Traceback" not in result.stderr

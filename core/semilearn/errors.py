@@ -6,6 +6,10 @@ code (``--debug`` shows the traceback). Anything else escaping is a bug.
 
 from __future__ import annotations
 
+import errno
+import shutil
+from pathlib import Path
+
 __all__ = [
     "SemilearnError",
     "ConfigError",
@@ -13,6 +17,9 @@ __all__ = [
     "CheckpointError",
     "DataError",
     "TrainingError",
+    "no_space",
+    "format_bytes",
+    "free_space",
 ]
 
 
@@ -44,3 +51,36 @@ class TrainingError(SemilearnError):
     """Training itself went wrong: the loss stopped being a finite number."""
 
     exit_code = 3
+
+
+_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def no_space(error: BaseException | None) -> OSError | None:
+    """The "no space left" (or "quota exceeded") OSError behind ``error``: itself or a cause."""
+    seen = 0
+    while error is not None and seen < 16:
+        if isinstance(error, OSError) and error.errno in _NO_SPACE:
+            return error
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return None
+
+
+def format_bytes(count: int) -> str:
+    """``834 bytes``, ``283.3 KiB``, ``1.2 GiB``."""
+    if count < 1024:
+        return f"{count} bytes"
+    value = float(count)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            break
+    return f"{value:.1f} {unit}"
+
+
+def free_space(folder: str | Path) -> str:
+    """``120.0 KiB free on FOLDER`` (or ``free space unknown``), for messages about a full disk."""
+    try:
+        return f"{format_bytes(shutil.disk_usage(folder).free)} free on {folder}"
+    except OSError:
+        return "free space unknown"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from semilearn import CheckpointError
+from semilearn.errors import format_bytes, free_space, no_space
 
 __all__ = [
     "atomic_save",
@@ -104,47 +105,22 @@ class _WatchedFile:
             raise
 
 
-_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
-
-
 class DiskFullError(CheckpointError):
     """No space left (or the disk quota reached) while writing a checkpoint file.
 
     Nothing of the file is left behind; ``path`` keeps its previous content.
     """
 
-    def __init__(self, path: Path, needed: int, free: int | None, quota: bool) -> None:
-        self.path, self.needed, self.free = path, needed, free
-        reason = "the disk quota is exceeded" if quota else "no space left on the device"
-        free_text = f"{_size(free)} free" if free is not None else "free space unknown"
-        super().__init__(f"{reason} while writing {path}: it needs about {_size(needed)}, {free_text} "
-                         f"on {path.parent}")
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"  # pragma: no cover
+    def __init__(self, path: Path, needed: int, cause: OSError) -> None:
+        self.path, self.needed = path, needed
+        reason = "no space left on the device" if cause.errno == errno.ENOSPC else "the disk quota is exceeded"
+        super().__init__(f"{reason} while writing {path}: it needs about {format_bytes(needed)}, "
+                         f"{free_space(path.parent)}")
 
 
 def _no_space(error: BaseException, watched: _WatchedFile | None = None) -> OSError | None:
-    """The no-space OSError behind ``error`` (itself, its causes, or the watched write), if any."""
-    candidates: list[BaseException] = [watched.error] if watched is not None and watched.error is not None else []
-    current: BaseException | None = error
-    while current is not None and len(candidates) < 16:
-        candidates.append(current)
-        current = current.__cause__ or current.__context__
-    return next((c for c in candidates if isinstance(c, OSError) and c.errno in _NO_SPACE), None)
-
-
-def _free_bytes(folder: Path) -> int | None:
-    try:
-        return shutil.disk_usage(folder).free
-    except OSError:  # pragma: no cover - the folder went away
-        return None
+    """The no-space OSError behind ``error`` or the watched write (torch hides it), if any."""
+    return no_space(error) or (no_space(watched.error) if watched is not None else None)
 
 
 def _state_bytes(state: Any) -> int:
@@ -211,8 +187,7 @@ def atomic_save(state: Mapping[str, Any], path: Path) -> None:
         Path(temporary).unlink(missing_ok=True)
         full = _no_space(error, watched) if isinstance(error, Exception) else None
         if full is not None:
-            raise DiskFullError(path, _state_bytes(state), _free_bytes(path.parent),
-                                quota=full.errno != errno.ENOSPC) from error
+            raise DiskFullError(path, _state_bytes(state), full) from error
         raise
     _fsync_directory(path.parent)
 
@@ -235,8 +210,7 @@ def atomic_link(source: Path, target: Path) -> None:
         temporary.unlink(missing_ok=True)
         full = _no_space(error) if isinstance(error, Exception) else None
         if full is not None:
-            raise DiskFullError(target, source.stat().st_size, _free_bytes(target.parent),
-                                quota=full.errno != errno.ENOSPC) from error
+            raise DiskFullError(target, source.stat().st_size, full) from error
         raise
     _fsync_directory(target.parent)
 

@@ -18,7 +18,6 @@ import errno
 import json
 import logging
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from semilearn import Hook, Option, SemilearnError, hookimpl, on_all_ranks
+from semilearn.errors import free_space, no_space
 
 from .progress import BarAwareStream, ProgressBar, format_duration, format_metrics, format_value
 
@@ -62,12 +62,10 @@ class _LogFile(logging.FileHandler):
 
 def _unwritable(path: Path, error: OSError) -> SemilearnError:
     """One line for a run file that cannot be written: which file, why, and the space left."""
-    if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-        try:
-            free = f" ({shutil.disk_usage(path.parent).free // 1024} KiB free on {path.parent})"
-        except OSError:  # pragma: no cover
-            free = ""
-        reason = ("no space left on the device" if error.errno == errno.ENOSPC else "the disk quota is exceeded") + free
+    full = no_space(error)
+    if full is not None:
+        reason = "no space left on the device" if full.errno == errno.ENOSPC else "the disk quota is exceeded"
+        reason += f" ({free_space(path.parent)})"
     else:
         reason = error.strerror or str(error)
     return SemilearnError(f"cannot write {path}: {reason}; the run stops rather than lose its log")
