@@ -80,8 +80,11 @@ class BareLoop:
         loss.backward()
         self.optimizer.step()
         self.scheduler.step()
-        with torch.no_grad():
-            torch._foreach_lerp_(self.ema_parameters, self.parameters, 1.0 - ema_decay(self.config.ema_m, step))
+        decay = ema_decay(self.config.ema_m, step) if self.config.ema_warmup else self.config.ema_m
+        with torch.no_grad():  # USB's arithmetic: ema * m + model * (1 - m)
+            moved = torch._foreach_mul(self.parameters, 1.0 - decay)
+            torch._foreach_mul_(self.ema_parameters, decay)
+            torch._foreach_add_(self.ema_parameters, moved)
             torch._foreach_copy_(self.ema_buffers, self.buffers)
         if step % 50 == 0:
             loss.item()  # the engine reads its metrics at log points; so does this loop
