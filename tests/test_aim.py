@@ -254,7 +254,7 @@ def test_terminal_logs_are_kept_when_asked(process, tmp_path: Path) -> None:
     assert result.code == 0, result.err
     (run,) = read_repo(tmp_path / "runs")["runs"]
     terminal = "\n".join(run["terminal"])
-    assert "run directory: runs/fixmatch_digits_40_0" in terminal and "aim: tracking to run" in terminal
+    assert "run directory: runs/flexmatch_digits_40_0" in terminal and "aim: tracking to run" in terminal
 
 
 def _free_port() -> int:
@@ -293,7 +293,7 @@ def test_aim_up_shows_the_run_as_soon_as_training_ends(tmp_path: Path) -> None:
         assert Path(project["path"]) == tmp_path / "runs"
         assert run["hash"].encode() in _get(f"{base}/runs/search/run/?q=")  # the UI's run list
         info = json.loads(_get(f"{base}/runs/{run['hash']}/info/"))
-        assert info["params"]["hparams"]["algorithm"] == "fixmatch"
+        assert info["params"]["hparams"]["algorithm"] == "flexmatch"
         assert info["params"]["end"]["status"] == "completed"
     finally:
         os.killpg(server.pid, signal.SIGTERM)

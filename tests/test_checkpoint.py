@@ -57,19 +57,19 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(cli, tmp_path: Path) ->
     second = cli("run", *common, "--set", "save_dir=resumed", "--resume", "auto")
     assert second.code == 0, second.err
     seconds = time.perf_counter() - started
-    assert "resuming from resumed/fixmatch_digits_40_0/checkpoints/" in second.out
+    assert "resuming from resumed/flexmatch_digits_40_0/checkpoints/" in second.out
     assert "(step 20)" in second.out and "completed at step 40/40" in second.out
 
-    straight = _load(tmp_path / "straight/fixmatch_digits_40_0/checkpoints/last.pt")
-    resumed = _load(tmp_path / "resumed/fixmatch_digits_40_0/checkpoints/last.pt")
+    straight = _load(tmp_path / "straight/flexmatch_digits_40_0/checkpoints/last.pt")
+    resumed = _load(tmp_path / "resumed/flexmatch_digits_40_0/checkpoints/last.pt")
     assert straight["step"] == resumed["step"] == 40
     _same_tensors(straight["model"], resumed["model"])
     _same_tensors(straight["plugins"]["ema"]["model"], resumed["plugins"]["ema"]["model"])
     assert straight["eval_history"] == resumed["eval_history"]
     assert straight["plugins"]["checkpoint"] == resumed["plugins"]["checkpoint"]
     if installed("semilearn-logging"):
-        assert _deterministic_metrics(tmp_path / "straight/fixmatch_digits_40_0") == _deterministic_metrics(
-            tmp_path / "resumed/fixmatch_digits_40_0"
+        assert _deterministic_metrics(tmp_path / "straight/flexmatch_digits_40_0") == _deterministic_metrics(
+            tmp_path / "resumed/flexmatch_digits_40_0"
         )
     print(f"\nresume identity (3 runs of 40/20/20 steps): {seconds:.1f} s")
 
@@ -81,11 +81,11 @@ def test_resume_after_a_crash_rewrites_the_metrics_after_the_checkpoint(cli, tmp
     common = (*FAST, "--set", "num_train_iter=20", "--set", "num_log_iter=1", "--set", "checkpoint.interval=5")
     assert cli("run", *common, "--set", "save_dir=straight").code == 0
     assert cli("run", *common, "--set", "save_dir=crashed", "--set", "stop_step=13").code == 0
-    run_dir = tmp_path / "crashed/fixmatch_digits_40_0"
+    run_dir = tmp_path / "crashed/flexmatch_digits_40_0"
     (run_dir / "checkpoints/last.pt").unlink()  # as if killed before anything after step 10 was saved
     resumed = cli("run", *common, "--set", "save_dir=crashed", "--resume", "auto")
     assert resumed.code == 0 and "(step 10)" in resumed.out
-    assert _deterministic_metrics(tmp_path / "straight/fixmatch_digits_40_0") == _deterministic_metrics(run_dir)
+    assert _deterministic_metrics(tmp_path / "straight/flexmatch_digits_40_0") == _deterministic_metrics(run_dir)
     assert "3 metric lines after it dropped" in (run_dir / "log.txt").read_text()
 
 
@@ -131,7 +131,7 @@ def test_sigterm_saves_exits_143_and_the_resume_finishes_identically(cli, tmp_pa
     assert f"(step {saved['step']})" in resumed.out and "completed at step 400/400" in resumed.out
     assert cli("run", *FAST, "--set", "save_dir=straight", *common).code == 0
     _same_tensors(_load(_checkpoints(run_dir) / "last.pt")["model"],
-                  _load(tmp_path / "straight/fixmatch_digits_40_0/checkpoints/last.pt")["model"])
+                  _load(tmp_path / "straight/flexmatch_digits_40_0/checkpoints/last.pt")["model"])
 
 
 def _read_until(process: subprocess.Popen[str], prefix: str) -> tuple[list[str], str]:
@@ -237,7 +237,7 @@ def test_a_malicious_checkpoint_is_refused_and_its_payload_never_runs(cli, tmp_p
 def test_auto_resume_skips_corrupt_and_malicious_files_with_a_warning(cli, tmp_path: Path) -> None:
     common = (*FAST, "--set", "save_dir=runs", "--set", "checkpoint.interval=5", "--set", "num_train_iter=20")
     assert cli("run", *common, "--set", "stop_step=15").code == 0
-    folder = tmp_path / "runs/fixmatch_digits_40_0/checkpoints"
+    folder = tmp_path / "runs/flexmatch_digits_40_0/checkpoints"
     last = folder / "last.pt"
     data = last.read_bytes()
     last.unlink()  # break the hard link before truncating
@@ -250,7 +250,7 @@ def test_auto_resume_skips_corrupt_and_malicious_files_with_a_warning(cli, tmp_p
     os.utime(folder / "best.pt", (time.time() + 5, time.time() + 5))  # the newest file of all
     result = cli("run", *common, "--resume", "auto")
     assert result.code == 0, result.err
-    shown = Path("runs/fixmatch_digits_40_0/checkpoints")
+    shown = Path("runs/flexmatch_digits_40_0/checkpoints")
     assert f"warning: skipping checkpoint {shown / 'best.pt'}: refusing to load" in result.out
     assert f"warning: skipping checkpoint {shown / 'last.pt'}: {shown / 'last.pt'} is truncated or corrupt" in result.out
     assert f"resuming from {shown / 'step_0000015.pt'} (step 15)" in result.out
@@ -261,7 +261,7 @@ def test_retention_keeps_last_best_and_the_newest_periodic(cli, tmp_path: Path) 
     result = cli("run", *FAST, "--set", "save_dir=runs", "--set", "checkpoint.interval=5",
                  "--set", "checkpoint.keep=2", "--set", "num_eval_iter=5")
     assert result.code == 0
-    folder = tmp_path / "runs/fixmatch_digits_40_0/checkpoints"
+    folder = tmp_path / "runs/flexmatch_digits_40_0/checkpoints"
     assert sorted(path.name for path in folder.iterdir()) == ["best.pt", "last.pt", "step_0000015.pt",
                                                               "step_0000020.pt"]
     best = _load(folder / "best.pt")
@@ -275,7 +275,7 @@ def test_retention_keeps_last_best_and_the_newest_periodic(cli, tmp_path: Path) 
 def test_best_by_minimum_loss(cli, tmp_path: Path) -> None:
     assert cli("run", *FAST, "--set", "save_dir=runs", "--set", "checkpoint.monitor=loss",
                "--set", "checkpoint.mode=min", "--set", "num_eval_iter=5").code == 0
-    best = _load(tmp_path / "runs/fixmatch_digits_40_0/checkpoints/best.pt")
+    best = _load(tmp_path / "runs/flexmatch_digits_40_0/checkpoints/best.pt")
     lowest = min(best["eval_history"], key=lambda entry: entry["loss"])
     assert best["step"] == lowest["step"]
 
@@ -291,15 +291,15 @@ def test_async_saving_writes_the_same_checkpoints(cli, tmp_path: Path) -> None:
     assert cli("run", *common, "--set", "save_dir=sync").code == 0
     assert cli("run", *common, "--set", "save_dir=async", "--set", "checkpoint.async_save=true").code == 0
     for name in ("last.pt", "best.pt", "step_0000020.pt"):
-        first = _load(tmp_path / "sync/fixmatch_digits_40_0/checkpoints" / name)
-        second = _load(tmp_path / "async/fixmatch_digits_40_0/checkpoints" / name)
+        first = _load(tmp_path / "sync/flexmatch_digits_40_0/checkpoints" / name)
+        second = _load(tmp_path / "async/flexmatch_digits_40_0/checkpoints" / name)
         _same_tensors(first["model"], second["model"])
         assert first["step"] == second["step"]
 
 
 def test_resume_with_a_different_setup_is_refused(cli, tmp_path: Path) -> None:
     assert cli("run", *FAST, "--set", "save_dir=runs", "--set", "stop_step=5").code == 0
-    result = cli("run", *FAST, "--set", "save_dir=runs", "--set", "save_name=fixmatch_digits_40_0",
+    result = cli("run", *FAST, "--set", "save_dir=runs", "--set", "save_name=flexmatch_digits_40_0",
                  "--set", "num_labels=80", "--resume", "auto")
     assert result.code != 0
     assert "cannot resume with a different setup (num_labels: 40 in the checkpoint, 80 now)" in result.err
@@ -307,25 +307,25 @@ def test_resume_with_a_different_setup_is_refused(cli, tmp_path: Path) -> None:
 
 def test_resume_a_run_directory_without_a_config_file(cli, tmp_path: Path) -> None:
     assert cli("run", *FAST, "--set", "save_dir=runs", "--set", "lr=0.01", "--set", "stop_step=6").code == 0
-    result = cli("run", "--resume", "runs/fixmatch_digits_40_0")
+    result = cli("run", "--resume", "runs/flexmatch_digits_40_0")
     assert result.code == 0, result.err
-    assert "configuration: runs/fixmatch_digits_40_0/config.yaml" in result.out
+    assert "configuration: runs/flexmatch_digits_40_0/config.yaml" in result.out
     assert "completed at step 20/20" in result.out
 
 
 def test_resume_auto_with_nothing_to_resume_starts_fresh(cli) -> None:
     result = cli("run", *FAST, "--set", "save_dir=runs", "--resume", "auto")
     assert result.code == 0
-    assert "--resume auto: no checkpoint of runs/fixmatch_digits_40_0; starting a new run" in result.out
+    assert "--resume auto: no checkpoint of runs/flexmatch_digits_40_0; starting a new run" in result.out
 
 
 def test_inspect_prints_step_metrics_config_and_versions(cli, tmp_path: Path) -> None:
     assert cli("run", *FAST, "--set", "save_dir=runs").code == 0
-    path = "runs/fixmatch_digits_40_0/checkpoints/last.pt"
+    path = "runs/flexmatch_digits_40_0/checkpoints/last.pt"
     result = cli("checkpoint", "inspect", path)
     assert result.code == 0
     assert "step 20/20" in result.out and "last eval: step 20, top1_acc" in result.out
-    assert "algorithm=fixmatch" in result.out and "semilearn-checkpoint 0.1.0" in result.out
+    assert "algorithm=flexmatch" in result.out and "semilearn-checkpoint 0.1.0" in result.out
     info = json.loads(cli("checkpoint", "inspect", path, "--json").out)
     assert info["step"] == 20 and info["has_ema"] and info["config"]["num_labels"] == 40
 

@@ -14,7 +14,7 @@ FIXMATCH = (
     Option("ulb_loss_ratio", float, 1.0, "weight", minimum=0, aliases=("lambda_u",)),
 )
 VAT = (Option("vat_eps", float, 6.0, "perturbation size"),)
-ALGORITHMS = {"fixmatch": FIXMATCH, "supervised": (), "vat": VAT}
+ALGORITHMS = {"fixmatch": FIXMATCH, "flexmatch": FIXMATCH, "supervised": (), "vat": VAT}
 SECTIONS = {"checkpoint": (Option("interval", int, 500, "steps", minimum=1), Option("keep", int, 3, "kept"))}
 
 
@@ -26,7 +26,7 @@ def test_defaults_fill_every_key_of_engine_algorithm_and_sections() -> None:
     config = resolve({}).config
     for option in CORE_OPTIONS:
         assert option.name in config
-    assert config.algorithm == "fixmatch"
+    assert config.algorithm == "flexmatch" and config.ema_m == 0.99  # the defaults tuned for digits
     assert config.p_cutoff == 0.95
     assert config.checkpoint.interval == 500
     assert config.section("checkpoint")["keep"] == 3
@@ -82,7 +82,7 @@ def test_wrong_values_name_the_key_and_what_was_expected(raw: dict, message: str
 
 def test_unknown_algorithm_lists_the_known_ones() -> None:
     with pytest.raises(ConfigError, match=r"unknown algorithm 'fixmatc' \(did you mean 'fixmatch'\?\); known: "
-                                          r"fixmatch, supervised, vat"):
+                                          r"fixmatch, flexmatch, supervised, vat"):
         resolve({"algorithm": "fixmatc"})
 
 
@@ -90,7 +90,7 @@ def test_a_key_of_another_algorithm_is_ignored_with_a_warning() -> None:
     resolution = resolve({"algorithm": "supervised", "p_cutoff": 0.9})
     assert "p_cutoff" not in resolution.config
     assert resolution.warnings == ["ignoring keys algorithm 'supervised' does not have (other algorithms': "
-                                   "p_cutoff (fixmatch))"]
+                                   "p_cutoff (fixmatch, flexmatch))"]
 
 
 def test_plugin_sections_are_validated() -> None:
@@ -112,7 +112,7 @@ def test_section_of_an_absent_plugin_is_a_warning_but_a_typo_is_an_error() -> No
 
 
 def test_versions_key_of_a_written_config_is_accepted() -> None:
-    assert resolve({"versions": {"semilearn-core": "0.1.0"}}).config.algorithm == "fixmatch"
+    assert resolve({"versions": {"semilearn-core": "0.1.0"}}).config.algorithm == "flexmatch"
 
 
 def test_overrides_parse_yaml_values_and_dotted_keys() -> None:

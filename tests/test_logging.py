@@ -210,7 +210,7 @@ def test_a_log_file_on_a_full_disk_stops_the_run_with_one_clear_line(tmp_path: P
     )
     assert result.returncode == 1, result.stdout + result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert re.fullmatch(r"error: cannot write \S*/(fixmatch_digits_40_0/\.\./)?full: no "
+    assert re.fullmatch(r"error: cannot write \S*/(flexmatch_digits_40_0/\.\./)?full: no "
                         r"space left on the device \([\d.]+ [KMGT]iB free on \S+\); the run stops rather than lose "
                         r"its log", last), last
     assert "Logging error" not in result.stderr and "Traceback" not in result.stderr

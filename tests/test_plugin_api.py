@@ -105,7 +105,7 @@ def test_failure_in_a_hook_is_one_line_and_after_run_sees_it(process, tmp_path: 
     ]
     after_run = [r for r in _records(calls) if r["hook"] == "after_run"]
     assert after_run == [{"plugin": "recorder_late", "hook": "after_run", "global_step": 0,
-                          "algorithm_name": "fixmatch", "status": "failed"}]
+                          "algorithm_name": "flexmatch", "status": "failed"}]
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from semilearn.rundir import CLAIM_FILE, claim_run_directory
 
 
 def _claim(save_dir: str, barrier, results) -> None:  # noqa: ANN001 - multiprocessing objects
-    config = resolve_config({"save_dir": save_dir, "save_name": "r"}, algorithm_options={"fixmatch": ()},
+    config = resolve_config({"save_dir": save_dir, "save_name": "r"}, algorithm_options={"flexmatch": ()},
                             plugin_sections={}).config
     barrier.wait()  # every process claims at the same moment
     results.put(str(claim_run_directory(config)))

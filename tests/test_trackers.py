@@ -135,7 +135,7 @@ def test_a_tracker_run_gets_every_log_call_the_config_and_the_exit_code(tmp_path
     run_id, records = events(result.run_dir)
     assert summary(records) == [("start", False), *TRAIN_AND_EVAL, ("finish", "completed", 0)]
     config = records[0]["config"]
-    assert config["algorithm"] == "fixmatch" and config["jsonl"] == {"strict": False}
+    assert config["algorithm"] == "flexmatch" and config["jsonl"] == {"strict": False}
     assert config["versions"]["semilearn-core"] and config["versions"]["pluggy"]
     said = [message for level, message in messages if message.startswith("jsonl:")]
     assert said == [f"jsonl: tracking to run {run_id}", f"jsonl: run {run_id} finished (completed, exit code 0)"]
@@ -292,7 +292,7 @@ def test_sigterm_and_resume_keep_one_wandb_run_and_one_aim_run(tmp_path: Path) -
     assert process.returncode == 143, err
     assert "interrupted at step " in out and out.count("finished (interrupted, exit code 143)") == 2
 
-    run_dir = tmp_path / "runs/fixmatch_digits_40_0"
+    run_dir = tmp_path / "runs/flexmatch_digits_40_0"
     stopped_at = torch.load(run_dir / "checkpoints/last.pt", weights_only=True)["step"]
     assert 20 <= stopped_at < 300
     resumed = run_process(["run", "--resume", str(run_dir)], cwd=tmp_path, env=env)

@@ -27,16 +27,16 @@ def test_fixmatch_run_completes_and_writes_its_config(tmp_path: Path) -> None:
     assert [entry["step"] for entry in algorithm.eval_history] == [10, 20]
     assert 0.0 <= algorithm.eval_history[-1]["top1_acc"] <= 1.0
     written = yaml.safe_load((result.run_dir / "config.yaml").read_text())
-    assert written["algorithm"] == "fixmatch" and written["num_train_iter"] == 20
+    assert written["algorithm"] == "flexmatch" and written["num_train_iter"] == 20
     assert written["versions"]["semilearn-core"]
-    assert result.run_dir.name == "fixmatch_digits_40_0"
+    assert result.run_dir.name == "flexmatch_digits_40_0"
 
 
 def test_a_second_run_never_overwrites_the_first(tmp_path: Path) -> None:
     first = train_in_process(tmp_path, "num_train_iter=2")
     second = train_in_process(tmp_path, "num_train_iter=2")
-    assert first.run_dir.name == "fixmatch_digits_40_0"
-    assert second.run_dir.name == "fixmatch_digits_40_0-2"
+    assert first.run_dir.name == "flexmatch_digits_40_0"
+    assert second.run_dir.name == "flexmatch_digits_40_0-2"
 
 
 def test_supervised_uses_labelled_data_only(tmp_path: Path) -> None:

@@ -87,7 +87,7 @@ def test_resume_true_without_a_checkpoint_starts_fresh_and_with_one_continues(cl
     common = ("--set", "num_train_iter=10", "--set", "batch_size=8", "--set", "uratio=1", "--set", "save_dir=runs")
     fresh = cli("run", *common, "--set", "resume=true", "--set", "stop_step=4")
     assert fresh.code == 0 and "starting a new run" in fresh.out
-    last = tmp_path / "runs/fixmatch_digits_40_0/checkpoints/last.pt"
+    last = tmp_path / "runs/flexmatch_digits_40_0/checkpoints/last.pt"
     resumed = cli("run", *common, "--set", "resume=true", "--set", f"load_path={last}")
     assert resumed.code == 0, resumed.err
     assert f"resuming from {last} (step 4)" in resumed.out and "completed at step 10/10" in resumed.out

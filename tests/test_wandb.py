@@ -188,7 +188,7 @@ def test_an_offline_run_holds_config_versions_metrics_and_exit_code_under_the_ru
     assert run.project == "semilearn" and run.display_name == result.run_dir.name
     assert list(run.tags) == ["digits", "smoke"] and run.run_group == "tests"
     config = wandb_run.config
-    assert config["algorithm"] == "fixmatch" and config["num_train_iter"] == 20 and config["lr"] == 0.03
+    assert config["algorithm"] == "flexmatch" and config["num_train_iter"] == 20 and config["lr"] == 0.03
     assert config["wandb"]["mode"] == "offline"
     versions = config["versions"]
     import wandb
@@ -270,7 +270,7 @@ def test_a_failing_log_call_warns_once_and_training_completes(cli, tmp_path: Pat
         "warning: wandb: 6 tracker calls failed and were dropped (log 6 of 6); first failure: ConnectionError: "
         "injected: the tracker is unreachable (in log at step 5)",
     ]
-    wandb_run = _only_wandb_run(tmp_path / "runs/fixmatch_digits_40_0")
+    wandb_run = _only_wandb_run(tmp_path / "runs/flexmatch_digits_40_0")
     assert wandb_run.history == [] and wandb_run.exit_code == 0  # nothing logged, but finished cleanly
 
 
@@ -286,7 +286,7 @@ def test_strict_makes_a_tracker_failure_stop_the_run(cli, tmp_path: Path, monkey
     assert result.code == 1
     assert result.err == ("error: wandb: the tracker failed in log at step 5 (ConnectionError: injected); "
                           "wandb.strict is on, so the run stops\n")
-    assert _only_wandb_run(tmp_path / "runs/fixmatch_digits_40_0").exit_code == 1
+    assert _only_wandb_run(tmp_path / "runs/flexmatch_digits_40_0").exit_code == 1
 
 
 @pytest.mark.together
