@@ -242,7 +242,7 @@ class AcceptEverything(Hook):
 
 def test_a_plugin_replaces_a_policy_without_subclassing(tmp_path: Path) -> None:
     plugin = AcceptEverything()
-    result = train_in_process(tmp_path / "replaced", "num_train_iter=4", plugins=[plugin])
+    result = train_in_process(tmp_path / "replaced", "num_train_iter=4", "algorithm=fixmatch", plugins=[plugin])
     assert result.status == "completed"
     assert plugin.policies == ["fixed"] * 4
     assert plugin.mask_ratios == [1.0] * 4  # an untrained FixMatch passes nothing at 0.95
@@ -269,7 +269,7 @@ def test_a_plugin_replaces_pseudo_labels(tmp_path: Path) -> None:
 
 def test_a_policy_nobody_answers_is_a_plugin_error(tmp_path: Path) -> None:
     with pytest.raises(PluginError, match="compute_mask.*policy 'fixed'.*'policies' plugin disabled"):
-        train_in_process(tmp_path, "num_train_iter=2", blocked=["policies"])
+        train_in_process(tmp_path, "num_train_iter=2", "algorithm=fixmatch", blocked=["policies"])
 
 
 def test_the_policies_plugin_answers_the_policy_hook_points() -> None:

@@ -19,7 +19,7 @@ from semilearn.plugins import PluginManager
 from semilearn.runner import build_algorithm, load_config
 
 
-def test_fixmatch_run_completes_and_writes_its_config(tmp_path: Path) -> None:
+def test_the_default_run_completes_and_writes_its_config(tmp_path: Path) -> None:
     result = train_in_process(tmp_path)
     assert result.status == "completed" and result.exit_code == 0
     algorithm = result.algorithm
