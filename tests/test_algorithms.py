@@ -462,6 +462,20 @@ def test_refixmatch_adds_a_kl_term_for_the_low_confidence_samples(tmp_path: Path
     assert "refix_loss" in flex_out  # FlexMatch's use_refix adds the same term
 
 
+def test_refix_target_sharpened_distils_the_sharpened_weak_prediction(tmp_path: Path) -> None:
+    algorithm = make(tmp_path, "refixmatch", "refix_target=sharpened", model=LogitsAreInputs())
+    weak, strong = [[0.96, 0.04], [0.6, 0.4]], [[0.7, 0.3], [0.5, 0.5]]
+    _, out = algorithm.train_step(x_lb=logits_of([0.5, 0.5]), y_lb=torch.tensor([0]),
+                                  x_ulb_w=logits_of(*weak), x_ulb_s=logits_of(*strong))
+    # target: the weak prediction at temperature 0.5 (0.6, 0.4 -> 0.692, 0.308), not the flat USB one
+    target = _softmax([math.log(p) for p in weak[1]], 0.5)
+    assert target[0] == pytest.approx(0.36 / 0.52)
+    expected = _kl(target, _softmax([math.log(p) for p in strong[1]], 0.5)) / 2
+    assert value(out["refix_loss"]) == pytest.approx(expected, abs=1e-6)
+    usb = _kl(_softmax(weak[1], 0.5), _softmax([math.log(p) for p in strong[1]], 0.5)) / 2
+    assert abs(expected - usb) > 1e-3  # the two targets differ on this sample
+
+
 def test_sequencematch_ties_weak_medium_and_strong_views(tmp_path: Path) -> None:
     algorithm = make(tmp_path, "sequencematch", "thresh_warmup=false", model=LogitsAreInputs())
     batch = algorithm.sample_batch()

@@ -25,7 +25,7 @@ from .common import (
     temperature_option,
     ulb_loss_ratio_option,
 )
-from .refixmatch import refix_loss
+from .refixmatch import refix_loss, refix_target_option
 
 __all__ = ["FlexMatch"]
 
@@ -44,6 +44,7 @@ class FlexMatch(SSLAlgorithm):
                "effects, so thresholds start near zero and rise.", usb=True),
         Option("use_refix", bool, False, "Add ReFixMatch's KL term on the low-confidence samples (USB's FlexMatch "
                "files carry the key, false; its code does not read it).", usb=True),
+        refix_target_option(),
         ulb_loss_ratio_option(1.0),
     )
 
@@ -71,6 +72,6 @@ class FlexMatch(SSLAlgorithm):
         loss = sup_loss + config.ulb_loss_ratio * unsup_loss
         metrics = {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "mask_ratio": mask.mean()}
         if config.use_refix:
-            metrics["refix_loss"] = refix_loss(logits_s, probs, mask)
+            metrics["refix_loss"] = refix_loss(logits_s, probs, mask, config.refix_target)
             loss = loss + config.ulb_loss_ratio * metrics["refix_loss"]
         return loss, metrics
