@@ -27,7 +27,7 @@ def rate(batch_size: int, uratio: int, steps: int, warmup: int, extra: list[str]
     manager = PluginManager().load(blocked=["logging", "checkpoint", "wandb", "aim"])
     with tempfile.TemporaryDirectory() as folder:
         config = load_config(manager, None, [
-            "dataset=synthetic", "net=wrn_28_2", f"batch_size={batch_size}", f"uratio={uratio}",
+            "algorithm=fixmatch", "dataset=synthetic", "net=wrn_28_2", f"batch_size={batch_size}", f"uratio={uratio}",
             f"num_train_iter={steps + warmup}", "num_eval_iter=1000000", "num_log_iter=1000000",
             f"save_dir={folder}", *extra,
         ]).config

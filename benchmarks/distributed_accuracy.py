@@ -24,7 +24,7 @@ import tempfile
 
 def final_accuracy(processes: int, steps: int, seed: int) -> float:
     with tempfile.TemporaryDirectory() as folder:
-        command = [sys.executable, "-m", "semilearn", "run", "--set", f"num_train_iter={steps}",
+        command = [sys.executable, "-m", "semilearn", "run", "--set", "algorithm=fixmatch", "--set", f"num_train_iter={steps}",
                    "--set", f"num_eval_iter={steps}", "--set", f"seed={seed}", "--set", f"save_dir={folder}",
                    "-p", "no:checkpoint"]
         threads = "2"

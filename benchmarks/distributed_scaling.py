@@ -26,7 +26,7 @@ from pathlib import Path
 
 def steps_per_second(processes: int, steps: int, extra: list[str]) -> float:
     with tempfile.TemporaryDirectory() as folder:
-        command = [sys.executable, "-m", "semilearn", "run", "--set", f"num_train_iter={steps}",
+        command = [sys.executable, "-m", "semilearn", "run", "--set", "algorithm=fixmatch", "--set", f"num_train_iter={steps}",
                    "--set", f"num_eval_iter={steps}", "--set", f"num_log_iter={max(1, steps // 6)}", "--set", f"save_dir={folder}",
                    "--set", "checkpoint.interval=0", "--set", "checkpoint.save_best=false", *extra]
         if processes > 1:

@@ -36,7 +36,7 @@ from semilearn.runner import build_algorithm, load_config
 def build(args: argparse.Namespace, folder: str, total_steps: int, manager: PluginManager | None = None):
     manager = manager or PluginManager().load()
     config = load_config(manager, None, [
-        f"dataset={args.dataset}", f"batch_size={args.batch_size}", f"uratio={args.uratio}",
+        "algorithm=fixmatch", f"dataset={args.dataset}", f"batch_size={args.batch_size}", f"uratio={args.uratio}",
         f"num_train_iter={total_steps}", "num_eval_iter=1000000000", "num_log_iter=50", f"save_dir={folder}",
         # sections of plugins that are not installed are ignored with a warning
         "checkpoint.interval=0", "checkpoint.save_best=false", "logging.progress=off",
