@@ -8,8 +8,11 @@ weak and strong views go through the network in one forward pass.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
+from ..config import Option
 from .common import (
     SSLAlgorithm,
     cross_entropy,
@@ -30,7 +33,7 @@ class FixMatch(SSLAlgorithm):
 
     name = "fixmatch"
     description = "confidence-thresholded pseudo-labels from weak views train the strong views"
-    config_options = (p_cutoff_option(0.95), temperature_option(0.5), hard_label_option(True),
+    config_options: ClassVar[tuple[Option, ...]] = (p_cutoff_option(0.95), temperature_option(0.5), hard_label_option(True),
                       sharpen_soft_labels_option(), ulb_loss_ratio_option(1.0))
 
     def train_step(  # type: ignore[override]
