@@ -1,6 +1,6 @@
 """Does splitting the batch over two processes train as well as one process? Final accuracy, 1 vs 2.
 
-Runs the default FixMatch run on digits (the same global batch: 64 labelled and 448
+Runs FixMatch on digits with the default settings (the same global batch: 64 labelled and 448
 unlabelled images per step) for ``--steps`` steps with one process and with
 ``--nproc-per-node 2``, for each seed, and prints the final test accuracies. The two
 runs draw different samples and augmentations (the streams are split per process), so
