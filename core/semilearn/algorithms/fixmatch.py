@@ -8,7 +8,7 @@ weak and strong views go through the network in one forward pass.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import torch
 
@@ -25,7 +25,17 @@ from .common import (
     ulb_loss_ratio_option,
 )
 
-__all__ = ["FixMatch"]
+__all__ = ["FixMatch", "FixMatchTerms"]
+
+
+class FixMatchTerms(NamedTuple):
+    """FixMatch's losses of one step, with what a variant adds its own terms from."""
+
+    sup_loss: torch.Tensor
+    unsup_loss: torch.Tensor
+    mask: torch.Tensor
+    probs: torch.Tensor  # the weak views' probabilities (detached, float32)
+    logits_s: torch.Tensor  # the strong views' logits
 
 
 class FixMatch(SSLAlgorithm):
@@ -39,6 +49,14 @@ class FixMatch(SSLAlgorithm):
     def train_step(  # type: ignore[override]
         self, x_lb: torch.Tensor, y_lb: torch.Tensor, x_ulb_w: torch.Tensor, x_ulb_s: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        terms = self.fixmatch_terms(x_lb, y_lb, x_ulb_w, x_ulb_s)
+        loss = terms.sup_loss + self.config.ulb_loss_ratio * terms.unsup_loss
+        return loss, {"sup_loss": terms.sup_loss, "unsup_loss": terms.unsup_loss, "mask_ratio": terms.mask.mean()}
+
+    def fixmatch_terms(
+        self, x_lb: torch.Tensor, y_lb: torch.Tensor, x_ulb_w: torch.Tensor, x_ulb_s: torch.Tensor
+    ) -> FixMatchTerms:
+        """The supervised loss and the masked pseudo-label loss of the strong views."""
         config = self.config
         outputs, sizes = self.forward_views(x_lb, x_ulb_w, x_ulb_s)
         logits_lb, logits_w, logits_s = split(outputs["logits"], sizes)
@@ -48,5 +66,4 @@ class FixMatch(SSLAlgorithm):
         mask = self.mask("fixed", probs)
         targets = self.pseudo_labels("hard" if config.hard_label else "soft", probs, self.soft_label_temperature())
         unsup_loss = (cross_entropy(logits_s, targets) * mask).mean()
-        loss = sup_loss + config.ulb_loss_ratio * unsup_loss
-        return loss, {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "mask_ratio": mask.mean()}
+        return FixMatchTerms(sup_loss, unsup_loss, mask, probs, logits_s)

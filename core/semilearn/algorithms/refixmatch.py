@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 
 from ..config import Option
-from .common import cross_entropy, split, supervised_loss
 from .fixmatch import FixMatch
 
 __all__ = ["ReFixMatch", "refix_loss", "refix_target_option"]
@@ -57,15 +56,8 @@ class ReFixMatch(FixMatch):
         self, x_lb: torch.Tensor, y_lb: torch.Tensor, x_ulb_w: torch.Tensor, x_ulb_s: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config = self.config
-        outputs, sizes = self.forward_views(x_lb, x_ulb_w, x_ulb_s)
-        logits_lb, logits_w, logits_s = split(outputs["logits"], sizes)
-        sup_loss = supervised_loss(logits_lb, y_lb)
-
-        probs = torch.softmax(logits_w.detach().float(), dim=-1)
-        mask = self.mask("fixed", probs)
-        targets = self.pseudo_labels("hard" if config.hard_label else "soft", probs, self.soft_label_temperature())
-        unsup_loss = (cross_entropy(logits_s, targets) * mask).mean()
-        low_confidence_loss = refix_loss(logits_s, probs, mask, config.refix_target)
-        loss = sup_loss + config.ulb_loss_ratio * unsup_loss + config.ulb_loss_ratio * low_confidence_loss
-        return loss, {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "refix_loss": low_confidence_loss,
-                      "mask_ratio": mask.mean()}
+        terms = self.fixmatch_terms(x_lb, y_lb, x_ulb_w, x_ulb_s)
+        low_confidence_loss = refix_loss(terms.logits_s, terms.probs, terms.mask, config.refix_target)
+        loss = terms.sup_loss + config.ulb_loss_ratio * terms.unsup_loss + config.ulb_loss_ratio * low_confidence_loss
+        return loss, {"sup_loss": terms.sup_loss, "unsup_loss": terms.unsup_loss, "refix_loss": low_confidence_loss,
+                      "mask_ratio": terms.mask.mean()}
