@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from parity.sketch import SAMPLES, sketch_row
 
 from semilearn.data.augment import AugmentSpec
 from semilearn.data.base import SSLData
@@ -38,7 +39,6 @@ from semilearn.usb import usb_parameter_name
 FIXTURES = Path(__file__).resolve().parent / "parity" / "fixtures"
 RTOL = 1e-5
 SEED, STEP_SEED = 0, 1000  # as in tests/parity/usb_generate.py
-SAMPLES = 8
 
 # USB's log names -> this engine's output names
 LOG_NAMES = {
@@ -103,7 +103,7 @@ class Comparison:
         self._note(difference / max(scale, 1e-12), where)
 
     def row(self, ours: torch.Tensor, theirs: torch.Tensor, shape: list[int], where: str) -> None:
-        """Two sketch rows (see tests/parity/usb_generate.py:sketch_row)."""
+        """Two sketch rows (see tests/parity/sketch.py)."""
         count = max(1, math.prod(shape))
         norm = math.sqrt(max(theirs[1].item(), 0.0))
         rms = norm / math.sqrt(count)
@@ -139,16 +139,6 @@ class Comparison:
     def report(self) -> str:
         return "\n".join(self.failures[:40]) + (f"\n... and {len(self.failures) - 40} more"
                                                 if len(self.failures) > 40 else "")
-
-
-def sketch_row(tensor: torch.Tensor) -> torch.Tensor:
-    """As tests/parity/usb_generate.py:sketch_row."""
-    flat = tensor.detach().cpu().reshape(-1).double()
-    count = flat.numel()
-    projection = torch.randn(2, count, generator=torch.Generator().manual_seed(count), dtype=torch.float64)
-    positions = torch.linspace(0, count - 1, SAMPLES).long()
-    return torch.cat([torch.stack([flat.sum(), (flat * flat).sum(), flat.abs().sum()]), projection @ flat,
-                      flat[positions]])
 
 
 # ---------------------------------------------------------------------------

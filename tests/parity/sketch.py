@@ -1,0 +1,20 @@
+"""What is recorded of a tensor: a sketch row, shared by the generator (run beside USB's
+package) and the parity test (run beside ours). Only torch: it imports in both environments."""
+
+from __future__ import annotations
+
+import torch
+
+SAMPLES = 8  # values kept of a sketched tensor, at evenly spaced flat positions
+
+
+def sketch_row(tensor: torch.Tensor) -> torch.Tensor:
+    """Thirteen numbers standing for a tensor: its sum, sum of squares, sum of absolute
+    values, two projections on fixed random vectors (seeded by the size) and the values at
+    ``SAMPLES`` evenly spaced flat positions. Computed in float64."""
+    flat = tensor.detach().cpu().reshape(-1).double()
+    count = flat.numel()
+    projection = torch.randn(2, count, generator=torch.Generator().manual_seed(count), dtype=torch.float64)
+    positions = torch.linspace(0, count - 1, SAMPLES).long()
+    return torch.cat([torch.stack([flat.sum(), (flat * flat).sum(), flat.abs().sum()]), projection @ flat,
+                      flat[positions]])
