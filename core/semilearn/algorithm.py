@@ -95,7 +95,8 @@ class AlgorithmBase:
     ``model`` (what training calls: the network, or its DistributedDataParallel wrapper
     under torchrun), ``ema_model`` (set by the ``ema`` plugin, else ``None``),
     ``optimizer``, ``scheduler``, ``scaler``,
-    ``device``, ``run_dir``, ``global_step`` (finished steps), ``epoch``,
+    ``device``, ``run_dir``, ``net_name`` (the network's registered name),
+    ``global_step`` (finished steps), ``epoch``,
     ``num_train_iter``, ``iters_per_epoch``, ``eval_history``, ``resuming``, ``rank``,
     ``world_size``.
     """
@@ -117,6 +118,7 @@ class AlgorithmBase:
     ) -> None:
         self.config = config
         self.data = data
+        self.net_name = resolved_net_name(config, data)
         self.device = device
         self.run_dir = Path(run_dir)
         self.manager = manager
@@ -605,6 +607,12 @@ class AlgorithmBase:
         self.eval_history = [dict(entry) for entry in state.get("eval_history", [])]
         self.global_step = int(state["step"])
         self.epoch = self.global_step // self.iters_per_epoch
+
+
+def resolved_net_name(config: Config, data: SSLData) -> str:
+    """The registered name of the network a run trains: ``net``, or the data set's default
+    network when ``net`` is ``auto``."""
+    return data.default_net if config.net == "auto" else str(config.net)
 
 
 def _wrap_for_distributed(module: nn.Module, device: torch.device) -> nn.Module:

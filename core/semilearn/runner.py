@@ -156,12 +156,13 @@ def build_algorithm(
                                    labelled_targets=data.unlabelled_targets)
     if _keep_on_device(config.data_device, data, device):
         data = data.to(device)
-    net_name = data.default_net if config.net == "auto" else config.net
+    from .algorithm import resolved_net_name
+
+    net_name = resolved_net_name(config, data)
     net_builder = manager.registry("net").get(net_name)
     channels, height, width = data.image_shape
     model = net_builder(data.num_classes, channels, height)
     algorithm: AlgorithmBase = algorithm_cls(config, data, model, manager, run_dir, device)
-    algorithm.net_name = net_name  # type: ignore[attr-defined]
     return algorithm
 
 
@@ -268,7 +269,7 @@ def _run(
                  f"({config.num_labels} labels, seed {config.seed})"),
         ("info", _plugins_line(manager)),
         ("info", f"data: {algorithm.data.summary()}"),
-        ("info", f"net: {algorithm.net_name} ({_count_parameters(algorithm)} parameters) · "  # type: ignore[attr-defined]
+        ("info", f"net: {algorithm.net_name} ({_count_parameters(algorithm)} parameters) · "
                  f"device: {algorithm.device}{processes} · {config.num_train_iter} steps"),
         ("info", f"run directory: {run_dir}"),
     ]
