@@ -332,8 +332,9 @@ def test_dash_threshold_decreases_geometrically_after_a_supervised_warmup(tmp_pa
     algorithm.train_step(**batch)
     assert algorithm.buffers["rho_init"] == pytest.approx(rho_init, rel=1e-5)
     assert "initial_parameters" not in algorithm.buffers
-    assert algorithm.policy_state["mask"]["rho"] == pytest.approx(1.0001 * rho_init)
-    assert algorithm.policy_state["mask"]["hard_label"] is False
+    rho, hard = algorithm.threshold()  # what the step passed to the "dash" mask policy
+    assert rho == pytest.approx(1.0001 * rho_init) and hard is False
+    assert algorithm.policy_state.get("mask", {}) == {}  # per-call parameters are arguments, not state
     algorithm.global_step = 4 + 2 * 100  # a hundred decreases later: rho_min, hard labels
     assert algorithm.threshold() == (0.05, True)
     default = make(tmp_path / "default", "dash", "num_wu_iter=3")

@@ -1,8 +1,9 @@
-"""The SSL policy hook points and their built-in implementations.
+"""The SSL policies: the built-in functions and the registry.
 
-Each built-in policy on a case small enough to compute by hand; then the hook points
-themselves: a plugin replaces a policy for an algorithm without subclassing it, a policy
-nobody answers is a clear error, and ``semilearn plugins`` shows who answers.
+Each built-in policy on a case small enough to compute by hand; then the registry: a
+plugin replaces a policy for every algorithm without subclassing one, a second
+registration needs ``replace=True``, a policy nobody registers is a clear error, and a
+policy takes the arguments it names.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import pytest
 import torch
 
 from conftest import train_in_process
-from semilearn import Hook, hookimpl
+from semilearn import Hook, Policy, hookimpl
 from semilearn.algorithms.policies import (
+    BUILTIN_POLICIES,
     class_counts,
     dash_mask,
     ema_alignment,
@@ -214,7 +216,7 @@ def test_queue_alignment_averages_the_last_batches() -> None:
 
 
 # ---------------------------------------------------------------------------
-# The hook points.
+# The registry.
 # ---------------------------------------------------------------------------
 
 
@@ -225,15 +227,16 @@ class AcceptEverything(Hook):
 
     def __init__(self) -> None:
         super().__init__()
-        self.policies: list[str] = []
+        self.cutoffs: list[float] = []
         self.mask_ratios: list[float] = []
 
-    @hookimpl
-    def compute_mask(self, algorithm, policy: str, probs: torch.Tensor):
-        self.policies.append(policy)
-        if policy != "fixed":
-            return None
+    def accept(self, probs: torch.Tensor, p_cutoff: float) -> torch.Tensor:
+        self.cutoffs.append(p_cutoff)
         return torch.ones(probs.shape[0], device=probs.device)
+
+    @hookimpl
+    def register_policies(self, register) -> None:
+        register(Policy("mask", "fixed", self.accept, "every sample counts"), replace=True)
 
     @hookimpl
     def after_train_step(self, outputs) -> None:
@@ -242,42 +245,109 @@ class AcceptEverything(Hook):
 
 def test_a_plugin_replaces_a_policy_without_subclassing(tmp_path: Path) -> None:
     plugin = AcceptEverything()
-    result = train_in_process(tmp_path / "replaced", "num_train_iter=4", "algorithm=fixmatch", plugins=[plugin])
+    result = train_in_process(tmp_path / "replaced", "num_train_iter=4", "algorithm=fixmatch", "p_cutoff=0.9",
+                              plugins=[plugin])
     assert result.status == "completed"
-    assert plugin.policies == ["fixed"] * 4
-    assert plugin.mask_ratios == [1.0] * 4  # an untrained FixMatch passes nothing at 0.95
+    assert plugin.cutoffs == [0.9] * 4  # the algorithm's own parameter, passed explicitly
+    assert plugin.mask_ratios == [1.0] * 4  # an untrained FixMatch passes nothing at 0.9
 
-    # the plugin declines other policies: FlexMatch keeps its built-in class-wise mask
-    declined = AcceptEverything()
-    result = train_in_process(tmp_path / "declined", "num_train_iter=2", "algorithm=flexmatch", plugins=[declined])
-    assert declined.policies == ["flexmatch"] * 2
+    # other policies stay: FlexMatch keeps its built-in class-wise mask
+    untouched = AcceptEverything()
+    result = train_in_process(tmp_path / "untouched", "num_train_iter=2", "algorithm=flexmatch", plugins=[untouched])
+    assert untouched.cutoffs == []
     assert "selected_label" in result.algorithm.policy_state["mask"]
+
+
+def _docs_example() -> dict:
+    """The code block of the policies section of docs/algorithms.md, executed."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "algorithms.md").read_text(encoding="utf-8")
+    section = text[text.index("## Policies"):]
+    code = section[section.index("```python\n") + len("```python\n"):]
+    namespace: dict = {}
+    exec(compile(code[:code.index("```")], "docs/algorithms.md", "exec"), namespace)  # noqa: S102
+    return namespace
+
+
+def test_the_documented_replacement_lowers_the_cutoff_for_every_algorithm(tmp_path: Path) -> None:
+    example = _docs_example()
+    probs = tensor([0.8, 0.2], [0.7, 0.3])
+    assert example["lenient_fixed_mask"](probs, p_cutoff=0.95).tolist() == [1.0, 0.0]  # 0.8 >= 0.76 > 0.7
+    plugin = example["LenientFixedMask"]()
+    result = train_in_process(tmp_path, "num_train_iter=1", "algorithm=fixmatch", plugins=[plugin])
+    registry = result.algorithm.manager.registry("policy")
+    assert registry.owner("mask/fixed") != "policies"
+    assert registry.get("mask/fixed").function is example["lenient_fixed_mask"]
 
 
 class SoftLabels(Hook):
     name = "soft_labels"
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.unsup_losses: list[float] = []
+
     @hookimpl
-    def make_pseudo_labels(self, policy: str, probs: torch.Tensor, temperature: float):
-        return torch.full_like(probs, 1.0 / probs.shape[-1])  # every target uniform
+    def after_train_step(self, outputs) -> None:
+        self.unsup_losses.append(float(outputs["unsup_loss"]))
+
+    @hookimpl
+    def register_policies(self, register) -> None:
+        def uniform(probs: torch.Tensor) -> torch.Tensor:
+            return torch.full_like(probs, 1.0 / probs.shape[-1])  # every target uniform
+
+        register(Policy("pseudo_labels", "hard", uniform), replace=True)
 
 
 def test_a_plugin_replaces_pseudo_labels(tmp_path: Path) -> None:
-    result = train_in_process(tmp_path, "num_train_iter=2", "p_cutoff=0", plugins=[SoftLabels()])
+    plugin = SoftLabels()
+    result = train_in_process(tmp_path, "num_train_iter=2", "algorithm=fixmatch", "p_cutoff=0", plugins=[plugin])
     assert result.status == "completed"
+    # every sample counts (p_cutoff 0), and against a uniform target the cross-entropy is at
+    # least log(C) whatever the logits; an arg-max target would give less than log(C) here
+    assert len(plugin.unsup_losses) == 2
+    assert all(loss >= math.log(10) - 1e-4 for loss in plugin.unsup_losses)
 
 
-def test_a_policy_nobody_answers_is_a_plugin_error(tmp_path: Path) -> None:
-    with pytest.raises(PluginError, match="compute_mask.*policy 'fixed'.*'policies' plugin disabled"):
+class Duplicate(Hook):
+    name = "duplicate"
+
+    @hookimpl
+    def register_policies(self, register) -> None:
+        register(Policy("mask", "fixed", fixed_mask))
+
+
+def test_registering_a_builtin_policy_twice_needs_replace(tmp_path: Path) -> None:
+    with pytest.raises(PluginError, match="policy 'mask/fixed' is registered by both plugin 'policies' and plugin "
+                                          "'duplicate'; pass replace=True"):
+        train_in_process(tmp_path, "num_train_iter=1", "algorithm=fixmatch", plugins=[Duplicate()])
+
+
+def test_a_policy_nobody_registers_is_a_plugin_error(tmp_path: Path) -> None:
+    with pytest.raises(PluginError, match="algorithm 'fixmatch' asks for the mask policy 'fixed', which no plugin "
+                                          "registers .*'policies' plugin disabled"):
         train_in_process(tmp_path, "num_train_iter=2", "algorithm=fixmatch", blocked=["policies"])
 
 
-def test_the_policies_plugin_answers_the_policy_hook_points() -> None:
-    manager = PluginManager().load()
-    order = manager.call_order()
-    for hook_name in ("compute_mask", "make_pseudo_labels", "align_distribution"):
-        assert order[hook_name][-1] == "policies", hook_name
-        assert getattr(manager.hook, hook_name).spec.opts["firstresult"]
+def test_a_policy_takes_the_arguments_it_names_and_says_what_it_lacks() -> None:
+    policy = Policy("mask", "fixed", fixed_mask)
+    assert policy.parameters == {"probs", "p_cutoff"}
+    probs = tensor([0.9, 0.1], [0.6, 0.4])
+    # extra arguments (state, gather ...) are not passed to a function that does not name them
+    assert policy(probs=probs, p_cutoff=0.8, state={}, gather=None).tolist() == [1.0, 0.0]
+    with pytest.raises(PluginError, match="mask policy 'fixed' needs p_cutoff; its caller gives probs, state"):
+        policy(probs=probs, state={})
+    catch_all = Policy("alignment", "identity", lambda probs, **rest: probs)
+    assert catch_all.parameters is None and catch_all(probs=probs, anything=1) is probs
+    with pytest.raises(PluginError, match="kinds are mask, pseudo_labels, alignment"):
+        Policy("masks", "fixed", fixed_mask)
+
+
+def test_the_builtin_policies_are_registered_by_the_policies_plugin() -> None:
+    registry = PluginManager().load().registry("policy")
+    assert registry.names() == sorted(policy.key for policy in BUILTIN_POLICIES)
+    assert {registry.owner(name) for name in registry.names()} == {"policies"}
+    assert registry.get("mask/flexmatch").parameters == {"probs", "indices", "state", "p_cutoff", "thresh_warmup",
+                                                         "num_samples", "gather"}
 
 
 # ---------------------------------------------------------------------------

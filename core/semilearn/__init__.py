@@ -1,7 +1,8 @@
 """semilearn: a semi-supervised learning training engine for PyTorch, with plugins.
 
 The names a plugin author needs are importable from here without importing torch:
-:class:`Hook`, :data:`hookimpl`, :data:`hookspec`, :class:`Option` and the errors.
+:class:`Hook`, :data:`hookimpl`, :data:`hookspec`, :class:`Option`, :class:`Policy` and the
+errors.
 :class:`AlgorithmBase` (which needs torch) is imported on first access.
 """
 
@@ -22,6 +23,7 @@ from .errors import (  # noqa: E402
 )
 from .hook import Hook, hookimpl, on_all_ranks, on_rank_zero  # noqa: E402
 from .hookspecs import hookspec  # noqa: E402
+from .policy import Policy  # noqa: E402
 
 if TYPE_CHECKING:
     from .algorithm import AlgorithmBase
@@ -31,6 +33,7 @@ __all__ = [
     "AlgorithmBase",
     "Config",
     "Option",
+    "Policy",
     "Hook",
     "hookimpl",
     "hookspec",

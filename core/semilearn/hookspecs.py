@@ -33,7 +33,6 @@ import pluggy
 
 if TYPE_CHECKING:
     import click
-    import torch
 
     from .algorithm import AlgorithmBase
     from .config import Config
@@ -75,6 +74,62 @@ def register_nets(register: Callable[..., None]) -> None:
     :param register: ``register(name, builder, description="", replace=False)`` where
         ``builder(num_classes, in_channels, image_size)`` returns a ``torch.nn.Module``
         following the interface in :mod:`semilearn.nets`.
+    """
+
+
+@hookspec
+def register_policies(register: Callable[..., None]) -> None:
+    """Add SSL policies (confidence masks, pseudo-labels, distribution alignment) to the
+    policy registry.
+
+    The decisions SSL algorithms share are named policies, so that a plugin can replace
+    one for every algorithm that uses it without subclassing any (see
+    :mod:`semilearn.policy`). An algorithm asks for a policy by kind and name and passes
+    its parameters as keyword arguments; the policy's function takes the subset it names.
+    The built-in ``policies`` plugin registers the policies of the built-in algorithms
+    (:data:`semilearn.algorithms.policies.BUILTIN_POLICIES`). Called once, when a run
+    first needs a policy.
+
+    Policies run every step, inside the step's autocast region: keep them cheap, work on
+    the device, and never synchronise with the host (no ``.item()``, no boolean-mask
+    indexing; use ``torch.where`` and multiplicative masks). Inputs are detached float32
+    tensors; return detached tensors on the same device.
+
+    Arguments every built-in algorithm gives (besides the policy's own parameters):
+
+    * ``probs``: ``[B, C]`` class probabilities (of the weak views of the unlabelled
+      batch, after distribution alignment if any);
+    * ``state`` (mask and alignment policies): a dict the algorithm owns, one per use of
+      a policy, where a policy keeps what it carries from step to step (class-wise
+      thresholds, EMA estimates, queues). It is saved in every checkpoint and restored on
+      resume, so values must load with ``torch.load(weights_only=True)``: tensors,
+      numbers, strings, booleans, ``None``, lists and dicts of those. In a distributed run
+      it must be the same on every process (only rank 0's is saved): update it from the
+      global batch, gathered with ``gather``;
+    * ``gather`` (mask and alignment policies): returns a tensor from every process,
+      concatenated (the identity outside a distributed run).
+
+    Mask policies return ``[B]`` float weights in ``[0, 1]``; pseudo-label policies
+    ``[B]`` class indices or ``[B, C]`` distributions (losses accept both); alignment
+    policies ``[B, C]`` probabilities. The built-in policies, with their parameters:
+
+    * mask ``"fixed"`` (``p_cutoff``); ``"flexmatch"`` (``indices``, ``p_cutoff``,
+      ``thresh_warmup``, ``num_samples``); ``"freematch"`` (``momentum``,
+      ``use_quantile``, ``clip_thresh``); ``"softmatch"`` (``momentum``, ``n_sigma``,
+      ``per_class``); ``"adamatch"`` (``probs_lb``, ``p_cutoff``); ``"dash"`` (``rho``,
+      ``hard``, ``temperature``);
+    * pseudo-labels ``"hard"`` (the arg-max class); ``"soft"`` (``temperature``: the
+      distribution sharpened, ``p ** (1 / T)`` renormalised; 1 keeps it);
+    * alignment ``"ema"`` (``target``, ``momentum``, ``probs_lb``, ``labelled``);
+      ``"queue"`` (``target``, ``length``, ``probs_lb``, ``labelled``); targets
+      ``"uniform"``, ``"labelled"`` (the labelled set's class frequencies) and
+      ``"model"`` (the running mean prediction on labelled batches, ``probs_lb``).
+
+    The functions are documented in :mod:`semilearn.algorithms.policies`.
+
+    :param register: ``register(policy, replace=False)`` where ``policy`` is a
+        :class:`semilearn.Policy`. Registering a kind and name twice is an error unless
+        ``replace=True`` is given, which lets a plugin substitute a built-in policy.
     """
 
 
@@ -179,140 +234,6 @@ def before_train_step(algorithm: AlgorithmBase, step: int) -> None:
 
     :param step: number of the step about to run, from 1 to ``num_train_iter``;
         ``algorithm.global_step`` is ``step - 1``.
-    """
-
-
-# ---------------------------------------------------------------------------
-# SSL policies: called by the algorithms from inside a training step.
-#
-# The decisions that SSL algorithms share -- which unlabelled samples count (and how
-# much), what their targets are, how predicted class distributions are corrected -- are
-# hook points, so that a plugin can replace a policy for any algorithm without
-# subclassing it. An algorithm names the policy it wants (``policy="flexmatch"``); the
-# built-in ``policies`` plugin (:mod:`semilearn.builtin.policies`) implements every
-# policy the built-in algorithms use and returns ``None`` for names it does not know.
-# The policies are also plain functions (:mod:`semilearn.algorithms.policies`) that a
-# replacing plugin can call to fall back or to wrap them.
-#
-# All three are ``firstresult``: the first implementation that returns a tensor decides.
-# A plugin is registered after the built-in one and so is asked first; it returns
-# ``None`` for the policies (or algorithms, ``algorithm.name``) it leaves alone. An
-# algorithm that gets ``None`` from every implementation stops with a PluginError.
-#
-# They fire every step, inside the step's autocast region: keep them cheap, work on the
-# device, and never synchronise with the host (no ``.item()``, no boolean-mask indexing;
-# use ``torch.where`` and multiplicative masks). Inputs are detached float32 tensors;
-# return detached tensors on the same device.
-#
-# ``state`` is a dict the algorithm owns, one per policy use, in which a policy keeps
-# what it carries from step to step (class-wise thresholds, EMA estimates, queues). A
-# policy creates its entries on first use and replaces or updates them in place. The
-# algorithm saves the dict in every checkpoint and restores it on resume, so values
-# must load with ``torch.load(weights_only=True)``: tensors, numbers, strings, booleans,
-# ``None`` and lists and dicts of those. A replacing plugin may keep its own entries
-# there (prefix their names with the plugin's name). In a distributed run the state must
-# be the same on every process (only rank 0's is saved): the built-in policies update it
-# from the global batch, gathered with ``semilearn.algorithms.policies.gather_from_ranks``.
-#
-# Policy parameters (``p_cutoff``, ``ema_p`` ...) are read from ``algorithm.config``,
-# under USB's key names; the built-in policies below say which keys they read.
-# ---------------------------------------------------------------------------
-
-
-@hookspec(firstresult=True)
-def compute_mask(
-    algorithm: AlgorithmBase,
-    policy: str,
-    probs: torch.Tensor,
-    state: MutableMapping[str, Any],
-    probs_lb: torch.Tensor | None,
-    indices: torch.Tensor | None,
-) -> torch.Tensor | None:
-    """Weigh each sample's pseudo-label: a confidence mask.
-
-    Built-in policies (keys read from ``algorithm.config``; ``C`` classes):
-
-    * ``"fixed"`` -- 1 where the top probability reaches ``p_cutoff`` (FixMatch, UDA ...).
-    * ``"flexmatch"`` -- class-wise curriculum thresholds: ``p_cutoff * b / (2 - b)`` for
-      the predicted class, ``b`` being the share of unlabelled samples last predicted
-      with confidence ``>= p_cutoff`` as that class, normalised by the largest count
-      (including the unused samples while ``thresh_warmup``). Needs ``indices``.
-      State: ``selected_label`` (per unlabelled sample, -1 for none), ``classwise_acc``.
-    * ``"freematch"`` -- self-adaptive thresholds: a global EMA (``ema_p``) of the mean
-      top probability, scaled per class by the EMA class distribution over its maximum.
-      State: ``time_p``, ``p_model``, ``label_hist`` (used by FreeMatch's fairness loss).
-    * ``"softmatch"`` -- soft weights from a truncated Gaussian over the top probability:
-      1 above the EMA mean ``mu``, ``exp(-(p - mu)^2 / (2 var / n_sigma^2))`` below it
-      (``per_class`` keeps one Gaussian per predicted class). State: ``mu``, ``var``.
-    * ``"adamatch"`` -- relative threshold: ``p_cutoff`` times the mean top probability
-      of the labelled batch (``probs_lb``).
-    * ``"dash"`` -- 1 where the cross-entropy of the sample against its own pseudo-label
-      is at most ``state["rho"]``; the label is hard when ``state["hard_label"]``, else
-      sharpened with ``T`` (Dash's algorithm sets both before each call).
-
-    :param policy: which policy the algorithm asks for.
-    :param probs: ``[B, C]`` class probabilities of the samples to weigh (usually the
-        weak views of the unlabelled batch, after distribution alignment if any).
-    :param state: the algorithm's state dict for this use of the policy.
-    :param probs_lb: ``[B_lb, C]`` probabilities of the labelled batch, or ``None``.
-    :param indices: ``[B]`` indices of the samples in the unlabelled set, or ``None``.
-    :return: ``[B]`` float weights in ``[0, 1]``, or ``None`` to let the next
-        implementation answer.
-    """
-
-
-@hookspec(firstresult=True)
-def make_pseudo_labels(
-    algorithm: AlgorithmBase, policy: str, probs: torch.Tensor, temperature: float
-) -> torch.Tensor | None:
-    """Turn class probabilities into training targets.
-
-    Built-in policies:
-
-    * ``"hard"`` -- the arg-max class, ``[B]`` int64.
-    * ``"soft"`` -- the distribution sharpened with ``temperature``:
-      ``p ** (1 / T) / sum(p ** (1 / T))``, ``[B, C]`` (equal to ``softmax(logits / T)``
-      when ``p = softmax(logits)``; ``T = 1`` returns ``p``).
-
-    Losses accept either form (class indices or a distribution).
-
-    :param probs: ``[B, C]`` class probabilities (detached).
-    :param temperature: the sharpening temperature (the algorithm's ``T``).
-    :return: the targets, or ``None`` to let the next implementation answer.
-    """
-
-
-@hookspec(firstresult=True)
-def align_distribution(
-    algorithm: AlgorithmBase,
-    policy: str,
-    probs: torch.Tensor,
-    state: MutableMapping[str, Any],
-    target: str,
-    probs_lb: torch.Tensor | None,
-) -> torch.Tensor | None:
-    """Distribution alignment: rescale class probabilities towards a target distribution.
-
-    ``aligned = probs * p_target / p_model``, renormalised per row, where ``p_model`` is
-    a running estimate of the model's mean prediction on unlabelled data (updated with
-    this batch first). Built-in policies:
-
-    * ``"ema"`` -- ``p_model`` is an EMA with momentum ``ema_p`` (0.999 when the
-      algorithm has no such key), started at the first batch's mean (ReMixMatch,
-      AdaMatch, SoftMatch). State: ``p_model``, ``p_target``.
-    * ``"queue"`` -- ``p_model`` is the mean of the last ``da_len`` batch means, a queue
-      that starts at zeros (CoMatch, SimMatch). State: ``p_model_queue``,
-      ``p_model_ptr``, ``p_target``.
-
-    Targets: ``"uniform"`` (``1 / C``); ``"labelled"`` (the class distribution of the
-    labelled set, fixed); ``"model"`` (an EMA with momentum ``ema_p`` of the mean
-    prediction on the labelled batch ``probs_lb``, as AdaMatch does).
-
-    :param probs: ``[B, C]`` probabilities of the unlabelled batch (detached).
-    :param target: which target distribution.
-    :param probs_lb: ``[B_lb, C]`` probabilities of the labelled batch, or ``None``.
-    :return: ``[B, C]`` aligned probabilities, or ``None`` to let the next
-        implementation answer.
     """
 
 

@@ -403,17 +403,22 @@ class PluginManager(pluggy.PluginManager):
     # -- registries -----------------------------------------------------------
 
     def registry(self, kind: str) -> Registry[Any]:
-        """The registry of ``algorithm``, ``dataset`` or ``net`` (built on first use)."""
+        """The registry of ``algorithm``, ``dataset``, ``net`` or ``policy`` (built on first use).
+
+        Policies are keyed ``kind/name`` (:attr:`semilearn.Policy.key`).
+        """
         if kind not in self._registries:
             registry: Registry[Any] = Registry(kind)
-            hook_name = {"algorithm": "register_algorithms", "dataset": "register_datasets", "net": "register_nets"}[
-                kind
-            ]
+            hook_name = {"algorithm": "register_algorithms", "dataset": "register_datasets", "net": "register_nets",
+                         "policy": "register_policies"}[kind]
+            register: Callable[..., None] = registry.register if kind != "policy" else _policy_register(registry)
             caller = getattr(self.hook, hook_name)
-            for impl in reversed(caller.get_hookimpls()):
+            # in registration order (built-ins first), so that a plugin's replace=True
+            # substitutes a built-in instead of meeting it second
+            for impl in caller.get_hookimpls():
                 registry._current_owner = impl.plugin_name
                 try:
-                    impl.function(register=registry.register)
+                    impl.function(register=register)
                 except PluginError:
                     raise
                 except Exception as error:  # noqa: BLE001
@@ -423,6 +428,18 @@ class PluginManager(pluggy.PluginManager):
                     raise PluginError(f"{label} failed in {hook_name} ({type(error).__name__}: {error}){hint}") from error
             self._registries[kind] = registry
         return self._registries[kind]
+
+
+def _policy_register(registry: Registry[Any]) -> Callable[..., None]:
+    """``register(policy, replace=False)`` for the ``register_policies`` hook point."""
+    from .policy import Policy
+
+    def register(policy: Policy, replace: bool = False) -> None:
+        if not isinstance(policy, Policy):
+            raise PluginError(f"plugin '{registry._current_owner}' registered {policy!r}, not a semilearn.Policy")
+        registry.register(policy.key, policy, policy.description, replace=replace)
+
+    return register
 
 
 def _declared_hooks(plugin: object) -> list[str]:

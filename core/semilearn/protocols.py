@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, MutableMapping
 
     import click
-    import torch
 
     from .algorithm import AlgorithmBase
     from .config import Config
@@ -47,6 +46,8 @@ __all__ = [
     "RegisterDatasetsWrapper",
     "RegisterNets",
     "RegisterNetsWrapper",
+    "RegisterPolicies",
+    "RegisterPoliciesWrapper",
     "RegisterCommands",
     "RegisterCommandsWrapper",
     "Configure",
@@ -61,12 +62,6 @@ __all__ = [
     "BeforeTrainEpochWrapper",
     "BeforeTrainStep",
     "BeforeTrainStepWrapper",
-    "ComputeMask",
-    "ComputeMaskWrapper",
-    "MakePseudoLabels",
-    "MakePseudoLabelsWrapper",
-    "AlignDistribution",
-    "AlignDistributionWrapper",
     "AfterTrainStep",
     "AfterTrainStepWrapper",
     "CollectMetrics",
@@ -93,6 +88,7 @@ HOOK_POINTS: tuple[str, ...] = (
     "register_algorithms",
     "register_datasets",
     "register_nets",
+    "register_policies",
     "register_commands",
     "configure",
     "find_resume_point",
@@ -100,9 +96,6 @@ HOOK_POINTS: tuple[str, ...] = (
     "load_checkpoint",
     "before_train_epoch",
     "before_train_step",
-    "compute_mask",
-    "make_pseudo_labels",
-    "align_distribution",
     "after_train_step",
     "collect_metrics",
     "log",
@@ -171,6 +164,25 @@ RegisterNets: TypeAlias = "_RegisterNets[None]"
 """An implementation of ``register_nets(register: Callable[..., None]) -> None``: Add networks to the network registry."""
 RegisterNetsWrapper: TypeAlias = "_RegisterNets[Generator[None, Any, Any]]"
 """A hook wrapper of ``register_nets`` (``@hookimpl(wrapper=True)``): it yields once."""
+
+
+# register_policies(register) -> None --------------------------------------------------------------
+
+class _RegisterPolicies__register(Protocol[_R_co]):
+    def __call__(self, *, register: Callable[..., None]) -> _R_co: ...
+
+class _RegisterPolicies_without_arguments(Protocol[_R_co]):
+    def __call__(self) -> _R_co: ...
+
+
+_RegisterPolicies: TypeAlias = (
+    _RegisterPolicies__register[_R_co]
+    | _RegisterPolicies_without_arguments[_R_co]
+)
+RegisterPolicies: TypeAlias = "_RegisterPolicies[None]"
+"""An implementation of ``register_policies(register: Callable[..., None]) -> None``: Add SSL policies (confidence masks, pseudo-labels, distribution alignment) to the policy registry."""
+RegisterPoliciesWrapper: TypeAlias = "_RegisterPolicies[Generator[None, Any, Any]]"
+"""A hook wrapper of ``register_policies`` (``@hookimpl(wrapper=True)``): it yields once."""
 
 
 # register_commands(cli) -> None -------------------------------------------------------------------
@@ -336,615 +348,6 @@ BeforeTrainStep: TypeAlias = "_BeforeTrainStep[None]"
 """An implementation of ``before_train_step(algorithm: AlgorithmBase, step: int) -> None``: A training step is about to run."""
 BeforeTrainStepWrapper: TypeAlias = "_BeforeTrainStep[Generator[None, Any, Any]]"
 """A hook wrapper of ``before_train_step`` (``@hookimpl(wrapper=True)``): it yields once."""
-
-
-# compute_mask(algorithm, policy, probs, state, probs_lb, indices) -> torch.Tensor | None (firstresult) ---
-
-class _ComputeMask__algorithm__policy__probs__state__probs_lb__indices(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, probs: torch.Tensor, state: MutableMapping[str, Any], probs_lb: torch.Tensor | None, indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__algorithm__policy__probs__state__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, probs: torch.Tensor, state: MutableMapping[str, Any], probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__algorithm__policy__probs__state__indices(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, probs: torch.Tensor, state: MutableMapping[str, Any], indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__algorithm__policy__probs__probs_lb__indices(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, probs: torch.Tensor, probs_lb: torch.Tensor | None, indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__algorithm__policy__state__probs_lb__indices(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, state: MutableMapping[str, Any], probs_lb: torch.Tensor | None, indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__algorithm__probs__state__probs_lb__indices(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, probs: torch.Tensor, state: MutableMapping[str, Any], probs_lb: torch.Tensor | None, indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__policy__probs__state__probs_lb__indices(Protocol[_R_co]):
-    def __call__(self, *, policy: str, probs: torch.Tensor, state: MutableMapping[str, Any], probs_lb: torch.Tensor | None, indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__algorithm__policy__probs__state(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, probs: torch.Tensor, state: MutableMapping[str, Any]) -> _R_co: ...
-
-class _ComputeMask__algorithm__policy__probs__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, probs: torch.Tensor, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__algorithm__policy__probs__indices(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, probs: torch.Tensor, indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__algorithm__policy__state__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, state: MutableMapping[str, Any], probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__algorithm__policy__state__indices(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, state: MutableMapping[str, Any], indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__algorithm__policy__probs_lb__indices(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, probs_lb: torch.Tensor | None, indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__algorithm__probs__state__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, probs: torch.Tensor, state: MutableMapping[str, Any], probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__algorithm__probs__state__indices(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, probs: torch.Tensor, state: MutableMapping[str, Any], indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__algorithm__probs__probs_lb__indices(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, probs: torch.Tensor, probs_lb: torch.Tensor | None, indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__algorithm__state__probs_lb__indices(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, state: MutableMapping[str, Any], probs_lb: torch.Tensor | None, indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__policy__probs__state__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, policy: str, probs: torch.Tensor, state: MutableMapping[str, Any], probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__policy__probs__state__indices(Protocol[_R_co]):
-    def __call__(self, *, policy: str, probs: torch.Tensor, state: MutableMapping[str, Any], indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__policy__probs__probs_lb__indices(Protocol[_R_co]):
-    def __call__(self, *, policy: str, probs: torch.Tensor, probs_lb: torch.Tensor | None, indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__policy__state__probs_lb__indices(Protocol[_R_co]):
-    def __call__(self, *, policy: str, state: MutableMapping[str, Any], probs_lb: torch.Tensor | None, indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__probs__state__probs_lb__indices(Protocol[_R_co]):
-    def __call__(self, *, probs: torch.Tensor, state: MutableMapping[str, Any], probs_lb: torch.Tensor | None, indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__algorithm__policy__probs(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, probs: torch.Tensor) -> _R_co: ...
-
-class _ComputeMask__algorithm__policy__state(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, state: MutableMapping[str, Any]) -> _R_co: ...
-
-class _ComputeMask__algorithm__policy__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__algorithm__policy__indices(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__algorithm__probs__state(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, probs: torch.Tensor, state: MutableMapping[str, Any]) -> _R_co: ...
-
-class _ComputeMask__algorithm__probs__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, probs: torch.Tensor, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__algorithm__probs__indices(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, probs: torch.Tensor, indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__algorithm__state__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, state: MutableMapping[str, Any], probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__algorithm__state__indices(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, state: MutableMapping[str, Any], indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__algorithm__probs_lb__indices(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, probs_lb: torch.Tensor | None, indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__policy__probs__state(Protocol[_R_co]):
-    def __call__(self, *, policy: str, probs: torch.Tensor, state: MutableMapping[str, Any]) -> _R_co: ...
-
-class _ComputeMask__policy__probs__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, policy: str, probs: torch.Tensor, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__policy__probs__indices(Protocol[_R_co]):
-    def __call__(self, *, policy: str, probs: torch.Tensor, indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__policy__state__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, policy: str, state: MutableMapping[str, Any], probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__policy__state__indices(Protocol[_R_co]):
-    def __call__(self, *, policy: str, state: MutableMapping[str, Any], indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__policy__probs_lb__indices(Protocol[_R_co]):
-    def __call__(self, *, policy: str, probs_lb: torch.Tensor | None, indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__probs__state__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, probs: torch.Tensor, state: MutableMapping[str, Any], probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__probs__state__indices(Protocol[_R_co]):
-    def __call__(self, *, probs: torch.Tensor, state: MutableMapping[str, Any], indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__probs__probs_lb__indices(Protocol[_R_co]):
-    def __call__(self, *, probs: torch.Tensor, probs_lb: torch.Tensor | None, indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__state__probs_lb__indices(Protocol[_R_co]):
-    def __call__(self, *, state: MutableMapping[str, Any], probs_lb: torch.Tensor | None, indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__algorithm__policy(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str) -> _R_co: ...
-
-class _ComputeMask__algorithm__probs(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, probs: torch.Tensor) -> _R_co: ...
-
-class _ComputeMask__algorithm__state(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, state: MutableMapping[str, Any]) -> _R_co: ...
-
-class _ComputeMask__algorithm__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__algorithm__indices(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__policy__probs(Protocol[_R_co]):
-    def __call__(self, *, policy: str, probs: torch.Tensor) -> _R_co: ...
-
-class _ComputeMask__policy__state(Protocol[_R_co]):
-    def __call__(self, *, policy: str, state: MutableMapping[str, Any]) -> _R_co: ...
-
-class _ComputeMask__policy__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, policy: str, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__policy__indices(Protocol[_R_co]):
-    def __call__(self, *, policy: str, indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__probs__state(Protocol[_R_co]):
-    def __call__(self, *, probs: torch.Tensor, state: MutableMapping[str, Any]) -> _R_co: ...
-
-class _ComputeMask__probs__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, probs: torch.Tensor, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__probs__indices(Protocol[_R_co]):
-    def __call__(self, *, probs: torch.Tensor, indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__state__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, state: MutableMapping[str, Any], probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__state__indices(Protocol[_R_co]):
-    def __call__(self, *, state: MutableMapping[str, Any], indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__probs_lb__indices(Protocol[_R_co]):
-    def __call__(self, *, probs_lb: torch.Tensor | None, indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__algorithm(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase) -> _R_co: ...
-
-class _ComputeMask__policy(Protocol[_R_co]):
-    def __call__(self, *, policy: str) -> _R_co: ...
-
-class _ComputeMask__probs(Protocol[_R_co]):
-    def __call__(self, *, probs: torch.Tensor) -> _R_co: ...
-
-class _ComputeMask__state(Protocol[_R_co]):
-    def __call__(self, *, state: MutableMapping[str, Any]) -> _R_co: ...
-
-class _ComputeMask__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask__indices(Protocol[_R_co]):
-    def __call__(self, *, indices: torch.Tensor | None) -> _R_co: ...
-
-class _ComputeMask_without_arguments(Protocol[_R_co]):
-    def __call__(self) -> _R_co: ...
-
-
-_ComputeMask: TypeAlias = (
-    _ComputeMask__algorithm__policy__probs__state__probs_lb__indices[_R_co]
-    | _ComputeMask__algorithm__policy__probs__state__probs_lb[_R_co]
-    | _ComputeMask__algorithm__policy__probs__state__indices[_R_co]
-    | _ComputeMask__algorithm__policy__probs__probs_lb__indices[_R_co]
-    | _ComputeMask__algorithm__policy__state__probs_lb__indices[_R_co]
-    | _ComputeMask__algorithm__probs__state__probs_lb__indices[_R_co]
-    | _ComputeMask__policy__probs__state__probs_lb__indices[_R_co]
-    | _ComputeMask__algorithm__policy__probs__state[_R_co]
-    | _ComputeMask__algorithm__policy__probs__probs_lb[_R_co]
-    | _ComputeMask__algorithm__policy__probs__indices[_R_co]
-    | _ComputeMask__algorithm__policy__state__probs_lb[_R_co]
-    | _ComputeMask__algorithm__policy__state__indices[_R_co]
-    | _ComputeMask__algorithm__policy__probs_lb__indices[_R_co]
-    | _ComputeMask__algorithm__probs__state__probs_lb[_R_co]
-    | _ComputeMask__algorithm__probs__state__indices[_R_co]
-    | _ComputeMask__algorithm__probs__probs_lb__indices[_R_co]
-    | _ComputeMask__algorithm__state__probs_lb__indices[_R_co]
-    | _ComputeMask__policy__probs__state__probs_lb[_R_co]
-    | _ComputeMask__policy__probs__state__indices[_R_co]
-    | _ComputeMask__policy__probs__probs_lb__indices[_R_co]
-    | _ComputeMask__policy__state__probs_lb__indices[_R_co]
-    | _ComputeMask__probs__state__probs_lb__indices[_R_co]
-    | _ComputeMask__algorithm__policy__probs[_R_co]
-    | _ComputeMask__algorithm__policy__state[_R_co]
-    | _ComputeMask__algorithm__policy__probs_lb[_R_co]
-    | _ComputeMask__algorithm__policy__indices[_R_co]
-    | _ComputeMask__algorithm__probs__state[_R_co]
-    | _ComputeMask__algorithm__probs__probs_lb[_R_co]
-    | _ComputeMask__algorithm__probs__indices[_R_co]
-    | _ComputeMask__algorithm__state__probs_lb[_R_co]
-    | _ComputeMask__algorithm__state__indices[_R_co]
-    | _ComputeMask__algorithm__probs_lb__indices[_R_co]
-    | _ComputeMask__policy__probs__state[_R_co]
-    | _ComputeMask__policy__probs__probs_lb[_R_co]
-    | _ComputeMask__policy__probs__indices[_R_co]
-    | _ComputeMask__policy__state__probs_lb[_R_co]
-    | _ComputeMask__policy__state__indices[_R_co]
-    | _ComputeMask__policy__probs_lb__indices[_R_co]
-    | _ComputeMask__probs__state__probs_lb[_R_co]
-    | _ComputeMask__probs__state__indices[_R_co]
-    | _ComputeMask__probs__probs_lb__indices[_R_co]
-    | _ComputeMask__state__probs_lb__indices[_R_co]
-    | _ComputeMask__algorithm__policy[_R_co]
-    | _ComputeMask__algorithm__probs[_R_co]
-    | _ComputeMask__algorithm__state[_R_co]
-    | _ComputeMask__algorithm__probs_lb[_R_co]
-    | _ComputeMask__algorithm__indices[_R_co]
-    | _ComputeMask__policy__probs[_R_co]
-    | _ComputeMask__policy__state[_R_co]
-    | _ComputeMask__policy__probs_lb[_R_co]
-    | _ComputeMask__policy__indices[_R_co]
-    | _ComputeMask__probs__state[_R_co]
-    | _ComputeMask__probs__probs_lb[_R_co]
-    | _ComputeMask__probs__indices[_R_co]
-    | _ComputeMask__state__probs_lb[_R_co]
-    | _ComputeMask__state__indices[_R_co]
-    | _ComputeMask__probs_lb__indices[_R_co]
-    | _ComputeMask__algorithm[_R_co]
-    | _ComputeMask__policy[_R_co]
-    | _ComputeMask__probs[_R_co]
-    | _ComputeMask__state[_R_co]
-    | _ComputeMask__probs_lb[_R_co]
-    | _ComputeMask__indices[_R_co]
-    | _ComputeMask_without_arguments[_R_co]
-)
-ComputeMask: TypeAlias = "_ComputeMask[torch.Tensor | None]"
-"""An implementation of ``compute_mask(algorithm: AlgorithmBase, policy: str, probs: torch.Tensor, state: MutableMapping[str, Any], probs_lb: torch.Tensor | None, indices: torch.Tensor | None) -> torch.Tensor | None`` (firstresult): Weigh each sample's pseudo-label: a confidence mask."""
-ComputeMaskWrapper: TypeAlias = "_ComputeMask[Generator[None, Any, Any]]"
-"""A hook wrapper of ``compute_mask`` (``@hookimpl(wrapper=True)``): it yields once."""
-
-
-# make_pseudo_labels(algorithm, policy, probs, temperature) -> torch.Tensor | None (firstresult) ---
-
-class _MakePseudoLabels__algorithm__policy__probs__temperature(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, probs: torch.Tensor, temperature: float) -> _R_co: ...
-
-class _MakePseudoLabels__algorithm__policy__probs(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, probs: torch.Tensor) -> _R_co: ...
-
-class _MakePseudoLabels__algorithm__policy__temperature(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, temperature: float) -> _R_co: ...
-
-class _MakePseudoLabels__algorithm__probs__temperature(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, probs: torch.Tensor, temperature: float) -> _R_co: ...
-
-class _MakePseudoLabels__policy__probs__temperature(Protocol[_R_co]):
-    def __call__(self, *, policy: str, probs: torch.Tensor, temperature: float) -> _R_co: ...
-
-class _MakePseudoLabels__algorithm__policy(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str) -> _R_co: ...
-
-class _MakePseudoLabels__algorithm__probs(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, probs: torch.Tensor) -> _R_co: ...
-
-class _MakePseudoLabels__algorithm__temperature(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, temperature: float) -> _R_co: ...
-
-class _MakePseudoLabels__policy__probs(Protocol[_R_co]):
-    def __call__(self, *, policy: str, probs: torch.Tensor) -> _R_co: ...
-
-class _MakePseudoLabels__policy__temperature(Protocol[_R_co]):
-    def __call__(self, *, policy: str, temperature: float) -> _R_co: ...
-
-class _MakePseudoLabels__probs__temperature(Protocol[_R_co]):
-    def __call__(self, *, probs: torch.Tensor, temperature: float) -> _R_co: ...
-
-class _MakePseudoLabels__algorithm(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase) -> _R_co: ...
-
-class _MakePseudoLabels__policy(Protocol[_R_co]):
-    def __call__(self, *, policy: str) -> _R_co: ...
-
-class _MakePseudoLabels__probs(Protocol[_R_co]):
-    def __call__(self, *, probs: torch.Tensor) -> _R_co: ...
-
-class _MakePseudoLabels__temperature(Protocol[_R_co]):
-    def __call__(self, *, temperature: float) -> _R_co: ...
-
-class _MakePseudoLabels_without_arguments(Protocol[_R_co]):
-    def __call__(self) -> _R_co: ...
-
-
-_MakePseudoLabels: TypeAlias = (
-    _MakePseudoLabels__algorithm__policy__probs__temperature[_R_co]
-    | _MakePseudoLabels__algorithm__policy__probs[_R_co]
-    | _MakePseudoLabels__algorithm__policy__temperature[_R_co]
-    | _MakePseudoLabels__algorithm__probs__temperature[_R_co]
-    | _MakePseudoLabels__policy__probs__temperature[_R_co]
-    | _MakePseudoLabels__algorithm__policy[_R_co]
-    | _MakePseudoLabels__algorithm__probs[_R_co]
-    | _MakePseudoLabels__algorithm__temperature[_R_co]
-    | _MakePseudoLabels__policy__probs[_R_co]
-    | _MakePseudoLabels__policy__temperature[_R_co]
-    | _MakePseudoLabels__probs__temperature[_R_co]
-    | _MakePseudoLabels__algorithm[_R_co]
-    | _MakePseudoLabels__policy[_R_co]
-    | _MakePseudoLabels__probs[_R_co]
-    | _MakePseudoLabels__temperature[_R_co]
-    | _MakePseudoLabels_without_arguments[_R_co]
-)
-MakePseudoLabels: TypeAlias = "_MakePseudoLabels[torch.Tensor | None]"
-"""An implementation of ``make_pseudo_labels(algorithm: AlgorithmBase, policy: str, probs: torch.Tensor, temperature: float) -> torch.Tensor | None`` (firstresult): Turn class probabilities into training targets."""
-MakePseudoLabelsWrapper: TypeAlias = "_MakePseudoLabels[Generator[None, Any, Any]]"
-"""A hook wrapper of ``make_pseudo_labels`` (``@hookimpl(wrapper=True)``): it yields once."""
-
-
-# align_distribution(algorithm, policy, probs, state, target, probs_lb) -> torch.Tensor | None (firstresult) ---
-
-class _AlignDistribution__algorithm__policy__probs__state__target__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, probs: torch.Tensor, state: MutableMapping[str, Any], target: str, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__algorithm__policy__probs__state__target(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, probs: torch.Tensor, state: MutableMapping[str, Any], target: str) -> _R_co: ...
-
-class _AlignDistribution__algorithm__policy__probs__state__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, probs: torch.Tensor, state: MutableMapping[str, Any], probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__algorithm__policy__probs__target__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, probs: torch.Tensor, target: str, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__algorithm__policy__state__target__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, state: MutableMapping[str, Any], target: str, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__algorithm__probs__state__target__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, probs: torch.Tensor, state: MutableMapping[str, Any], target: str, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__policy__probs__state__target__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, policy: str, probs: torch.Tensor, state: MutableMapping[str, Any], target: str, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__algorithm__policy__probs__state(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, probs: torch.Tensor, state: MutableMapping[str, Any]) -> _R_co: ...
-
-class _AlignDistribution__algorithm__policy__probs__target(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, probs: torch.Tensor, target: str) -> _R_co: ...
-
-class _AlignDistribution__algorithm__policy__probs__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, probs: torch.Tensor, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__algorithm__policy__state__target(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, state: MutableMapping[str, Any], target: str) -> _R_co: ...
-
-class _AlignDistribution__algorithm__policy__state__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, state: MutableMapping[str, Any], probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__algorithm__policy__target__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, target: str, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__algorithm__probs__state__target(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, probs: torch.Tensor, state: MutableMapping[str, Any], target: str) -> _R_co: ...
-
-class _AlignDistribution__algorithm__probs__state__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, probs: torch.Tensor, state: MutableMapping[str, Any], probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__algorithm__probs__target__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, probs: torch.Tensor, target: str, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__algorithm__state__target__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, state: MutableMapping[str, Any], target: str, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__policy__probs__state__target(Protocol[_R_co]):
-    def __call__(self, *, policy: str, probs: torch.Tensor, state: MutableMapping[str, Any], target: str) -> _R_co: ...
-
-class _AlignDistribution__policy__probs__state__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, policy: str, probs: torch.Tensor, state: MutableMapping[str, Any], probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__policy__probs__target__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, policy: str, probs: torch.Tensor, target: str, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__policy__state__target__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, policy: str, state: MutableMapping[str, Any], target: str, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__probs__state__target__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, probs: torch.Tensor, state: MutableMapping[str, Any], target: str, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__algorithm__policy__probs(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, probs: torch.Tensor) -> _R_co: ...
-
-class _AlignDistribution__algorithm__policy__state(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, state: MutableMapping[str, Any]) -> _R_co: ...
-
-class _AlignDistribution__algorithm__policy__target(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, target: str) -> _R_co: ...
-
-class _AlignDistribution__algorithm__policy__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__algorithm__probs__state(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, probs: torch.Tensor, state: MutableMapping[str, Any]) -> _R_co: ...
-
-class _AlignDistribution__algorithm__probs__target(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, probs: torch.Tensor, target: str) -> _R_co: ...
-
-class _AlignDistribution__algorithm__probs__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, probs: torch.Tensor, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__algorithm__state__target(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, state: MutableMapping[str, Any], target: str) -> _R_co: ...
-
-class _AlignDistribution__algorithm__state__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, state: MutableMapping[str, Any], probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__algorithm__target__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, target: str, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__policy__probs__state(Protocol[_R_co]):
-    def __call__(self, *, policy: str, probs: torch.Tensor, state: MutableMapping[str, Any]) -> _R_co: ...
-
-class _AlignDistribution__policy__probs__target(Protocol[_R_co]):
-    def __call__(self, *, policy: str, probs: torch.Tensor, target: str) -> _R_co: ...
-
-class _AlignDistribution__policy__probs__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, policy: str, probs: torch.Tensor, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__policy__state__target(Protocol[_R_co]):
-    def __call__(self, *, policy: str, state: MutableMapping[str, Any], target: str) -> _R_co: ...
-
-class _AlignDistribution__policy__state__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, policy: str, state: MutableMapping[str, Any], probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__policy__target__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, policy: str, target: str, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__probs__state__target(Protocol[_R_co]):
-    def __call__(self, *, probs: torch.Tensor, state: MutableMapping[str, Any], target: str) -> _R_co: ...
-
-class _AlignDistribution__probs__state__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, probs: torch.Tensor, state: MutableMapping[str, Any], probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__probs__target__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, probs: torch.Tensor, target: str, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__state__target__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, state: MutableMapping[str, Any], target: str, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__algorithm__policy(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, policy: str) -> _R_co: ...
-
-class _AlignDistribution__algorithm__probs(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, probs: torch.Tensor) -> _R_co: ...
-
-class _AlignDistribution__algorithm__state(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, state: MutableMapping[str, Any]) -> _R_co: ...
-
-class _AlignDistribution__algorithm__target(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, target: str) -> _R_co: ...
-
-class _AlignDistribution__algorithm__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__policy__probs(Protocol[_R_co]):
-    def __call__(self, *, policy: str, probs: torch.Tensor) -> _R_co: ...
-
-class _AlignDistribution__policy__state(Protocol[_R_co]):
-    def __call__(self, *, policy: str, state: MutableMapping[str, Any]) -> _R_co: ...
-
-class _AlignDistribution__policy__target(Protocol[_R_co]):
-    def __call__(self, *, policy: str, target: str) -> _R_co: ...
-
-class _AlignDistribution__policy__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, policy: str, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__probs__state(Protocol[_R_co]):
-    def __call__(self, *, probs: torch.Tensor, state: MutableMapping[str, Any]) -> _R_co: ...
-
-class _AlignDistribution__probs__target(Protocol[_R_co]):
-    def __call__(self, *, probs: torch.Tensor, target: str) -> _R_co: ...
-
-class _AlignDistribution__probs__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, probs: torch.Tensor, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__state__target(Protocol[_R_co]):
-    def __call__(self, *, state: MutableMapping[str, Any], target: str) -> _R_co: ...
-
-class _AlignDistribution__state__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, state: MutableMapping[str, Any], probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__target__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, target: str, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution__algorithm(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase) -> _R_co: ...
-
-class _AlignDistribution__policy(Protocol[_R_co]):
-    def __call__(self, *, policy: str) -> _R_co: ...
-
-class _AlignDistribution__probs(Protocol[_R_co]):
-    def __call__(self, *, probs: torch.Tensor) -> _R_co: ...
-
-class _AlignDistribution__state(Protocol[_R_co]):
-    def __call__(self, *, state: MutableMapping[str, Any]) -> _R_co: ...
-
-class _AlignDistribution__target(Protocol[_R_co]):
-    def __call__(self, *, target: str) -> _R_co: ...
-
-class _AlignDistribution__probs_lb(Protocol[_R_co]):
-    def __call__(self, *, probs_lb: torch.Tensor | None) -> _R_co: ...
-
-class _AlignDistribution_without_arguments(Protocol[_R_co]):
-    def __call__(self) -> _R_co: ...
-
-
-_AlignDistribution: TypeAlias = (
-    _AlignDistribution__algorithm__policy__probs__state__target__probs_lb[_R_co]
-    | _AlignDistribution__algorithm__policy__probs__state__target[_R_co]
-    | _AlignDistribution__algorithm__policy__probs__state__probs_lb[_R_co]
-    | _AlignDistribution__algorithm__policy__probs__target__probs_lb[_R_co]
-    | _AlignDistribution__algorithm__policy__state__target__probs_lb[_R_co]
-    | _AlignDistribution__algorithm__probs__state__target__probs_lb[_R_co]
-    | _AlignDistribution__policy__probs__state__target__probs_lb[_R_co]
-    | _AlignDistribution__algorithm__policy__probs__state[_R_co]
-    | _AlignDistribution__algorithm__policy__probs__target[_R_co]
-    | _AlignDistribution__algorithm__policy__probs__probs_lb[_R_co]
-    | _AlignDistribution__algorithm__policy__state__target[_R_co]
-    | _AlignDistribution__algorithm__policy__state__probs_lb[_R_co]
-    | _AlignDistribution__algorithm__policy__target__probs_lb[_R_co]
-    | _AlignDistribution__algorithm__probs__state__target[_R_co]
-    | _AlignDistribution__algorithm__probs__state__probs_lb[_R_co]
-    | _AlignDistribution__algorithm__probs__target__probs_lb[_R_co]
-    | _AlignDistribution__algorithm__state__target__probs_lb[_R_co]
-    | _AlignDistribution__policy__probs__state__target[_R_co]
-    | _AlignDistribution__policy__probs__state__probs_lb[_R_co]
-    | _AlignDistribution__policy__probs__target__probs_lb[_R_co]
-    | _AlignDistribution__policy__state__target__probs_lb[_R_co]
-    | _AlignDistribution__probs__state__target__probs_lb[_R_co]
-    | _AlignDistribution__algorithm__policy__probs[_R_co]
-    | _AlignDistribution__algorithm__policy__state[_R_co]
-    | _AlignDistribution__algorithm__policy__target[_R_co]
-    | _AlignDistribution__algorithm__policy__probs_lb[_R_co]
-    | _AlignDistribution__algorithm__probs__state[_R_co]
-    | _AlignDistribution__algorithm__probs__target[_R_co]
-    | _AlignDistribution__algorithm__probs__probs_lb[_R_co]
-    | _AlignDistribution__algorithm__state__target[_R_co]
-    | _AlignDistribution__algorithm__state__probs_lb[_R_co]
-    | _AlignDistribution__algorithm__target__probs_lb[_R_co]
-    | _AlignDistribution__policy__probs__state[_R_co]
-    | _AlignDistribution__policy__probs__target[_R_co]
-    | _AlignDistribution__policy__probs__probs_lb[_R_co]
-    | _AlignDistribution__policy__state__target[_R_co]
-    | _AlignDistribution__policy__state__probs_lb[_R_co]
-    | _AlignDistribution__policy__target__probs_lb[_R_co]
-    | _AlignDistribution__probs__state__target[_R_co]
-    | _AlignDistribution__probs__state__probs_lb[_R_co]
-    | _AlignDistribution__probs__target__probs_lb[_R_co]
-    | _AlignDistribution__state__target__probs_lb[_R_co]
-    | _AlignDistribution__algorithm__policy[_R_co]
-    | _AlignDistribution__algorithm__probs[_R_co]
-    | _AlignDistribution__algorithm__state[_R_co]
-    | _AlignDistribution__algorithm__target[_R_co]
-    | _AlignDistribution__algorithm__probs_lb[_R_co]
-    | _AlignDistribution__policy__probs[_R_co]
-    | _AlignDistribution__policy__state[_R_co]
-    | _AlignDistribution__policy__target[_R_co]
-    | _AlignDistribution__policy__probs_lb[_R_co]
-    | _AlignDistribution__probs__state[_R_co]
-    | _AlignDistribution__probs__target[_R_co]
-    | _AlignDistribution__probs__probs_lb[_R_co]
-    | _AlignDistribution__state__target[_R_co]
-    | _AlignDistribution__state__probs_lb[_R_co]
-    | _AlignDistribution__target__probs_lb[_R_co]
-    | _AlignDistribution__algorithm[_R_co]
-    | _AlignDistribution__policy[_R_co]
-    | _AlignDistribution__probs[_R_co]
-    | _AlignDistribution__state[_R_co]
-    | _AlignDistribution__target[_R_co]
-    | _AlignDistribution__probs_lb[_R_co]
-    | _AlignDistribution_without_arguments[_R_co]
-)
-AlignDistribution: TypeAlias = "_AlignDistribution[torch.Tensor | None]"
-"""An implementation of ``align_distribution(algorithm: AlgorithmBase, policy: str, probs: torch.Tensor, state: MutableMapping[str, Any], target: str, probs_lb: torch.Tensor | None) -> torch.Tensor | None`` (firstresult): Distribution alignment: rescale class probabilities towards a target distribution."""
-AlignDistributionWrapper: TypeAlias = "_AlignDistribution[Generator[None, Any, Any]]"
-"""A hook wrapper of ``align_distribution`` (``@hookimpl(wrapper=True)``): it yields once."""
 
 
 # after_train_step(algorithm, step, outputs) -> None -----------------------------------------------

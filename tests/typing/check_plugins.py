@@ -47,9 +47,7 @@ if TYPE_CHECKING:
     timing_collect_metrics: protocols.CollectMetrics = timing.collect_metrics
 
     policies = PolicyHook()
-    policies_compute_mask: protocols.ComputeMask = policies.compute_mask
-    policies_make_pseudo_labels: protocols.MakePseudoLabels = policies.make_pseudo_labels
-    policies_align_distribution: protocols.AlignDistribution = policies.align_distribution
+    policies_register_policies: protocols.RegisterPolicies = policies.register_policies
 
     scaffold = ScaffoldHook()
     scaffold_register_commands: protocols.RegisterCommands = scaffold.register_commands

@@ -16,12 +16,12 @@ import torch
 from ..config import Option
 from .common import (
     SSLAlgorithm,
-    cross_entropy,
     ema_p_option,
     hard_label_option,
+    masked_loss,
     p_cutoff_option,
+    probabilities,
     sharpen_soft_labels_option,
-    split,
     supervised_loss,
     temperature_option,
     ulb_loss_ratio_option,
@@ -48,16 +48,12 @@ class AdaMatch(SSLAlgorithm):
         self, x_lb: torch.Tensor, y_lb: torch.Tensor, x_ulb_w: torch.Tensor, x_ulb_s: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config = self.config
-        outputs, sizes = self.forward_views(x_lb, x_ulb_w, x_ulb_s)
-        logits_lb, logits_w, logits_s = split(outputs["logits"], sizes)
+        logits_lb, logits_w, logits_s = self.forward_logits(x_lb, x_ulb_w, x_ulb_s)
         sup_loss = supervised_loss(logits_lb, y_lb)
-
-        probs_lb = torch.softmax(logits_lb.detach().float(), dim=-1)
-        probs = torch.softmax(logits_w.detach().float(), dim=-1)
+        probs_lb, probs = probabilities(logits_lb), probabilities(logits_w)
         if config.dist_align:
-            probs = self.align("ema", probs, "model", probs_lb=probs_lb)
-        mask = self.mask("adamatch", probs, probs_lb=probs_lb)
-        targets = self.pseudo_labels("hard" if config.hard_label else "soft", probs, self.soft_label_temperature())
-        unsup_loss = (cross_entropy(logits_s, targets) * mask).mean()
+            probs = self.align("ema", probs, "model", momentum=config.ema_p, probs_lb=probs_lb)
+        mask = self.mask("adamatch", probs, probs_lb=probs_lb, p_cutoff=config.p_cutoff)
+        unsup_loss = masked_loss(logits_s, self.pseudo_label(probs), mask)
         loss = sup_loss + config.ulb_loss_ratio * unsup_loss
         return loss, {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "mask_ratio": mask.mean()}

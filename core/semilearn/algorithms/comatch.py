@@ -31,9 +31,10 @@ from ..config import Config, Option
 from ..nets.heads import ProjectionHead
 from .common import (
     SSLAlgorithm,
-    cross_entropy,
+    masked_loss,
     one_hot,
     p_cutoff_option,
+    probabilities,
     split,
     temperature_option,
     ulb_loss_ratio_option,
@@ -128,20 +129,20 @@ class CoMatch(SSLAlgorithm):
         sup_loss = F.cross_entropy(logits_lb.float(), y_lb)
 
         with torch.no_grad():
-            probs = torch.softmax(logits_w.detach().float(), dim=-1)
-            probs = self.align("queue", probs, "uniform")
+            probs = probabilities(logits_w)
+            probs = self.align("queue", probs, "uniform", length=config.da_len)
             own_probs = probs
             embeddings_w = proj_w.detach().float()
             if self.epoch > 0 and self.global_step > config.queue_batch:  # USB's condition
                 probs = memory_smoothing(probs, embeddings_w, self.buffers["bank_embeddings"],
                                          self.buffers["bank_probs"], config.T, config.smoothing_alpha)
-            mask = self.mask("fixed", probs)
+            mask = self.mask("fixed", probs, p_cutoff=config.p_cutoff)
             self.update_bank(torch.cat((embeddings_w, proj_lb.detach().float())),
                              torch.cat((own_probs, one_hot(y_lb, probs.shape[-1]))))
             graph = pseudo_label_graph(probs, config.contrast_p_cutoff)
 
-        targets = self.pseudo_labels("soft", probs, 1.0)
-        unsup_loss = (cross_entropy(logits_s_0, targets) * mask).mean()
+        targets = self.pseudo_labels("soft", probs, temperature=1.0)
+        unsup_loss = masked_loss(logits_s_0, targets, mask)
         contrast_loss = graph_contrastive_loss(proj_s_0, proj_s_1, graph, config.T)
         loss = sup_loss + config.ulb_loss_ratio * unsup_loss + config.contrast_loss_ratio * contrast_loss
         return loss, {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "contrast_loss": contrast_loss,

@@ -26,6 +26,8 @@ from ..algorithm import AlgorithmBase
 from ..config import Config, Option
 from ..errors import PluginError
 from ..nets.heads import NetWithHeads, frozen_batch_norm_stats, unwrap
+from ..policy import Policy
+from .policies import gather_from_ranks, labelled_distribution
 
 if TYPE_CHECKING:
     from ..data.base import SSLData
@@ -36,6 +38,8 @@ __all__ = [
     "split",
     "cross_entropy",
     "supervised_loss",
+    "probabilities",
+    "masked_loss",
     "mse_consistency",
     "unsup_ramp",
     "mixup",
@@ -116,6 +120,17 @@ def supervised_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
     """Mean cross-entropy against class indices, reduced as USB's ``ce_loss(..., reduction='mean')``
     (by PyTorch's mean reduction, whose last bit can differ from a mean of per-sample losses)."""
     return F.cross_entropy(logits.float(), targets)
+
+
+def probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """``softmax(logits)`` detached, in float32: what policies and pseudo-labels are made from."""
+    return torch.softmax(logits.detach().float(), dim=-1)
+
+
+def masked_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean over the batch of the cross-entropy against ``targets``, weighted by ``mask``
+    (a sample with weight 0 counts in the mean's denominator, as in USB)."""
+    return (cross_entropy(logits, targets) * mask).mean()
 
 
 def mse_consistency(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -229,6 +244,7 @@ class SSLAlgorithm(AlgorithmBase):
         super().__init__(config, data, model, manager, run_dir, device)
         self.policy_state: dict[str, dict[str, Any]] = {}
         self.buffers: dict[str, Any] = {}
+        self._policies: dict[str, Policy] = {}
 
     def heads(self, config: Config, num_features: int) -> dict[str, nn.Module]:
         """Extra heads on the network's features, by output name (see :mod:`semilearn.nets.heads`).
@@ -244,36 +260,51 @@ class SSLAlgorithm(AlgorithmBase):
         """The state dict of one use of a policy (created empty on first use)."""
         return self.policy_state.setdefault(use, {})
 
-    def mask(self, policy: str, probs: torch.Tensor, *, use: str = "mask",
-             probs_lb: torch.Tensor | None = None, indices: torch.Tensor | None = None) -> torch.Tensor:
-        """Weights in [0, 1] for ``probs`` from the ``compute_mask`` hook point."""
-        result = self.hook.compute_mask(algorithm=self, policy=policy, probs=probs, state=self.state_for(use),
-                                        probs_lb=probs_lb, indices=indices)
-        return self._answered(result, "compute_mask", policy)
+    def policy(self, kind: str, name: str) -> Policy:
+        """The registered policy ``kind/name`` (see :mod:`semilearn.policy`)."""
+        key = f"{kind}/{name}"
+        policy = self._policies.get(key)
+        if policy is None:
+            registry = self.manager.registry("policy")
+            if key not in registry:
+                known = ", ".join(sorted(k.split("/", 1)[1] for k in registry.names() if k.startswith(kind + "/")))
+                raise PluginError(
+                    f"algorithm '{self.name}' asks for the {kind} policy '{name}', which no plugin registers "
+                    f"(known: {known or 'none'}; is the built-in 'policies' plugin disabled?)"
+                )
+            policy = self._policies[key] = registry.get(key)
+        return policy
 
-    def pseudo_labels(self, policy: str, probs: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-        """Targets for ``probs`` (``"hard"`` or ``"soft"``) from the ``make_pseudo_labels`` hook point."""
-        result = self.hook.make_pseudo_labels(algorithm=self, policy=policy, probs=probs, temperature=temperature)
-        return self._answered(result, "make_pseudo_labels", policy)
+    def mask(self, name: str, probs: torch.Tensor, *, use: str = "mask", **parameters: Any) -> torch.Tensor:
+        """Weights in [0, 1] for ``probs`` from mask policy ``name``, given its ``parameters``
+        and the state of ``use``."""
+        policy = self.policy("mask", name)
+        return policy(probs=probs, state=self.state_for(use), gather=gather_from_ranks, **parameters)
 
-    def align(self, policy: str, probs: torch.Tensor, target: str, *, use: str = "align",
-              probs_lb: torch.Tensor | None = None) -> torch.Tensor:
-        """``probs`` after distribution alignment from the ``align_distribution`` hook point."""
-        result = self.hook.align_distribution(algorithm=self, policy=policy, probs=probs, state=self.state_for(use),
-                                              target=target, probs_lb=probs_lb)
-        return self._answered(result, "align_distribution", policy)
+    def pseudo_labels(self, name: str, probs: torch.Tensor, **parameters: Any) -> torch.Tensor:
+        """Targets for ``probs`` from pseudo-label policy ``name`` (``"hard"``, ``"soft"``)."""
+        return self.policy("pseudo_labels", name)(probs=probs, **parameters)
 
-    def _answered(self, result: torch.Tensor | None, hook_name: str, policy: str) -> torch.Tensor:
-        if result is None:
-            raise PluginError(
-                f"algorithm '{self.name}' asked the '{hook_name}' hook point for policy '{policy}' and no plugin "
-                "answered (is the built-in 'policies' plugin disabled?)"
-            )
-        return result
+    def align(self, name: str, probs: torch.Tensor, target: str, *, use: str = "align",
+              **parameters: Any) -> torch.Tensor:
+        """``probs`` aligned towards ``target`` by alignment policy ``name``."""
+        policy = self.policy("alignment", name)
+        return policy(probs=probs, state=self.state_for(use), target=target, labelled=self._labelled_distribution,
+                      gather=gather_from_ranks, **parameters)
+
+    def _labelled_distribution(self) -> torch.Tensor:
+        return labelled_distribution(self.data.labelled_targets, self.data.num_classes)
+
+    def pseudo_label(self, probs: torch.Tensor) -> torch.Tensor:
+        """The pseudo-labels of the FixMatch family: the arg-max class with ``hard_label``,
+        else ``probs`` as soft targets (sharpened with ``T`` only with ``sharpen_soft_labels``,
+        as USB's FixMatch, FlexMatch, AdaMatch, DeFixMatch and UDA use them unchanged)."""
+        if self.config.hard_label:
+            return self.pseudo_labels("hard", probs)
+        return self.pseudo_labels("soft", probs, temperature=self.soft_label_temperature())
 
     def soft_label_temperature(self) -> float:
-        """The temperature of soft pseudo-labels: ``T`` with ``sharpen_soft_labels``, else 1
-        (the probabilities unchanged, as USB's FixMatch, FlexMatch, AdaMatch, DeFixMatch and UDA)."""
+        """The temperature of soft pseudo-labels: ``T`` with ``sharpen_soft_labels``, else 1."""
         return float(self.config.T) if self.config.get("sharpen_soft_labels") else 1.0
 
     def targets_from_logits(self, logits: torch.Tensor, hard: bool) -> torch.Tensor:
@@ -283,7 +314,7 @@ class SSLAlgorithm(AlgorithmBase):
         weak = logits.detach().float()
         if hard:
             return self.pseudo_labels("hard", torch.softmax(weak, dim=-1))
-        return self.pseudo_labels("soft", torch.softmax(weak / float(self.config.T), dim=-1), 1.0)
+        return self.pseudo_labels("soft", torch.softmax(weak / float(self.config.T), dim=-1), temperature=1.0)
 
     def unsup_weight(self, warm_up: float) -> float:
         """The unsupervised warm-up factor of this step (see :func:`unsup_ramp`)."""
@@ -311,6 +342,11 @@ class SSLAlgorithm(AlgorithmBase):
         """
         sizes = [view.shape[0] for view in views]
         return self.model(torch.cat(views) if len(views) > 1 else views[0]), sizes
+
+    def forward_logits(self, *views: torch.Tensor) -> list[torch.Tensor]:
+        """The logits of each of ``views``, from one forward pass over all of them."""
+        outputs, sizes = self.forward_views(*views)
+        return split(outputs["logits"], sizes)
 
     def host_random(self, draw: str, *args: Any) -> torch.Tensor:
         """``torch.<draw>(*args)`` from torch's default CPU generator, on the training device.

@@ -34,10 +34,11 @@ from ..data.sampler import SampleStream
 from ..nets.heads import FeatureMapHead, RotationHead, feature_map_size
 from .common import (
     SSLAlgorithm,
-    cross_entropy,
     four_rotations,
     hard_label_option,
+    masked_loss,
     p_cutoff_option,
+    probabilities,
     split,
     ulb_loss_ratio_option,
 )
@@ -119,10 +120,10 @@ class CRMatch(SSLAlgorithm):
         distance = split(outputs["logits_ds"], sizes)
         sup_loss = F.cross_entropy(logits_lb.float(), y_lb)
 
-        probs = torch.softmax(logits_w.detach().float(), dim=-1)
-        mask = self.mask("fixed", probs)
+        probs = probabilities(logits_w)
+        mask = self.mask("fixed", probs, p_cutoff=self.config.p_cutoff)
         targets = self.pseudo_labels("hard", probs)
-        unsup_loss = (cross_entropy(logits_s, targets) * mask).mean()
+        unsup_loss = masked_loss(logits_s, targets, mask)
         ds_loss = (feature_distance_loss(distance[2], distance[1]) * mask).mean()
         loss = sup_loss + unsup_loss + ds_loss
         metrics = {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "ds_loss": ds_loss, "mask_ratio": mask.mean()}

@@ -36,7 +36,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config, Option
-from .common import SSLAlgorithm, cross_entropy, split, temperature_option, ulb_loss_ratio_option
+from .common import (
+    SSLAlgorithm,
+    masked_loss,
+    probabilities,
+    supervised_loss,
+    temperature_option,
+    ulb_loss_ratio_option,
+)
 
 if TYPE_CHECKING:
     from ..data.base import SSLData
@@ -155,15 +162,9 @@ class Dash(SSLAlgorithm):
 
         config = self.config
         rho, hard = self.threshold()
-        state = self.state_for("mask")
-        state["rho"], state["hard_label"] = rho, hard
-
-        outputs, sizes = self.forward_views(x_lb, x_ulb_w, x_ulb_s)
-        logits_lb, logits_w, logits_s = split(outputs["logits"], sizes)
-        sup_loss = F.cross_entropy(logits_lb.float(), y_lb)
-        probs = torch.softmax(logits_w.detach().float(), dim=-1)
-        mask = self.mask("dash", probs)
-        targets = self.targets_from_logits(logits_w, hard)
-        unsup_loss = (cross_entropy(logits_s, targets) * mask).mean()
+        logits_lb, logits_w, logits_s = self.forward_logits(x_lb, x_ulb_w, x_ulb_s)
+        sup_loss = supervised_loss(logits_lb, y_lb)
+        mask = self.mask("dash", probabilities(logits_w), rho=rho, hard=hard, temperature=config.T)
+        unsup_loss = masked_loss(logits_s, self.targets_from_logits(logits_w, hard), mask)
         loss = sup_loss + config.ulb_loss_ratio * unsup_loss
         return loss, {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "mask_ratio": mask.mean()}

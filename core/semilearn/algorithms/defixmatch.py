@@ -14,11 +14,11 @@ import torch
 
 from .common import (
     SSLAlgorithm,
-    cross_entropy,
     hard_label_option,
+    masked_loss,
     p_cutoff_option,
+    probabilities,
     sharpen_soft_labels_option,
-    split,
     supervised_loss,
     temperature_option,
     ulb_loss_ratio_option,
@@ -46,18 +46,15 @@ class DeFixMatch(SSLAlgorithm):
     def pseudo_label_loss(self, logits_w: torch.Tensor, logits_s: torch.Tensor, use: str
                           ) -> tuple[torch.Tensor, torch.Tensor]:
         """FixMatch's masked pseudo-label loss of a weak/strong pair, and its mask."""
-        config = self.config
-        probs = torch.softmax(logits_w.detach().float(), dim=-1)
-        mask = self.mask("fixed", probs, use=use)
-        targets = self.pseudo_labels("hard" if config.hard_label else "soft", probs, self.soft_label_temperature())
-        return (cross_entropy(logits_s, targets) * mask).mean(), mask
+        probs = probabilities(logits_w)
+        mask = self.mask("fixed", probs, use=use, p_cutoff=self.config.p_cutoff)
+        return masked_loss(logits_s, self.pseudo_label(probs), mask), mask
 
     def train_step(  # type: ignore[override]
         self, x_lb: torch.Tensor, x_lb_s: torch.Tensor, y_lb: torch.Tensor, x_ulb_w: torch.Tensor,
         x_ulb_s: torch.Tensor,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        outputs, sizes = self.forward_views(x_lb, x_lb_s, x_ulb_w, x_ulb_s)
-        logits_lb, logits_lb_s, logits_w, logits_s = split(outputs["logits"], sizes)
+        logits_lb, logits_lb_s, logits_w, logits_s = self.forward_logits(x_lb, x_lb_s, x_ulb_w, x_ulb_s)
         sup_loss = 0.5 * (supervised_loss(logits_lb, y_lb) + supervised_loss(logits_lb_s, y_lb))
         unsup_loss, mask = self.pseudo_label_loss(logits_w, logits_s, "mask")
         anti_loss, mask_lb = self.pseudo_label_loss(logits_lb, logits_lb_s, "mask_lb")

@@ -15,11 +15,11 @@ import torch
 from ..config import Option
 from .common import (
     SSLAlgorithm,
-    cross_entropy,
     hard_label_option,
+    masked_loss,
     p_cutoff_option,
+    probabilities,
     sharpen_soft_labels_option,
-    split,
     supervised_loss,
     temperature_option,
     ulb_loss_ratio_option,
@@ -57,13 +57,9 @@ class FixMatch(SSLAlgorithm):
         self, x_lb: torch.Tensor, y_lb: torch.Tensor, x_ulb_w: torch.Tensor, x_ulb_s: torch.Tensor
     ) -> FixMatchTerms:
         """The supervised loss and the masked pseudo-label loss of the strong views."""
-        config = self.config
-        outputs, sizes = self.forward_views(x_lb, x_ulb_w, x_ulb_s)
-        logits_lb, logits_w, logits_s = split(outputs["logits"], sizes)
+        logits_lb, logits_w, logits_s = self.forward_logits(x_lb, x_ulb_w, x_ulb_s)
         sup_loss = supervised_loss(logits_lb, y_lb)
-
-        probs = torch.softmax(logits_w.detach().float(), dim=-1)
-        mask = self.mask("fixed", probs)
-        targets = self.pseudo_labels("hard" if config.hard_label else "soft", probs, self.soft_label_temperature())
-        unsup_loss = (cross_entropy(logits_s, targets) * mask).mean()
+        probs = probabilities(logits_w)
+        mask = self.mask("fixed", probs, p_cutoff=self.config.p_cutoff)
+        unsup_loss = masked_loss(logits_s, self.pseudo_label(probs), mask)
         return FixMatchTerms(sup_loss, unsup_loss, mask, probs, logits_s)

@@ -16,11 +16,11 @@ import torch
 from ..config import Option
 from .common import (
     SSLAlgorithm,
-    cross_entropy,
     hard_label_option,
+    masked_loss,
     p_cutoff_option,
+    probabilities,
     sharpen_soft_labels_option,
-    split,
     supervised_loss,
     temperature_option,
     ulb_loss_ratio_option,
@@ -56,19 +56,22 @@ class FlexMatch(SSLAlgorithm):
             "x_ulb_w": self.augment.weak(unlabelled), "x_ulb_s": self.augment.strong(unlabelled),
         }
 
+    def flexmatch_mask(self, probs: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """The class-wise curriculum mask of ``probs``, the unlabelled samples ``indices``."""
+        config = self.config
+        return self.mask("flexmatch", probs, indices=indices, p_cutoff=config.p_cutoff,
+                         thresh_warmup=config.thresh_warmup, num_samples=len(self.data.unlabelled_images))
+
     def train_step(  # type: ignore[override]
         self, x_lb: torch.Tensor, y_lb: torch.Tensor, idx_ulb: torch.Tensor, x_ulb_w: torch.Tensor,
         x_ulb_s: torch.Tensor,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config = self.config
-        outputs, sizes = self.forward_views(x_lb, x_ulb_w, x_ulb_s)
-        logits_lb, logits_w, logits_s = split(outputs["logits"], sizes)
+        logits_lb, logits_w, logits_s = self.forward_logits(x_lb, x_ulb_w, x_ulb_s)
         sup_loss = supervised_loss(logits_lb, y_lb)
-
-        probs = torch.softmax(logits_w.detach().float(), dim=-1)
-        mask = self.mask("flexmatch", probs, indices=idx_ulb)
-        targets = self.pseudo_labels("hard" if config.hard_label else "soft", probs, self.soft_label_temperature())
-        unsup_loss = (cross_entropy(logits_s, targets) * mask).mean()
+        probs = probabilities(logits_w)
+        mask = self.flexmatch_mask(probs, idx_ulb)
+        unsup_loss = masked_loss(logits_s, self.pseudo_label(probs), mask)
         loss = sup_loss + config.ulb_loss_ratio * unsup_loss
         metrics = {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "mask_ratio": mask.mean()}
         if config.use_refix:

@@ -17,11 +17,11 @@ import torch
 from ..config import Option
 from .common import (
     SSLAlgorithm,
-    cross_entropy,
     ema_p_option,
     hard_label_option,
+    masked_loss,
     one_hot,
-    split,
+    probabilities,
     supervised_loss,
     temperature_option,
     ulb_loss_ratio_option,
@@ -77,14 +77,12 @@ class FreeMatch(SSLAlgorithm):
         self, x_lb: torch.Tensor, y_lb: torch.Tensor, x_ulb_w: torch.Tensor, x_ulb_s: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config = self.config
-        outputs, sizes = self.forward_views(x_lb, x_ulb_w, x_ulb_s)
-        logits_lb, logits_w, logits_s = split(outputs["logits"], sizes)
+        logits_lb, logits_w, logits_s = self.forward_logits(x_lb, x_ulb_w, x_ulb_s)
         sup_loss = supervised_loss(logits_lb, y_lb)
-
-        probs = torch.softmax(logits_w.detach().float(), dim=-1)
-        mask = self.mask("freematch", probs)
-        targets = self.targets_from_logits(logits_w, config.hard_label)
-        unsup_loss = (cross_entropy(logits_s, targets) * mask).mean()
+        probs = probabilities(logits_w)
+        mask = self.mask("freematch", probs, momentum=config.ema_p, use_quantile=config.use_quantile,
+                         clip_thresh=config.clip_thresh)
+        unsup_loss = masked_loss(logits_s, self.targets_from_logits(logits_w, config.hard_label), mask)
 
         state = self.state_for("mask")
         uniform = torch.full_like(probs[0], 1.0 / probs.shape[-1])

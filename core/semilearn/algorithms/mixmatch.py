@@ -75,7 +75,7 @@ class MixMatch(SSLAlgorithm):
                 logits = torch.cat([network(view)["logits"] for view in views])
         probs = torch.softmax(logits.float(), dim=-1)
         mean = probs.view(self.config.K, -1, probs.shape[-1]).mean(dim=0)
-        return self.pseudo_labels("soft", mean, self.config.T)
+        return self.pseudo_labels("soft", mean, temperature=self.config.T)
 
     def train_step(  # type: ignore[override]
         self, x_lb: torch.Tensor, y_lb: torch.Tensor, x_ulb_w: torch.Tensor

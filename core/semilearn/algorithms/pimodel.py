@@ -16,6 +16,7 @@ from .common import (
     SSLAlgorithm,
     joint_forward_option,
     mse_consistency,
+    probabilities,
     supervised_loss,
     ulb_loss_ratio_option,
     unsup_warm_up_option,
@@ -45,7 +46,7 @@ class PiModel(SSLAlgorithm):
         config = self.config
         logits_lb, logits_w, logits_w2 = (outputs["logits"] for outputs in self.forward_each(x_lb, x_ulb_w, x_ulb_w2))
         sup_loss = supervised_loss(logits_lb, y_lb)
-        targets = torch.softmax(logits_w.detach().float(), dim=-1)
+        targets = probabilities(logits_w)
         unsup_loss = mse_consistency(logits_w2, targets).mean()
         ramp = self.unsup_weight(config.unsup_warm_up)
         loss = sup_loss + config.ulb_loss_ratio * unsup_loss * ramp

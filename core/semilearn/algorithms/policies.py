@@ -1,12 +1,11 @@
 """The built-in SSL policies as plain functions: confidence masks, pseudo-labels, alignment.
 
-The built-in ``policies`` plugin (:mod:`semilearn.builtin.policies`) answers the policy
-hook points of :mod:`semilearn.hookspecs` (``compute_mask``, ``make_pseudo_labels``,
-``align_distribution``) with these functions: it looks a policy up by name in
-:data:`MASK_POLICIES`, :data:`PSEUDO_LABEL_POLICIES` or :data:`ALIGNMENT_POLICIES` and
-reads its parameters from the algorithm's configuration (USB's key names). Each policy
-takes its parameters as arguments, so that it can be read, tested and reused on its own;
-a plugin that replaces a policy can call them to fall back or to wrap them.
+:data:`BUILTIN_POLICIES` names them (a :class:`semilearn.Policy` each); the built-in
+``policies`` plugin registers them through the ``register_policies`` hook point. Each
+function takes its parameters as arguments -- the algorithm passes the values of its
+configuration keys, under USB's names where USB has them -- so that it can be read,
+tested and reused on its own; a plugin that replaces a policy can call them to fall back
+or to wrap them.
 
 Everything runs on the device without host synchronisation: per-class counts are
 ``scatter_add`` sums, selections are ``torch.where`` and multiplicative masks.
@@ -20,18 +19,14 @@ the local batch; the estimates are updated from the global one, as USB does.
 from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-if TYPE_CHECKING:
-    from ..algorithm import AlgorithmBase
+from ..policy import Policy
 
 __all__ = [
-    "MASK_POLICIES",
-    "PSEUDO_LABEL_POLICIES",
-    "ALIGNMENT_POLICIES",
-    "ALIGNMENT_TARGETS",
+    "BUILTIN_POLICIES",
     "fixed_mask",
     "flexmatch_mask",
     "flexmatch_class_acc",
@@ -45,7 +40,6 @@ __all__ = [
     "queue_alignment",
     "class_counts",
     "labelled_distribution",
-    "align",
     "gather_from_ranks",
 ]
 
@@ -362,58 +356,19 @@ def _no_labelled() -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------
-# Policies by name.
+# The built-in policies by name (registered by the built-in ``policies`` plugin).
 # ---------------------------------------------------------------------------
 
-# function(config, algorithm, probs, state, probs_lb, indices) -> weights
-MaskPolicy = Callable[..., torch.Tensor]
-
-
-def _need(value: torch.Tensor | None, what: str, policy: str) -> torch.Tensor:
-    if value is None:
-        raise ValueError(f"the '{policy}' mask policy needs {what}")
-    return value
-
-
-MASK_POLICIES: dict[str, MaskPolicy] = {
-    "fixed": lambda config, algorithm, probs, state, probs_lb, indices: fixed_mask(probs, config["p_cutoff"]),
-    "flexmatch": lambda config, algorithm, probs, state, probs_lb, indices: flexmatch_mask(
-        probs, _need(indices, "the unlabelled indices", "flexmatch"), state, config["p_cutoff"],
-        config.get("thresh_warmup", True), len(algorithm.data.unlabelled_images), gather_from_ranks),
-    "freematch": lambda config, algorithm, probs, state, probs_lb, indices: freematch_mask(
-        probs, state, config.get("ema_p", 0.999), config.get("use_quantile", False),
-        config.get("clip_thresh", False), gather_from_ranks),
-    "softmatch": lambda config, algorithm, probs, state, probs_lb, indices: softmatch_weights(
-        probs, state, config.get("ema_p", 0.999), config.get("n_sigma", 2.0), config.get("per_class", False),
-        gather_from_ranks),
-    "adamatch": lambda config, algorithm, probs, state, probs_lb, indices: relative_mask(
-        probs, _need(probs_lb, "the labelled probabilities", "adamatch"), config["p_cutoff"]),
-    "dash": lambda config, algorithm, probs, state, probs_lb, indices: dash_mask(
-        probs, state["rho"], bool(state.get("hard_label", False)), config.get("T", 0.5)),
-}
-"""Mask policy name -> ``function(config, algorithm, probs, state, probs_lb, indices)``."""
-
-PSEUDO_LABEL_POLICIES: dict[str, Callable[[torch.Tensor, float], torch.Tensor]] = {
-    "hard": lambda probs, temperature: hard_labels(probs),
-    "soft": sharpen,
-}
-"""Pseudo-label policy name -> ``function(probs, temperature)``."""
-
-ALIGNMENT_POLICIES = ("ema", "queue")
-ALIGNMENT_TARGETS = ("uniform", "labelled", "model")
-
-
-def align(algorithm: AlgorithmBase, policy: str, probs: torch.Tensor, state: MutableMapping[str, Any], target: str,
-          probs_lb: torch.Tensor | None) -> torch.Tensor | None:
-    """Run alignment ``policy`` with the algorithm's ``ema_p`` / ``da_len`` (``None`` if unknown)."""
-    if policy not in ALIGNMENT_POLICIES:
-        return None
-    data = algorithm.data
-
-    def labelled() -> torch.Tensor:
-        return labelled_distribution(data.labelled_targets, data.num_classes)
-
-    config = algorithm.config
-    if policy == "ema":
-        return ema_alignment(probs, state, target, config.get("ema_p", 0.999), probs_lb, labelled, gather_from_ranks)
-    return queue_alignment(probs, state, target, config.get("da_len", 32), probs_lb, labelled, gather_from_ranks)
+BUILTIN_POLICIES = (
+    Policy("mask", "fixed", fixed_mask, "1 where the top probability reaches p_cutoff (FixMatch)"),
+    Policy("mask", "flexmatch", flexmatch_mask, "class-wise curriculum thresholds from learning effects (FlexMatch)"),
+    Policy("mask", "freematch", freematch_mask, "self-adaptive global and class-wise thresholds (FreeMatch)"),
+    Policy("mask", "softmatch", softmatch_weights, "truncated-Gaussian weights of the confidence (SoftMatch)"),
+    Policy("mask", "adamatch", relative_mask, "p_cutoff times the labelled batch's mean confidence (AdaMatch)"),
+    Policy("mask", "dash", dash_mask, "pseudo-label loss at most rho (Dash)"),
+    Policy("pseudo_labels", "hard", hard_labels, "the arg-max class"),
+    Policy("pseudo_labels", "soft", sharpen, "the distribution sharpened with the temperature"),
+    Policy("alignment", "ema", ema_alignment, "p_model an EMA of the batch means (ReMixMatch, AdaMatch, SoftMatch)"),
+    Policy("alignment", "queue", queue_alignment, "p_model the mean of a queue of batch means (CoMatch, SimMatch)"),
+)
+"""Every built-in policy; the parameters of each are those of its function."""

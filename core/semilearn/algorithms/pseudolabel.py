@@ -15,9 +15,10 @@ import torch
 
 from .common import (
     SSLAlgorithm,
-    cross_entropy,
     joint_forward_option,
+    masked_loss,
     p_cutoff_option,
+    probabilities,
     supervised_loss,
     ulb_loss_ratio_option,
     unsup_warm_up_option,
@@ -47,10 +48,10 @@ class PseudoLabel(SSLAlgorithm):
         logits_lb, logits_ulb = outputs_lb["logits"], outputs_ulb["logits"]
         sup_loss = supervised_loss(logits_lb, y_lb)
 
-        probs = torch.softmax(logits_ulb.detach().float(), dim=-1)
-        mask = self.mask("fixed", probs)
+        probs = probabilities(logits_ulb)
+        mask = self.mask("fixed", probs, p_cutoff=config.p_cutoff)
         targets = self.pseudo_labels("hard", probs)
-        unsup_loss = (cross_entropy(logits_ulb, targets) * mask).mean()
+        unsup_loss = masked_loss(logits_ulb, targets, mask)
         ramp = self.unsup_weight(config.unsup_warm_up)
         loss = sup_loss + config.ulb_loss_ratio * unsup_loss * ramp
         return loss, {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "mask_ratio": mask.mean()}

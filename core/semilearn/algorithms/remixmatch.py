@@ -44,6 +44,8 @@ from .mixmatch import mixup_alpha_option
 
 __all__ = ["ReMixMatch"]
 
+DIST_ALIGN_MOMENTUM = 0.999  # USB fixes the momentum of ReMixMatch's alignment estimate (no key)
+
 
 class ReMixMatch(SSLAlgorithm):
     """Aligned, sharpened weak-view guesses anchor two strong views; MixUp; rotation prediction."""
@@ -89,8 +91,8 @@ class ReMixMatch(SSLAlgorithm):
         network = unwrap(self.model)
         with torch.no_grad(), frozen_batch_norm_stats(network):
             probs = torch.softmax(network(x_ulb_w)["logits"].float(), dim=-1)
-        aligned = self.align("ema", probs, "labelled")
-        return self.pseudo_labels("soft", aligned, self.config.T)
+        aligned = self.align("ema", probs, "labelled", momentum=DIST_ALIGN_MOMENTUM)
+        return self.pseudo_labels("soft", aligned, temperature=self.config.T)
 
     def train_step(  # type: ignore[override]
         self,

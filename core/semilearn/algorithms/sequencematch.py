@@ -18,7 +18,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .common import cross_entropy, split, supervised_loss
+from .common import (
+    masked_loss,
+    probabilities,
+    supervised_loss,
+)
 from .flexmatch import FlexMatch
 
 __all__ = ["SequenceMatch", "sequence_kl"]
@@ -52,15 +56,11 @@ class SequenceMatch(FlexMatch):
         x_ulb_m: torch.Tensor, x_ulb_s: torch.Tensor,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config = self.config
-        outputs, sizes = self.forward_views(x_lb, x_ulb_w, x_ulb_m, x_ulb_s)
-        logits_lb, logits_w, logits_m, logits_s = split(outputs["logits"], sizes)
+        logits_lb, logits_w, logits_m, logits_s = self.forward_logits(x_lb, x_ulb_w, x_ulb_m, x_ulb_s)
         sup_loss = supervised_loss(logits_lb, y_lb)
-
-        probs_w = torch.softmax(logits_w.detach().float(), dim=-1)
-        probs_m = torch.softmax(logits_m.detach().float(), dim=-1)
-        mask = self.mask("flexmatch", probs_w, indices=idx_ulb)
-        targets = self.pseudo_labels("hard" if config.hard_label else "soft", probs_w, self.soft_label_temperature())
-        unsup_loss = (cross_entropy(logits_s, targets) * mask).mean()
+        probs_w, probs_m = probabilities(logits_w), probabilities(logits_m)
+        mask = self.flexmatch_mask(probs_w, idx_ulb)
+        unsup_loss = masked_loss(logits_s, self.pseudo_label(probs_w), mask)
         medium_weak = sequence_kl(logits_m, probs_w, config.T, mask)
         strong_medium = sequence_kl(logits_s, probs_m, config.T, mask)
         strong_weak = sequence_kl(logits_s, probs_w, config.T, mask)

@@ -39,7 +39,15 @@ from torch import nn
 
 from ..config import Config, Option
 from ..nets.heads import ProjectionHead
-from .common import SSLAlgorithm, cross_entropy, p_cutoff_option, split, temperature_option, ulb_loss_ratio_option
+from .common import (
+    SSLAlgorithm,
+    masked_loss,
+    p_cutoff_option,
+    probabilities,
+    split,
+    temperature_option,
+    ulb_loss_ratio_option,
+)
 from .policies import gather_from_ranks
 
 if TYPE_CHECKING:
@@ -163,8 +171,8 @@ class SimMatch(SSLAlgorithm):
         with torch.no_grad():
             if not self.momentum_bank:
                 proj_lb = self._ema_embeddings(x_lb)
-            probs = F.softmax(logits_w.detach().float(), dim=-1)
-            probs = self.align("queue", probs, "uniform")
+            probs = probabilities(logits_w)
+            probs = self.align("queue", probs, "uniform", length=config.da_len)
             instance, smoothed = similarity_targets(proj_w.detach().float(), bank, bank_labels, probs, config.T,
                                                     config.smoothing_alpha)
         student = F.softmax(proj_s.float() @ bank / config.T, dim=1)
@@ -172,8 +180,8 @@ class SimMatch(SSLAlgorithm):
         if self.epoch == 0:  # USB: no similarity terms in the first epoch
             in_loss = in_loss * 0.0
             smoothed = probs
-        mask = self.mask("fixed", smoothed)
-        unsup_loss = (cross_entropy(logits_s, smoothed) * mask).mean()
+        mask = self.mask("fixed", smoothed, p_cutoff=config.p_cutoff)
+        unsup_loss = masked_loss(logits_s, smoothed, mask)
         loss = sup_loss + config.ulb_loss_ratio * unsup_loss + config.in_loss_ratio * in_loss
 
         indices = gather_from_ranks(idx_lb)

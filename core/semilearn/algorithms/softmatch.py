@@ -18,10 +18,10 @@ import torch
 from ..config import Option
 from .common import (
     SSLAlgorithm,
-    cross_entropy,
     ema_p_option,
     hard_label_option,
-    split,
+    masked_loss,
+    probabilities,
     supervised_loss,
     temperature_option,
     ulb_loss_ratio_option,
@@ -52,17 +52,14 @@ class SoftMatch(SSLAlgorithm):
         self, x_lb: torch.Tensor, y_lb: torch.Tensor, x_ulb_w: torch.Tensor, x_ulb_s: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config = self.config
-        outputs, sizes = self.forward_views(x_lb, x_ulb_w, x_ulb_s)
-        logits_lb, logits_w, logits_s = split(outputs["logits"], sizes)
+        logits_lb, logits_w, logits_s = self.forward_logits(x_lb, x_ulb_w, x_ulb_s)
         sup_loss = supervised_loss(logits_lb, y_lb)
-
-        probs = torch.softmax(logits_w.detach().float(), dim=-1)
-        aligned = probs
+        probs = aligned = probabilities(logits_w)
         if config.dist_align:
-            probs_lb = torch.softmax(logits_lb.detach().float(), dim=-1)
-            aligned = self.align("ema", probs, "uniform" if config.dist_uniform else "model", probs_lb=probs_lb)
-        mask = self.mask("softmatch", aligned)
-        targets = self.targets_from_logits(logits_w, config.hard_label)
-        unsup_loss = (cross_entropy(logits_s, targets) * mask).mean()
+            aligned = self.align("ema", probs, "uniform" if config.dist_uniform else "model",
+                                 momentum=config.ema_p, probs_lb=probabilities(logits_lb))
+        mask = self.mask("softmatch", aligned, momentum=config.ema_p, n_sigma=config.n_sigma,
+                         per_class=config.per_class)
+        unsup_loss = masked_loss(logits_s, self.targets_from_logits(logits_w, config.hard_label), mask)
         loss = sup_loss + config.ulb_loss_ratio * unsup_loss
         return loss, {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "mask_ratio": mask.mean()}

@@ -21,9 +21,10 @@ from ..config import Option
 from .common import (
     SSLAlgorithm,
     cross_entropy,
+    masked_loss,
     p_cutoff_option,
+    probabilities,
     sharpen_soft_labels_option,
-    split,
     temperature_option,
     ulb_loss_ratio_option,
 )
@@ -72,12 +73,11 @@ class UDA(SSLAlgorithm):
         self, x_lb: torch.Tensor, y_lb: torch.Tensor, x_ulb_w: torch.Tensor, x_ulb_s: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config = self.config
-        outputs, sizes = self.forward_views(x_lb, x_ulb_w, x_ulb_s)
-        logits_lb, logits_w, logits_s = split(outputs["logits"], sizes)
+        logits_lb, logits_w, logits_s = self.forward_logits(x_lb, x_ulb_w, x_ulb_s)
 
         num_classes = logits_lb.shape[-1]
         eta = tsa_threshold(config.tsa_schedule, self.global_step / self.num_train_iter, num_classes)
-        probs_lb = torch.softmax(logits_lb.detach().float(), dim=-1)
+        probs_lb = probabilities(logits_lb)
         if config.tsa_true_class:
             compared = probs_lb.gather(1, y_lb[:, None]).squeeze(1)
         else:
@@ -85,10 +85,10 @@ class UDA(SSLAlgorithm):
         sup_mask = (compared <= eta).float()
         sup_loss = (cross_entropy(logits_lb, y_lb) * sup_mask).mean()
 
-        probs = torch.softmax(logits_w.detach().float(), dim=-1)
-        mask = self.mask("fixed", probs)
-        targets = self.pseudo_labels("soft", probs, self.soft_label_temperature())
-        unsup_loss = (cross_entropy(logits_s, targets) * mask).mean()
+        probs = probabilities(logits_w)
+        mask = self.mask("fixed", probs, p_cutoff=config.p_cutoff)
+        targets = self.pseudo_labels("soft", probs, temperature=self.soft_label_temperature())
+        unsup_loss = masked_loss(logits_s, targets, mask)
         loss = sup_loss + config.ulb_loss_ratio * unsup_loss
         return loss, {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "mask_ratio": mask.mean(),
                       "tsa_ratio": sup_mask.mean()}
