@@ -392,3 +392,17 @@ def test_running_estimates_are_global_in_a_distributed_run(tmp_path: Path) -> No
     assert first["flexmatch"]["selected_label"].tolist() == [0, -1, -1, 0]
     # each rank's mask is for its own samples
     assert first["mask"].shape == (2,) and second["mask"].shape == (2,)
+
+
+def test_semilearn_policies_lists_every_policy_with_its_parameters(cli) -> None:
+    import json
+
+    result = cli("policies", "--json")
+    assert result.code == 0, result.err
+    entries = {f"{entry['kind']}/{entry['name']}": entry for entry in json.loads(result.out)}
+    assert set(entries) == {policy.key for policy in BUILTIN_POLICIES}
+    assert entries["mask/fixed"]["parameters"] == ["p_cutoff", "probs"]
+    assert entries["mask/fixed"]["plugin"] == "policies"
+    text = cli("policies").out
+    assert "mask/softmatch" in text
+    assert "parameters: gather, momentum, n_sigma, per_class, probs, state" in text

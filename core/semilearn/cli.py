@@ -197,6 +197,27 @@ def build_cli(manager: PluginManager) -> click.Group:
             click.echo(f"{name:<12} {registry.description(name)}")
         return 0
 
+    @cli.command()
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+    @click.pass_obj
+    def policies(state: _State, as_json: bool) -> int:
+        """List the SSL policies (masks, pseudo-labels, alignment), their parameters and plugin."""
+        registry = state.manager.registry("policy")
+        entries = []
+        for key, policy in registry.items():
+            parameters = sorted(policy.parameters) if policy.parameters is not None else None
+            entries.append({"kind": policy.kind, "name": policy.name, "description": registry.description(key),
+                            "parameters": parameters, "plugin": registry.owner(key)})
+        if as_json:
+            click.echo(json.dumps(entries, indent=2))
+            return 0
+        for entry in entries:
+            owner = "" if entry["plugin"] == "policies" else f"  [{entry['plugin']}]"
+            click.echo(f"{entry['kind'] + '/' + entry['name']:<22} {entry['description']}{owner}")
+            shown = entry["parameters"] if entry["parameters"] is not None else ["any (**kwargs)"]
+            click.echo(" " * 23 + "parameters: " + ", ".join(shown))
+        return 0
+
     @cli.group()
     def config() -> None:
         """Inspect configurations."""
