@@ -33,6 +33,7 @@ __all__ = [
     "INFORMATIONAL_KEYS",
     "read_config_file",
     "parse_override",
+    "split_commas",
     "apply_overrides",
     "resolve_config",
     "did_you_mean",
@@ -127,7 +128,7 @@ class Option:
                 result = value if isinstance(value, str) else str(value)
         elif self.type is list:
             if isinstance(value, str):
-                value = [part.strip() for part in value.split(",") if part.strip()]
+                value = split_commas(value)
             if not isinstance(value, list) or not all(isinstance(item, (str, int, float)) for item in value):
                 raise self._type_error(key, value)
             result = [str(item) for item in value]
@@ -165,6 +166,11 @@ def _number(text: str, fallback: Any) -> Any:
     if re.fullmatch(r"[+-]?\d(?:_?\d)*", text):
         return int(text)
     return float(text)
+
+
+def split_commas(text: str | None) -> list[str]:
+    """The items of ``"a, b,c"`` (``--set key=a,b``, ``SEMILEARN_PLUGINS=a,b``), blanks dropped."""
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
@@ -395,12 +401,6 @@ class Config(Section):
         """A plugin's section (empty when the plugin has no options)."""
         value = self._values.get(name)
         return value if isinstance(value, Section) else Section({}, name)
-
-    def with_values(self, **changes: Any) -> Config:
-        """A copy with some top-level values replaced (not re-validated)."""
-        values = dict(self._values)
-        values.update(changes)
-        return Config(values, self.sections)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)

@@ -32,7 +32,7 @@ from typing import Any, Generic, TypeVar
 import pluggy
 
 from . import __version__, hookspecs
-from .config import Option, Section, did_you_mean
+from .config import Option, Section, did_you_mean, split_commas
 from .distributed import global_rank
 from .errors import ConfigError, PluginError
 from .hook import Hook, runs_on_rank
@@ -48,7 +48,7 @@ __all__ = [
     "PluginManager",
     "Registry",
     "parse_plugin_args",
-    "call_each",
+    "import_target",
 ]
 
 ENTRY_POINT_GROUP = "semilearn.plugins"
@@ -91,10 +91,6 @@ class PluginInfo:
 
     def label(self) -> str:
         return f"plugin '{self.name}' (distribution {self.distribution} {self.version})"
-
-
-def _split_names(value: str | None) -> list[str]:
-    return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
 def parse_plugin_args(args: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -208,8 +204,8 @@ class PluginManager(pluggy.PluginManager):
         ``--help`` and ``semilearn plugins`` still work with a broken plugin installed.
         """
         environ = os.environ if environ is None else environ
-        blocked = set(blocked) | set(_split_names(environ.get(DISABLE_ENV)))
-        explicit = set(explicit) | set(_split_names(environ.get(LOAD_ENV)))
+        blocked = set(blocked) | set(split_commas(environ.get(DISABLE_ENV)))
+        explicit = set(explicit) | set(split_commas(environ.get(LOAD_ENV)))
         if autoload is None:
             autoload = environ.get(AUTOLOAD_ENV, "").strip().lower() not in {"1", "true", "yes", "on"}
         essential_blocked = blocked & ESSENTIAL_PLUGINS
@@ -225,7 +221,7 @@ class PluginManager(pluggy.PluginManager):
             if name in blocked:
                 info.blocked = True
                 continue
-            self._load_one(info, _import_target(value))
+            self._load_one(info, import_target(value))
 
         for entry_point in sorted(_entry_points(), key=lambda ep: ep.name):
             name = entry_point.name
@@ -400,6 +396,22 @@ class PluginManager(pluggy.PluginManager):
             )
         return records
 
+    def call_each(self, hook_name: str, on_error: Callable[[str, BaseException], None], **kwargs: Any) -> None:
+        """Call every implementation of a hook point even if some raise (``after_run``).
+
+        ``on_error(plugin_name, error)`` is called for each implementation that raised;
+        hook wrappers are not called.
+        """
+        caller = getattr(self.hook, hook_name)
+        for impl in reversed(caller.get_hookimpls()):
+            if impl.hookwrapper or impl.wrapper:
+                continue
+            arguments = {name: kwargs[name] for name in impl.argnames if name in kwargs}
+            try:
+                impl.function(**arguments)
+            except Exception as error:  # noqa: BLE001
+                on_error(impl.plugin_name, error)
+
     # -- registries -----------------------------------------------------------
 
     def registry(self, kind: str) -> Registry[Any]:
@@ -440,20 +452,8 @@ def _entry_points() -> list[importlib.metadata.EntryPoint]:
     return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
 
 
-def _import_target(value: str) -> Any:
-    module_name, _, attribute = value.partition(":")
+def import_target(target: str) -> Any:
+    """Import ``"module:attribute"`` (an entry point's value), or a whole module (``"module"``)."""
+    module_name, _, attribute = target.partition(":")
     module = importlib.import_module(module_name)
     return getattr(module, attribute) if attribute else module
-
-
-def call_each(manager: PluginManager, hook_name: str, on_error: Callable[[str, BaseException], None], **kwargs: Any) -> None:
-    """Call every implementation of a hook point even if some raise (``after_run``)."""
-    caller = getattr(manager.hook, hook_name)
-    for impl in reversed(caller.get_hookimpls()):
-        if impl.hookwrapper or impl.wrapper:
-            continue
-        arguments = {name: kwargs[name] for name in impl.argnames if name in kwargs}
-        try:
-            impl.function(**arguments)
-        except Exception as error:  # noqa: BLE001
-            on_error(impl.plugin_name, error)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from . import __version__
-from .config import Config, Resolution, apply_overrides, read_config_file, resolve_config
+from .config import Config, Resolution, apply_overrides, read_config_file, resolve_config, split_commas
 from .distributed import broadcast_object, global_rank, local_rank, process_group, world_size
 from .errors import CheckpointError, ConfigError, PluginError
 from .rundir import CONFIG_FILE, ResumePoint, claim_run_directory, default_save_name
@@ -61,7 +61,7 @@ def load_config(
     data = usb.config
     disabled = data.get("disable_plugins") or []
     if isinstance(disabled, str):
-        disabled = [part.strip() for part in disabled.split(",") if part.strip()]
+        disabled = split_commas(disabled)
     if not isinstance(disabled, list):
         raise ConfigError("configuration key 'disable_plugins' expects a list of plugin names")
     manager.block([str(name) for name in disabled] + usb.disable_plugins)
