@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .plugins import CORE_DISTRIBUTION
+from .rundir import CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION
 
 __all__ = ["UsbTranslation", "translate", "REPLACED", "FIXED", "SPELLINGS", "usb_parameter_name", "HEAD_NAMES",
            "import_usb_checkpoint"]
@@ -158,7 +160,6 @@ def import_usb_checkpoint(usb_state: Mapping[str, Any], network: Any, config: An
     not for resuming. Raises :class:`~semilearn.errors.CheckpointError` naming what does not fit.
     """
     from . import __version__
-    from .algorithm import CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION
     from .errors import CheckpointError
 
     if not isinstance(usb_state, Mapping) or not isinstance(usb_state.get("model"), Mapping):
@@ -196,7 +197,7 @@ def import_usb_checkpoint(usb_state: Mapping[str, Any], network: Any, config: An
         "eval_history": [],
         "world_size": 1,
         "config": config.to_dict(),
-        "versions": {"semilearn-core": __version__},
+        "versions": {CORE_DISTRIBUTION: __version__},
         "imported_from": {"code": "USB", "file": source, "it": int(usb_state.get("it", 0)),
                           "best_it": usb_state.get("best_it"), "best_eval_acc": usb_state.get("best_eval_acc")},
     }
