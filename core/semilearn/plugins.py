@@ -44,6 +44,9 @@ __all__ = [
     "LOAD_ENV",
     "BUILTIN_PLUGINS",
     "ESSENTIAL_PLUGINS",
+    "SHIPPED_PLUGINS",
+    "ShippedPlugin",
+    "install_hint",
     "PluginInfo",
     "PluginManager",
     "Registry",
@@ -67,6 +70,31 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "scaffold": "semilearn.builtin.scaffold:ScaffoldHook",
 }
 ESSENTIAL_PLUGINS = frozenset({"catalog"})
+
+
+@dataclass(frozen=True)
+class ShippedPlugin:
+    """A plugin distributed with semilearn, which the core's messages can point to."""
+
+    distribution: str
+    usb_key: str | None = None  # the key of USB's configuration files that turns it on or off
+
+
+# The one place the core names plugins that are not built in, and only for two things: the
+# install hints of its messages (nothing reads checkpoints: "pip install semilearn-checkpoint")
+# and USB's configuration keys ``use_wandb`` / ``use_aim`` (semilearn.usb). The engine calls
+# these plugins through hook points like any other; nothing else depends on their names.
+SHIPPED_PLUGINS: dict[str, ShippedPlugin] = {
+    "logging": ShippedPlugin("semilearn-logging"),
+    "checkpoint": ShippedPlugin("semilearn-checkpoint"),
+    "wandb": ShippedPlugin("semilearn-wandb", usb_key="use_wandb"),
+    "aim": ShippedPlugin("semilearn-aim", usb_key="use_aim"),
+}
+
+
+def install_hint(*names: str) -> str:
+    """``pip install semilearn-NAME ...`` for shipped plugins named in :data:`SHIPPED_PLUGINS`."""
+    return "pip install " + " ".join(SHIPPED_PLUGINS[name].distribution for name in names)
 
 
 @dataclass
