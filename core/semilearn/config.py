@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .tree import map_tree
 
 __all__ = [
     "Option",
@@ -326,7 +327,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Return a copy of ``raw`` with each ``KEY=VALUE`` override applied in order."""
-    result = _deep_copy(raw)
+    result = map_tree(raw)
     for text in overrides:
         parts, value = parse_override(text)
         target = result
@@ -339,14 +340,6 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
             target = child
         target[parts[-1]] = value
     return result
-
-
-def _deep_copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _deep_copy(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_deep_copy(item) for item in value]
-    return value
 
 
 # ---------------------------------------------------------------------------
@@ -383,7 +376,7 @@ class Section(Mapping[str, Any]):
         return f"{type(self).__name__}({self._values!r})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {key: value.to_dict() if isinstance(value, Section) else _deep_copy(value)
+        return {key: value.to_dict() if isinstance(value, Section) else map_tree(value)
                 for key, value in self._values.items()}
 
 
@@ -494,7 +487,7 @@ def resolve_config(
                         + ", ".join(ignored) + ")")
     for option in list(core_options) + list(algorithm_options[algorithm]):
         if option.name not in values:
-            values[option.name] = _deep_copy(option.default)
+            values[option.name] = map_tree(option.default)
 
     if not _DEVICE_PATTERN.match(values["device"]):
         raise ConfigError(
@@ -517,6 +510,6 @@ def resolve_config(
                 raise ConfigError(f"unknown key '{name}.{key}'{hint}; plugin '{name}' knows: {known}")
             section[option.name] = option.coerce(value, f"{name}.{key}")
         for option in options:
-            section.setdefault(option.name, _deep_copy(option.default))
+            section.setdefault(option.name, map_tree(option.default))
         values[name] = Section(section, name)
     return Resolution(Config(values, plugin_sections), warnings)
