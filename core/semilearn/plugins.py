@@ -14,6 +14,10 @@ Turning plugins off, as pytest does it:
 * ``SEMILEARN_DISABLE_PLUGIN_AUTOLOAD=1`` loads no entry point at all except those named
   with ``-p NAME`` or in ``SEMILEARN_PLUGINS=NAME,NAME``.
 
+``SEMILEARN_DEBUG_HOOKS=1`` writes a line to stderr for every hook call: the hook point,
+its arguments in short, the plugins that ran with their durations, and what it returned
+(:mod:`semilearn.hooktrace`; :meth:`PluginManager.trace_hooks` does the same from code).
+
 A plugin that fails to import, or that implements a hook point that does not exist or
 with arguments its specification does not have, is a :class:`PluginError` naming the
 distribution, its version and how to turn the plugin off. Nothing is skipped silently.
@@ -21,27 +25,30 @@ distribution, its version and how to turn the plugin off. Nothing is skipped sil
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import os
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import IO, Any, Generic, TypeVar
 
 import pluggy
 
 from . import __version__, hookspecs
 from .config import Option, Section, did_you_mean, split_commas
-from .distributed import global_rank
+from .distributed import global_rank, world_size
 from .errors import ConfigError, PluginError
 from .hook import Hook, runs_on_rank
+from .hooktrace import DEBUG_HOOKS_ENV, HookTracer
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "DISABLE_ENV",
     "AUTOLOAD_ENV",
     "LOAD_ENV",
+    "DEBUG_HOOKS_ENV",
     "BUILTIN_PLUGINS",
     "ESSENTIAL_PLUGINS",
     "SHIPPED_PLUGINS",
@@ -207,6 +214,47 @@ class PluginManager(pluggy.PluginManager):
         self.infos: dict[str, PluginInfo] = {}
         self.rank = global_rank()
         self._registries: dict[str, Registry[Any]] = {}
+        self._tracer: HookTracer | None = None
+        if _is_set(os.environ.get(DEBUG_HOOKS_ENV)):
+            self.trace_hooks()
+
+    # -- tracing (SEMILEARN_DEBUG_HOOKS) ----------------------------------------
+
+    def trace_hooks(self, stream: IO[str] | None = None) -> Callable[[], None]:
+        """Write a line for every hook call to ``stream`` (default stderr); see :mod:`semilearn.hooktrace`.
+
+        Returns a function that stops the tracing.
+        """
+        if self._tracer is not None:
+            raise RuntimeError("hook calls are traced already")
+        tracer = self._tracer = HookTracer(stream, self.rank if world_size() > 1 else None)
+        for plugin in self.get_plugins():
+            self._instrument(plugin)
+        stop_monitoring = self.add_hookcall_monitoring(tracer.before, tracer.after)
+
+        def stop() -> None:
+            stop_monitoring()
+            tracer.restore()
+            self._tracer = None
+
+        return stop
+
+    def register(self, plugin: Any, name: str | None = None) -> str | None:
+        registered = super().register(plugin, name)
+        if self._tracer is not None and registered is not None:
+            self._instrument(plugin)
+        return registered
+
+    def _instrument(self, plugin: object) -> None:
+        assert self._tracer is not None
+        for caller in self.get_hookcallers(plugin) or []:
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin:
+                    self._tracer.instrument(impl)
+
+    def _traced(self, hook_name: str, kwargs: Mapping[str, object]) -> contextlib.AbstractContextManager[None]:
+        """A hook point the manager calls one implementation at a time, traced like the others."""
+        return self._tracer.call(hook_name, kwargs) if self._tracer is not None else contextlib.nullcontext()
 
     # -- rank gating ----------------------------------------------------------
 
@@ -235,7 +283,7 @@ class PluginManager(pluggy.PluginManager):
         blocked = set(blocked) | set(split_commas(environ.get(DISABLE_ENV)))
         explicit = set(explicit) | set(split_commas(environ.get(LOAD_ENV)))
         if autoload is None:
-            autoload = environ.get(AUTOLOAD_ENV, "").strip().lower() not in {"1", "true", "yes", "on"}
+            autoload = not _is_set(environ.get(AUTOLOAD_ENV))
         essential_blocked = blocked & ESSENTIAL_PLUGINS
         if essential_blocked:
             raise PluginError(
@@ -431,14 +479,15 @@ class PluginManager(pluggy.PluginManager):
         hook wrappers are not called.
         """
         caller = getattr(self.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):
-            if impl.hookwrapper or impl.wrapper:
-                continue
-            arguments = {name: kwargs[name] for name in impl.argnames if name in kwargs}
-            try:
-                impl.function(**arguments)
-            except Exception as error:  # noqa: BLE001
-                on_error(impl.plugin_name, error)
+        with self._traced(hook_name, kwargs):
+            for impl in reversed(caller.get_hookimpls()):
+                if impl.hookwrapper or impl.wrapper:
+                    continue
+                arguments = {name: kwargs[name] for name in impl.argnames if name in kwargs}
+                try:
+                    impl.function(**arguments)
+                except Exception as error:  # noqa: BLE001
+                    on_error(impl.plugin_name, error)
 
     # -- registries -----------------------------------------------------------
 
@@ -450,17 +499,20 @@ class PluginManager(pluggy.PluginManager):
                 kind
             ]
             caller = getattr(self.hook, hook_name)
-            for impl in reversed(caller.get_hookimpls()):
-                registry._current_owner = impl.plugin_name
-                try:
-                    impl.function(register=registry.register)
-                except PluginError:
-                    raise
-                except Exception as error:  # noqa: BLE001
-                    info = self.infos.get(impl.plugin_name)
-                    label = info.label() if info else f"plugin '{impl.plugin_name}'"
-                    hint = f"; {info.disable_hint()}" if info else ""
-                    raise PluginError(f"{label} failed in {hook_name} ({type(error).__name__}: {error}){hint}") from error
+            with self._traced(hook_name, {"register": registry.register}):
+                for impl in reversed(caller.get_hookimpls()):
+                    registry._current_owner = impl.plugin_name
+                    try:
+                        impl.function(register=registry.register)
+                    except PluginError:
+                        raise
+                    except Exception as error:  # noqa: BLE001
+                        info = self.infos.get(impl.plugin_name)
+                        label = info.label() if info else f"plugin '{impl.plugin_name}'"
+                        hint = f"; {info.disable_hint()}" if info else ""
+                        raise PluginError(
+                            f"{label} failed in {hook_name} ({type(error).__name__}: {error}){hint}"
+                        ) from error
             self._registries[kind] = registry
         return self._registries[kind]
 
@@ -474,6 +526,10 @@ def _declared_hooks(plugin: object) -> list[str]:
         if getattr(value, "semilearn_impl", None) is not None:
             names.append(attribute)
     return sorted(names)
+
+
+def _is_set(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def _entry_points() -> list[importlib.metadata.EntryPoint]:
