@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
 
 from conftest import FAST, installed
-from semilearn import Hook, hookimpl
+from semilearn import Hook, hookimpl, hookspec
 from semilearn.hooktrace import summarize
 from semilearn.plugins import PluginManager
 
@@ -157,3 +158,46 @@ def test_arguments_are_summarized_by_type_and_shape() -> None:
     assert summarize(0.123456) == "0.1235" and summarize(Path("a")) == type(Path("a")).__name__
     assert summarize(ValueError("long message")) == "ValueError"
 
+
+# -- how the contract evolves: retiring an argument or a hook point ----------------------
+
+
+class _RetiringSpecs:
+    """A hook point with an argument on its way out, as hookspecs.py would declare it."""
+
+    @hookspec(warn_on_impl_args={"old": DeprecationWarning("after_example: 'old' is retired; read 'new'")})
+    def after_example(self, new: int, old: int) -> None:
+        """An example hook point."""
+
+    @hookspec(warn_on_impl=DeprecationWarning("before_example is retired; implement after_example"))
+    def before_example(self) -> None:
+        """A retired example hook point."""
+
+
+class _Author(Hook):
+    @hookimpl
+    def after_example(self, old: int) -> None:
+        pass
+
+    @hookimpl
+    def before_example(self) -> None:
+        pass
+
+
+class _UpToDate(Hook):
+    @hookimpl
+    def after_example(self, new: int) -> None:
+        pass
+
+
+def test_a_retired_argument_or_hook_point_warns_the_plugin_author_at_registration() -> None:
+    manager = PluginManager()
+    manager.add_hookspecs(_RetiringSpecs)
+    with pytest.warns(DeprecationWarning) as caught:
+        manager.add(_Author(), "author")
+    messages = sorted(str(warning.message) for warning in caught)
+    assert messages == ["after_example: 'old' is retired; read 'new'", "before_example is retired; implement after_example"]
+    assert all(warning.filename == __file__ for warning in caught)  # points at the plugin's code
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        manager.add(_UpToDate(), "up_to_date")  # implementations without the retired argument: no warning
