@@ -99,7 +99,7 @@ def process(tmp_path: Path):
 @pytest.fixture(autouse=True)
 def _clean_plugin_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("SEMILEARN_DISABLE_PLUGINS", "SEMILEARN_DISABLE_PLUGIN_AUTOLOAD", "SEMILEARN_PLUGINS",
-                 "SEMILEARN_RECORDER_FILE", "SEMILEARN_DEBUG"):
+                 "SEMILEARN_RECORDER_FILE", "SEMILEARN_DEBUG", "SEMILEARN_DEBUG_HOOKS"):
         monkeypatch.delenv(name, raising=False)
 
 

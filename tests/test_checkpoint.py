@@ -17,6 +17,7 @@ import torch
 
 from conftest import FAST, external_plugins, installed, train_in_process
 from semilearn import CheckpointError
+from semilearn.rundir import CHECKPOINT_FORMAT
 
 pytestmark = pytest.mark.skipif(not installed("semilearn-checkpoint"), reason="semilearn-checkpoint is not installed")
 
@@ -213,7 +214,7 @@ def _malicious_checkpoint(path: Path, marker: Path) -> None:
         def __reduce__(self):
             return (open, (str(marker), "w"))
 
-    torch.save({"format": "semilearn-checkpoint", "step": 1, "payload": Payload()}, path)
+    torch.save({"format": CHECKPOINT_FORMAT, "step": 1, "payload": Payload()}, path)
 
 
 def test_a_malicious_checkpoint_is_refused_and_its_payload_never_runs(cli, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,14 @@ def test_a_file_with_merge_conflict_markers_says_so(tmp_path: Path) -> None:
     path.write_text("lr: 0.03\n<<<<<<< HEAD\nnet: wrn_28_8\n=======\nnet: wrn_28_2\n>>>>>>> other\n")
     with pytest.raises(ConfigError, match=r"run.yaml holds unresolved merge-conflict markers \(from line 2\)"):
         read_config_file(path)
+
+
+def test_every_environment_variable_of_the_core_is_in_the_configuration_page() -> None:
+    """The *_ENV constants of the core (SEMILEARN_...) are the rows of its environment table."""
+    root = Path(__file__).resolve().parents[1]
+    core = root / "core" / "semilearn"
+    names = {match for path in core.rglob("*.py")
+             for match in re.findall(r'^[A-Z_]+_ENV = "(SEMILEARN_\w+)"', path.read_text(encoding="utf-8"), re.M)}
+    assert "SEMILEARN_DEBUG_HOOKS" in names and len(names) >= 6
+    table = (root / "docs" / "configuration.md").read_text(encoding="utf-8").split("## Environment variables")[1]
+    assert {name for name in names if f"| `{name}" not in table} == set()

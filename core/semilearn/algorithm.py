@@ -46,16 +46,13 @@ from .data.transfer import HostGather
 from .distributed import StopVote, all_reduce_sum, global_rank, is_distributed, world_size
 from .errors import CheckpointError, SemilearnError, TrainingError
 from .optim import build_optimizer, cosine_schedule_with_warmup
-from .plugins import call_each
+from .rundir import CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION
 
 if TYPE_CHECKING:
     from .data.base import SSLData
     from .plugins import PluginManager
 
 __all__ = ["AlgorithmBase", "CHECKPOINT_FORMAT", "CHECKPOINT_FORMAT_VERSION", "RunLogger"]
-
-CHECKPOINT_FORMAT = "semilearn-checkpoint"
-CHECKPOINT_FORMAT_VERSION = 1
 
 _SIGNAL_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
 
@@ -311,7 +308,7 @@ class AlgorithmBase:
         def report(plugin: str, failure: BaseException) -> None:
             self.log.error(f"plugin '{plugin}' failed in after_run: {type(failure).__name__}: {failure}")
 
-        call_each(self.manager, "after_run", report, algorithm=self, status=status, error=error)
+        self.manager.call_each("after_run", report, algorithm=self, status=status, error=error)
 
     # ------------------------------------------------------------------
     # One training step.

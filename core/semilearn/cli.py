@@ -25,8 +25,9 @@ from .errors import SemilearnError
 from .plugins import PluginManager, parse_plugin_args
 from .rundir import CONFIG_FILE
 
-__all__ = ["main", "build_cli", "setup_console"]
+__all__ = ["main", "build_cli", "setup_console", "CONSOLE_HANDLER_NAME", "DEBUG_ENV"]
 
+# The name of the handler setup_console adds: the logging plugin finds the console by it.
 CONSOLE_HANDLER_NAME = "semilearn-console"
 DEBUG_ENV = "SEMILEARN_DEBUG"
 

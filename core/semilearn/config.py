@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .tree import map_tree
 
 __all__ = [
     "Option",
@@ -33,6 +34,7 @@ __all__ = [
     "INFORMATIONAL_KEYS",
     "read_config_file",
     "parse_override",
+    "split_commas",
     "apply_overrides",
     "resolve_config",
     "did_you_mean",
@@ -127,7 +129,7 @@ class Option:
                 result = value if isinstance(value, str) else str(value)
         elif self.type is list:
             if isinstance(value, str):
-                value = [part.strip() for part in value.split(",") if part.strip()]
+                value = split_commas(value)
             if not isinstance(value, list) or not all(isinstance(item, (str, int, float)) for item in value):
                 raise self._type_error(key, value)
             result = [str(item) for item in value]
@@ -165,6 +167,11 @@ def _number(text: str, fallback: Any) -> Any:
     if re.fullmatch(r"[+-]?\d(?:_?\d)*", text):
         return int(text)
     return float(text)
+
+
+def split_commas(text: str | None) -> list[str]:
+    """The items of ``"a, b,c"`` (``--set key=a,b``, ``SEMILEARN_PLUGINS=a,b``), blanks dropped."""
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
@@ -320,7 +327,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Return a copy of ``raw`` with each ``KEY=VALUE`` override applied in order."""
-    result = _deep_copy(raw)
+    result = map_tree(raw)
     for text in overrides:
         parts, value = parse_override(text)
         target = result
@@ -333,14 +340,6 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
             target = child
         target[parts[-1]] = value
     return result
-
-
-def _deep_copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _deep_copy(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_deep_copy(item) for item in value]
-    return value
 
 
 # ---------------------------------------------------------------------------
@@ -377,7 +376,7 @@ class Section(Mapping[str, Any]):
         return f"{type(self).__name__}({self._values!r})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {key: value.to_dict() if isinstance(value, Section) else _deep_copy(value)
+        return {key: value.to_dict() if isinstance(value, Section) else map_tree(value)
                 for key, value in self._values.items()}
 
 
@@ -395,12 +394,6 @@ class Config(Section):
         """A plugin's section (empty when the plugin has no options)."""
         value = self._values.get(name)
         return value if isinstance(value, Section) else Section({}, name)
-
-    def with_values(self, **changes: Any) -> Config:
-        """A copy with some top-level values replaced (not re-validated)."""
-        values = dict(self._values)
-        values.update(changes)
-        return Config(values, self.sections)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)
@@ -494,7 +487,7 @@ def resolve_config(
                         + ", ".join(ignored) + ")")
     for option in list(core_options) + list(algorithm_options[algorithm]):
         if option.name not in values:
-            values[option.name] = _deep_copy(option.default)
+            values[option.name] = map_tree(option.default)
 
     if not _DEVICE_PATTERN.match(values["device"]):
         raise ConfigError(
@@ -517,6 +510,6 @@ def resolve_config(
                 raise ConfigError(f"unknown key '{name}.{key}'{hint}; plugin '{name}' knows: {known}")
             section[option.name] = option.coerce(value, f"{name}.{key}")
         for option in options:
-            section.setdefault(option.name, _deep_copy(option.default))
+            section.setdefault(option.name, map_tree(option.default))
         values[name] = Section(section, name)
     return Resolution(Config(values, plugin_sections), warnings)

@@ -21,6 +21,14 @@ Hook points appear in the order they fire. Unless a hook point says otherwise:
 other than ``None``; that is how a plugin replaces a built-in behaviour (an evaluation,
 a resume source) without touching the engine.
 
+How the contract evolves (as pytest's does): hook points and arguments are added freely,
+since an implementation takes any subset of the arguments and existing plugins keep
+working. An argument or a hook point is retired in steps: its specification gets
+``@hookspec(warn_on_impl_args={"name": DeprecationWarning("...")})``, or
+``warn_on_impl=DeprecationWarning("...")`` for the whole hook point, so that pluggy warns
+every plugin that implements it when the plugin is registered, pointing at the plugin's
+code; it stays so for at least one release, which announces it, and is then removed.
+
 Nothing here imports torch: argument types are only named in annotations.
 """
 

@@ -14,6 +14,10 @@ Turning plugins off, as pytest does it:
 * ``SEMILEARN_DISABLE_PLUGIN_AUTOLOAD=1`` loads no entry point at all except those named
   with ``-p NAME`` or in ``SEMILEARN_PLUGINS=NAME,NAME``.
 
+``SEMILEARN_DEBUG_HOOKS=1`` writes a line to stderr for every hook call: the hook point,
+its arguments in short, the plugins that ran with their durations, and what it returned
+(:mod:`semilearn.hooktrace`; :meth:`PluginManager.trace_hooks` does the same from code).
+
 A plugin that fails to import, or that implements a hook point that does not exist or
 with arguments its specification does not have, is a :class:`PluginError` naming the
 distribution, its version and how to turn the plugin off. Nothing is skipped silently.
@@ -21,34 +25,41 @@ distribution, its version and how to turn the plugin off. Nothing is skipped sil
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import os
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import IO, Any, Generic, TypeVar
 
 import pluggy
 
 from . import __version__, hookspecs
-from .config import Option, Section, did_you_mean
-from .distributed import global_rank
+from .config import Option, Section, did_you_mean, split_commas
+from .distributed import global_rank, world_size
 from .errors import ConfigError, PluginError
 from .hook import Hook, runs_on_rank
+from .hooktrace import DEBUG_HOOKS_ENV, HookTracer
+from .policy import Policy
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "DISABLE_ENV",
     "AUTOLOAD_ENV",
     "LOAD_ENV",
+    "DEBUG_HOOKS_ENV",
     "BUILTIN_PLUGINS",
     "ESSENTIAL_PLUGINS",
+    "SHIPPED_PLUGINS",
+    "ShippedPlugin",
+    "install_hint",
     "PluginInfo",
     "PluginManager",
     "Registry",
     "parse_plugin_args",
-    "call_each",
+    "import_target",
 ]
 
 ENTRY_POINT_GROUP = "semilearn.plugins"
@@ -67,6 +78,31 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "scaffold": "semilearn.builtin.scaffold:ScaffoldHook",
 }
 ESSENTIAL_PLUGINS = frozenset({"catalog"})
+
+
+@dataclass(frozen=True)
+class ShippedPlugin:
+    """A plugin distributed with semilearn, which the core's messages can point to."""
+
+    distribution: str
+    usb_key: str | None = None  # the key of USB's configuration files that turns it on or off
+
+
+# The one place the core names plugins that are not built in, and only for two things: the
+# install hints of its messages (nothing reads checkpoints: "pip install semilearn-checkpoint")
+# and USB's configuration keys ``use_wandb`` / ``use_aim`` (semilearn.usb). The engine calls
+# these plugins through hook points like any other; nothing else depends on their names.
+SHIPPED_PLUGINS: dict[str, ShippedPlugin] = {
+    "logging": ShippedPlugin("semilearn-logging"),
+    "checkpoint": ShippedPlugin("semilearn-checkpoint"),
+    "wandb": ShippedPlugin("semilearn-wandb", usb_key="use_wandb"),
+    "aim": ShippedPlugin("semilearn-aim", usb_key="use_aim"),
+}
+
+
+def install_hint(*names: str) -> str:
+    """``pip install semilearn-NAME ...`` for shipped plugins named in :data:`SHIPPED_PLUGINS`."""
+    return "pip install " + " ".join(SHIPPED_PLUGINS[name].distribution for name in names)
 
 
 @dataclass
@@ -91,10 +127,6 @@ class PluginInfo:
 
     def label(self) -> str:
         return f"plugin '{self.name}' (distribution {self.distribution} {self.version})"
-
-
-def _split_names(value: str | None) -> list[str]:
-    return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
 def parse_plugin_args(args: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -148,6 +180,12 @@ class Registry(Generic[T]):
         self._descriptions[name] = description or (getattr(item, "description", "") or "")
         self._owners[name] = self._current_owner
 
+    def register_policy(self, policy: Policy, replace: bool = False) -> None:
+        """``register`` of the ``register_policies`` hook point: a policy under its ``kind/name``."""
+        if not isinstance(policy, Policy):
+            raise PluginError(f"plugin '{self._current_owner}' registered {policy!r}, not a semilearn.Policy")
+        self.register(policy.key, policy, policy.description, replace=replace)  # type: ignore[arg-type]
+
     def get(self, name: str) -> T:
         try:
             return self._items[name]
@@ -183,6 +221,47 @@ class PluginManager(pluggy.PluginManager):
         self.infos: dict[str, PluginInfo] = {}
         self.rank = global_rank()
         self._registries: dict[str, Registry[Any]] = {}
+        self._tracer: HookTracer | None = None
+        if _is_set(os.environ.get(DEBUG_HOOKS_ENV)):
+            self.trace_hooks()
+
+    # -- tracing (SEMILEARN_DEBUG_HOOKS) ----------------------------------------
+
+    def trace_hooks(self, stream: IO[str] | None = None) -> Callable[[], None]:
+        """Write a line for every hook call to ``stream`` (default stderr); see :mod:`semilearn.hooktrace`.
+
+        Returns a function that stops the tracing.
+        """
+        if self._tracer is not None:
+            raise RuntimeError("hook calls are traced already")
+        tracer = self._tracer = HookTracer(stream, self.rank if world_size() > 1 else None)
+        for plugin in self.get_plugins():
+            self._instrument(plugin)
+        stop_monitoring = self.add_hookcall_monitoring(tracer.before, tracer.after)
+
+        def stop() -> None:
+            stop_monitoring()
+            tracer.restore()
+            self._tracer = None
+
+        return stop
+
+    def register(self, plugin: Any, name: str | None = None) -> str | None:
+        registered = super().register(plugin, name)
+        if self._tracer is not None and registered is not None:
+            self._instrument(plugin)
+        return registered
+
+    def _instrument(self, plugin: object) -> None:
+        assert self._tracer is not None
+        for caller in self.get_hookcallers(plugin) or []:
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin:
+                    self._tracer.instrument(impl)
+
+    def _traced(self, hook_name: str, kwargs: Mapping[str, object]) -> contextlib.AbstractContextManager[None]:
+        """A hook point the manager calls one implementation at a time, traced like the others."""
+        return self._tracer.call(hook_name, kwargs) if self._tracer is not None else contextlib.nullcontext()
 
     # -- rank gating ----------------------------------------------------------
 
@@ -208,10 +287,10 @@ class PluginManager(pluggy.PluginManager):
         ``--help`` and ``semilearn plugins`` still work with a broken plugin installed.
         """
         environ = os.environ if environ is None else environ
-        blocked = set(blocked) | set(_split_names(environ.get(DISABLE_ENV)))
-        explicit = set(explicit) | set(_split_names(environ.get(LOAD_ENV)))
+        blocked = set(blocked) | set(split_commas(environ.get(DISABLE_ENV)))
+        explicit = set(explicit) | set(split_commas(environ.get(LOAD_ENV)))
         if autoload is None:
-            autoload = environ.get(AUTOLOAD_ENV, "").strip().lower() not in {"1", "true", "yes", "on"}
+            autoload = not _is_set(environ.get(AUTOLOAD_ENV))
         essential_blocked = blocked & ESSENTIAL_PLUGINS
         if essential_blocked:
             raise PluginError(
@@ -225,7 +304,7 @@ class PluginManager(pluggy.PluginManager):
             if name in blocked:
                 info.blocked = True
                 continue
-            self._load_one(info, _import_target(value))
+            self._load_one(info, import_target(value))
 
         for entry_point in sorted(_entry_points(), key=lambda ep: ep.name):
             name = entry_point.name
@@ -400,6 +479,23 @@ class PluginManager(pluggy.PluginManager):
             )
         return records
 
+    def call_each(self, hook_name: str, on_error: Callable[[str, BaseException], None], **kwargs: Any) -> None:
+        """Call every implementation of a hook point even if some raise (``after_run``).
+
+        ``on_error(plugin_name, error)`` is called for each implementation that raised;
+        hook wrappers are not called.
+        """
+        caller = getattr(self.hook, hook_name)
+        with self._traced(hook_name, kwargs):
+            for impl in reversed(caller.get_hookimpls()):
+                if impl.hookwrapper or impl.wrapper:
+                    continue
+                arguments = {name: kwargs[name] for name in impl.argnames if name in kwargs}
+                try:
+                    impl.function(**arguments)
+                except Exception as error:  # noqa: BLE001
+                    on_error(impl.plugin_name, error)
+
     # -- registries -----------------------------------------------------------
 
     def registry(self, kind: str) -> Registry[Any]:
@@ -411,35 +507,26 @@ class PluginManager(pluggy.PluginManager):
             registry: Registry[Any] = Registry(kind)
             hook_name = {"algorithm": "register_algorithms", "dataset": "register_datasets", "net": "register_nets",
                          "policy": "register_policies"}[kind]
-            register: Callable[..., None] = registry.register if kind != "policy" else _policy_register(registry)
+            register: Callable[..., None] = registry.register if kind != "policy" else registry.register_policy
             caller = getattr(self.hook, hook_name)
             # in registration order (built-ins first), so that a plugin's replace=True
             # substitutes a built-in instead of meeting it second
-            for impl in caller.get_hookimpls():
-                registry._current_owner = impl.plugin_name
-                try:
-                    impl.function(register=register)
-                except PluginError:
-                    raise
-                except Exception as error:  # noqa: BLE001
-                    info = self.infos.get(impl.plugin_name)
-                    label = info.label() if info else f"plugin '{impl.plugin_name}'"
-                    hint = f"; {info.disable_hint()}" if info else ""
-                    raise PluginError(f"{label} failed in {hook_name} ({type(error).__name__}: {error}){hint}") from error
+            with self._traced(hook_name, {"register": register}):
+                for impl in caller.get_hookimpls():
+                    registry._current_owner = impl.plugin_name
+                    try:
+                        impl.function(register=register)
+                    except PluginError:
+                        raise
+                    except Exception as error:  # noqa: BLE001
+                        info = self.infos.get(impl.plugin_name)
+                        label = info.label() if info else f"plugin '{impl.plugin_name}'"
+                        hint = f"; {info.disable_hint()}" if info else ""
+                        raise PluginError(
+                            f"{label} failed in {hook_name} ({type(error).__name__}: {error}){hint}"
+                        ) from error
             self._registries[kind] = registry
         return self._registries[kind]
-
-
-def _policy_register(registry: Registry[Any]) -> Callable[..., None]:
-    """``register(policy, replace=False)`` for the ``register_policies`` hook point."""
-    from .policy import Policy
-
-    def register(policy: Policy, replace: bool = False) -> None:
-        if not isinstance(policy, Policy):
-            raise PluginError(f"plugin '{registry._current_owner}' registered {policy!r}, not a semilearn.Policy")
-        registry.register(policy.key, policy, policy.description, replace=replace)
-
-    return register
 
 
 def _declared_hooks(plugin: object) -> list[str]:
@@ -453,24 +540,16 @@ def _declared_hooks(plugin: object) -> list[str]:
     return sorted(names)
 
 
+def _is_set(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
 def _entry_points() -> list[importlib.metadata.EntryPoint]:
     return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
 
 
-def _import_target(value: str) -> Any:
-    module_name, _, attribute = value.partition(":")
+def import_target(target: str) -> Any:
+    """Import ``"module:attribute"`` (an entry point's value), or a whole module (``"module"``)."""
+    module_name, _, attribute = target.partition(":")
     module = importlib.import_module(module_name)
     return getattr(module, attribute) if attribute else module
-
-
-def call_each(manager: PluginManager, hook_name: str, on_error: Callable[[str, BaseException], None], **kwargs: Any) -> None:
-    """Call every implementation of a hook point even if some raise (``after_run``)."""
-    caller = getattr(manager.hook, hook_name)
-    for impl in reversed(caller.get_hookimpls()):
-        if impl.hookwrapper or impl.wrapper:
-            continue
-        arguments = {name: kwargs[name] for name in impl.argnames if name in kwargs}
-        try:
-            impl.function(**arguments)
-        except Exception as error:  # noqa: BLE001
-            on_error(impl.plugin_name, error)

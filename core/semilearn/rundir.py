@@ -23,10 +23,15 @@ if TYPE_CHECKING:
     from .config import Config
 
 __all__ = ["ResumePoint", "default_save_name", "run_directories", "claim_run_directory", "CONFIG_FILE",
-           "CLAIM_FILE"]
+           "CLAIM_FILE", "CHECKPOINT_FORMAT", "CHECKPOINT_FORMAT_VERSION"]
 
 CONFIG_FILE = "config.yaml"
 CLAIM_FILE = ".semilearn-run"  # created exclusively by the run that takes the directory
+
+# The "format" and "format_version" entries of every checkpoint state (the engine writes
+# them, the checkpoint plugin and USB's importer check or copy them).
+CHECKPOINT_FORMAT = "semilearn-checkpoint"
+CHECKPOINT_FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)

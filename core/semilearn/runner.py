@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from . import __version__
-from .config import Config, Resolution, apply_overrides, read_config_file, resolve_config
+from .config import Config, Resolution, apply_overrides, read_config_file, resolve_config, split_commas
 from .distributed import broadcast_object, global_rank, local_rank, process_group, world_size
 from .errors import CheckpointError, ConfigError, PluginError
+from .plugins import install_hint
 from .rundir import CONFIG_FILE, ResumePoint, claim_run_directory, default_save_name
 from .usb import translate as translate_usb
 
@@ -61,7 +62,7 @@ def load_config(
     data = usb.config
     disabled = data.get("disable_plugins") or []
     if isinstance(disabled, str):
-        disabled = [part.strip() for part in disabled.split(",") if part.strip()]
+        disabled = split_commas(disabled)
     if not isinstance(disabled, list):
         raise ConfigError("configuration key 'disable_plugins' expects a list of plugin names")
     manager.block([str(name) for name in disabled] + usb.disable_plugins)
@@ -70,7 +71,7 @@ def load_config(
         info = manager.infos.get(name)
         if info is None or not info.active:
             state = "disabled" if info is not None else "not installed"
-            usb.warnings.append(f"use_{name}: the {name} plugin is {state} (pip install semilearn-{name})")
+            usb.warnings.append(f"use_{name}: the {name} plugin is {state} ({install_hint(name)})")
 
     algorithms = manager.registry("algorithm")
     resolution = resolve_config(
@@ -82,7 +83,7 @@ def load_config(
     manager.bind_config({name: config.section(name) for name in config.sections})
     manager.hook.configure(config=config)
     if usb.resume and not manager.hook.find_resume_point.get_hookimpls():
-        usb.warnings.append("resume: no plugin reads checkpoints (pip install semilearn-checkpoint); starting a new run")
+        usb.warnings.append(f"resume: no plugin reads checkpoints ({install_hint('checkpoint')}); starting a new run")
         usb.resume = None
     resolution.warnings[:0] = usb.warnings
     resolution.resume = usb.resume
@@ -219,7 +220,7 @@ def _plugins_line(manager: PluginManager) -> str:
     external = manager.active_external()
     if not external:
         return (
-            "plugins: none active (pip install semilearn-logging semilearn-checkpoint for progress, "
+            f"plugins: none active ({install_hint('logging', 'checkpoint')} for progress, "
             "logs and checkpoints)"
         )
     return "plugins: " + ", ".join(f"{info.name}-{info.version}" for info in external)
@@ -248,7 +249,7 @@ def _run(
         point = manager.hook.find_resume_point(config=config, resume=resume)
         if point is None:
             raise PluginError(
-                "--resume needs a plugin that reads checkpoints: pip install semilearn-checkpoint "
+                f"--resume needs a plugin that reads checkpoints: {install_hint('checkpoint')} "
                 "(or enable it if it is disabled)"
             )
         if point.is_fresh:

@@ -26,9 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .plugins import CORE_DISTRIBUTION, SHIPPED_PLUGINS
+from .rundir import CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION
 
 __all__ = ["UsbTranslation", "translate", "REPLACED", "FIXED", "SPELLINGS", "usb_parameter_name", "HEAD_NAMES",
            "import_usb_checkpoint"]
+
+# use_wandb / use_aim -> the tracker plugin they turn on or off (the table is semilearn.plugins.SHIPPED_PLUGINS)
+_TRACKERS = {plugin.usb_key: name for name, plugin in SHIPPED_PLUGINS.items() if plugin.usb_key}
 
 # USB key -> what does its job here
 REPLACED: dict[str, str] = {
@@ -40,7 +45,7 @@ REPLACED: dict[str, str] = {
     "gpu": "the device key and torchrun's LOCAL_RANK",
     "num_workers": "batches are drawn and augmented on the device",
     "overwrite": "run directories are never overwritten; a new run gets a new name",
-    "use_tensorboard": "the tracker plugins (semilearn-wandb, semilearn-aim)",
+    "use_tensorboard": f"the tracker plugins ({', '.join(SHIPPED_PLUGINS[name].distribution for name in _TRACKERS.values())})",
 }
 
 # USB key -> (the only value semilearn implements, why)
@@ -61,8 +66,6 @@ FIXED: dict[str, tuple[Any, str]] = {
 
 # USB spelling -> semilearn key
 SPELLINGS: dict[str, str] = {"use_amp": "amp", "clip": "clip_grad"}
-
-_TRACKERS = {"use_wandb": "wandb", "use_aim": "aim"}
 
 # The networks' parameter names are USB's; the heads algorithms add around them
 # (semilearn.nets.heads) live under heads.<output>, where USB names the module itself.
@@ -158,7 +161,6 @@ def import_usb_checkpoint(usb_state: Mapping[str, Any], network: Any, config: An
     not for resuming. Raises :class:`~semilearn.errors.CheckpointError` naming what does not fit.
     """
     from . import __version__
-    from .algorithm import CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION
     from .errors import CheckpointError
 
     if not isinstance(usb_state, Mapping) or not isinstance(usb_state.get("model"), Mapping):
@@ -196,7 +198,7 @@ def import_usb_checkpoint(usb_state: Mapping[str, Any], network: Any, config: An
         "eval_history": [],
         "world_size": 1,
         "config": config.to_dict(),
-        "versions": {"semilearn-core": __version__},
+        "versions": {CORE_DISTRIBUTION: __version__},
         "imported_from": {"code": "USB", "file": source, "it": int(usb_state.get("it", 0)),
                           "best_it": usb_state.get("best_it"), "best_eval_acc": usb_state.get("best_eval_acc")},
     }

@@ -1,10 +1,13 @@
 """What the SSL algorithms share: the policy calls, their saved state, losses and views.
 
 :class:`SSLAlgorithm` is the base of the built-in semi-supervised algorithms. It calls
-the policy hook points of :mod:`semilearn.hookspecs` (``compute_mask``,
-``make_pseudo_labels``, ``align_distribution``) with the state dict of each use, keeps
-that state and any algorithm buffers (memory banks, queues) in checkpoints, and draws
-the views a step needs from the engine's sample streams and batched augmentation.
+the registered SSL policies (:mod:`semilearn.policy`: masks, pseudo-labels, distribution
+alignment) with their parameters and the state dict of each use, keeps that state and any
+algorithm buffers (memory banks, queues) in checkpoints, and draws the views a step needs
+from the engine's sample streams and batched augmentation. Its step helpers
+(:meth:`~SSLAlgorithm.forward_logits`, :meth:`~SSLAlgorithm.pseudo_label`, with
+:func:`probabilities` and :func:`masked_loss`) keep each FixMatch-family ``train_step``
+a few lines that read as its paper.
 
 The functions below are the pieces several algorithms use: the cross-entropy and
 mean-squared consistency losses, the unsupervised warm-up ramp, MixUp, and batched
@@ -27,6 +30,7 @@ from ..config import Config, Option
 from ..errors import PluginError
 from ..nets.heads import NetWithHeads, frozen_batch_norm_stats, unwrap
 from ..policy import Policy
+from ..tree import map_tree
 from .policies import gather_from_ranks, labelled_distribution
 
 if TYPE_CHECKING:
@@ -195,24 +199,8 @@ def rotate_batch(images: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------
 
 
-def _copy_state(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.detach().clone()
-    if isinstance(value, Mapping):
-        return {key: _copy_state(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_copy_state(item) for item in value]
-    return value
-
-
-def _to_device(value: Any, device: torch.device) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.to(device)
-    if isinstance(value, Mapping):
-        return {key: _to_device(item, device) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_to_device(item, device) for item in value]
-    return value
+def _detached_copy(value: Any) -> Any:
+    return value.detach().clone() if isinstance(value, torch.Tensor) else value
 
 
 class SSLAlgorithm(AlgorithmBase):
@@ -390,12 +378,16 @@ class SSLAlgorithm(AlgorithmBase):
     # -- checkpoint state -----------------------------------------------------
 
     def algorithm_state(self) -> dict[str, Any]:
-        return {"policy_state": _copy_state(self.policy_state), "buffers": _copy_state(self.buffers)}
+        return {"policy_state": map_tree(self.policy_state, _detached_copy),
+                "buffers": map_tree(self.buffers, _detached_copy)}
 
     def load_algorithm_state(self, state: Mapping[str, Any]) -> None:
-        self.policy_state = {use: dict(_to_device(values, self.device))
+        def on_device(value: Any) -> Any:
+            return value.to(self.device) if isinstance(value, torch.Tensor) else value
+
+        self.policy_state = {use: dict(map_tree(values, on_device))
                              for use, values in state.get("policy_state", {}).items()}
-        self.buffers = dict(_to_device(state.get("buffers", {}), self.device))
+        self.buffers = dict(map_tree(state.get("buffers", {}), on_device))
 
 
 def split(tensor: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:

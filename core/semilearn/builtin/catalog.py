@@ -6,9 +6,8 @@ The lists live beside what they list (``semilearn.algorithms``, ``semilearn.data
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import click
@@ -17,14 +16,9 @@ from ..algorithms import BUILTIN_ALGORITHMS
 from ..data import BUILTIN_DATASETS
 from ..hook import Hook, hookimpl, on_all_ranks
 from ..nets import BUILTIN_NETS
+from ..plugins import import_target
 
 __all__ = ["Catalog", "BUILTIN_ALGORITHMS", "BUILTIN_DATASETS", "BUILTIN_NETS", "import_target"]
-
-
-def import_target(target: str) -> Any:
-    """Import ``"module:attribute"``."""
-    module_name, _, attribute = target.partition(":")
-    return getattr(importlib.import_module(module_name), attribute)
 
 
 class Catalog(Hook):

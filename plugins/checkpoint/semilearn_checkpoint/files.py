@@ -18,6 +18,7 @@ from typing import IO, Any, cast
 
 from semilearn import CheckpointError
 from semilearn.errors import format_bytes, free_space, no_space
+from semilearn.rundir import CHECKPOINT_FORMAT
 
 __all__ = [
     "atomic_save",
@@ -235,7 +236,7 @@ def load_checkpoint_file(path: Path) -> dict[str, Any]:
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"{path} is truncated or corrupt: {message}") from error
-    if not isinstance(state, dict) or state.get("format") != "semilearn-checkpoint":
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a semilearn checkpoint")
     return state
 

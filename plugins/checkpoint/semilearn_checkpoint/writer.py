@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from semilearn import CheckpointError
+from semilearn.tree import map_tree
 
 __all__ = ["BackgroundWriter", "snapshot"]
 
@@ -16,15 +17,10 @@ def snapshot(value: Any) -> Any:
     """A deep copy of a checkpoint state whose tensors no longer share memory with the run."""
     import torch
 
-    if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", copy=True)
-    if isinstance(value, dict):
-        return {key: snapshot(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [snapshot(item) for item in value]
-    if isinstance(value, tuple):
-        return tuple(snapshot(item) for item in value)
-    return value
+    def copy(leaf: Any) -> Any:
+        return leaf.detach().to("cpu", copy=True) if isinstance(leaf, torch.Tensor) else leaf
+
+    return map_tree(value, copy)
 
 
 class BackgroundWriter:

@@ -29,6 +29,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from semilearn import Hook, Option, SemilearnError, hookimpl, on_all_ranks
+from semilearn.cli import CONSOLE_HANDLER_NAME
 from semilearn.errors import free_space, no_space
 
 from .progress import BarAwareStream, ProgressBar, format_duration, format_metrics, format_value
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["LoggingHook", "__version__"]
 __version__ = "0.1.0"
 
-_CONSOLE_HANDLER = "semilearn-console"
 _FILE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 _DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -73,7 +73,7 @@ def _unwritable(path: Path, error: OSError) -> SemilearnError:
 
 def _console_handler() -> logging.StreamHandler[Any] | None:
     for handler in logging.getLogger("semilearn").handlers:
-        if handler.get_name() == _CONSOLE_HANDLER and isinstance(handler, logging.StreamHandler):
+        if handler.get_name() == CONSOLE_HANDLER_NAME and isinstance(handler, logging.StreamHandler):
             return handler
     return None
 
