@@ -7,8 +7,9 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
-from conftest import train_in_process
+from conftest import installed, train_in_process
 from semilearn import Hook, hookimpl
 from semilearn.config import CORE_OPTIONS, Option, resolve_config
 from semilearn.errors import ConfigError
@@ -129,3 +130,29 @@ def test_a_monitor_no_evaluation_reports_is_said_once(tmp_path: Path, capsys) ->
     assert "monitor 'f1' is not among the eval metrics (balanced_acc, loss, top1_acc)" in warning
     (final,) = [line for line in out.splitlines() if line.startswith("completed at step 20/20")]
     assert "best" not in final and "final" not in final
+
+
+@pytest.mark.together
+@pytest.mark.skipif(not (installed("semilearn-logging") and installed("semilearn-checkpoint")),
+                    reason="needs semilearn-logging and semilearn-checkpoint")
+def test_logging_checkpoint_and_inspect_name_the_same_best(tmp_path: Path, capsys, cli) -> None:
+    _console(capsys)
+    result = train_in_process(tmp_path, "num_eval_iter=5", "monitor=error_rate", "mode=min", plugins=[ErrorRate()],
+                              blocked=["wandb", "aim"])
+    out = capsys.readouterr().out
+    assert result.status == "completed"
+    assert "eval step 5/20 · error_rate 0.5000 · time " in out and out.count(" · best error_rate 0.2000") == 3
+    assert "\n  best eval error_rate 0.2000 at step 10 · final 0.3000 at step 20\n" in out
+    assert "· final test error_rate 0.3000 (step 20) · best 0.2000 (step 10)" in out
+    folder = result.run_dir / "checkpoints"
+    assert f"checkpoints: {folder / 'last.pt'} (step 20), best.pt (step 10, error_rate 0.2000)" in out
+    assert "not among the eval metrics" not in out
+
+    best = torch.load(folder / "best.pt", map_location="cpu", weights_only=True)
+    assert best["step"] == 10
+    assert best["plugins"]["checkpoint"] == {"best_value": 0.2, "best_step": 10, "monitor": "error_rate",
+                                             "mode": "min"}
+    shown = cli("checkpoint", "inspect", str(folder / "last.pt"))
+    assert shown.code == 0
+    assert "  last eval: step 20, error_rate 0.3000\n" in shown.out
+    assert "  best eval (min error_rate): step 10, error_rate 0.2000\n" in shown.out
