@@ -298,7 +298,7 @@ class AlgorithmBase:
             return
         metrics = {name: float(value) for name, value in metrics.items()}
         if self.config.monitor not in metrics and not self._monitor_missing_said:
-            self._monitor_missing_said = True  # once a process: the same evaluation plugin answers every time
+            self._monitor_missing_said = True  # said once per process: the same plugin answers every evaluation
             self.log.warning(missing_monitor_message(self.config.monitor, metrics))
         self.eval_history.append({"step": step, **metrics})
         self.hook.after_evaluate(algorithm=self, step=step, metrics=metrics)

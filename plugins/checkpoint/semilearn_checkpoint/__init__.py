@@ -100,7 +100,7 @@ class CheckpointHook(Hook):
         self._written: tuple[Path, int] | None = None  # the last checkpoint on disk: (last.pt, step)
         self._best_written: tuple[int, float] | None = None  # best.pt on disk: (step, monitored value)
         self._not_written: list[int] = []  # steps whose checkpoint a full disk refused (on_disk_full: warn)
-        self._ranked_after: int | None = None  # the monitor changed at this resumed step: rank evaluations after it
+        self._ranked_after: int | None = None  # resumed here without a best of this monitor: rank what follows
         self._writer: BackgroundWriter | None = None
         self._folder: Path | None = None
 
@@ -171,12 +171,12 @@ class CheckpointHook(Hook):
     @hookimpl
     def after_evaluate(self, algorithm: AlgorithmBase, step: int, metrics: Mapping[str, float]) -> None:
         if not self.config.save_best:
-            return  # (an evaluation without the monitored metric: the engine has said so)
+            return
         monitor = algorithm.config.monitor
         history = algorithm.eval_history
         if self._ranked_after is not None:
             history = [entry for entry in history if entry["step"] > self._ranked_after]
-        best = best_evaluation(history, monitor, algorithm.config.mode)
+        best = best_evaluation(history, monitor, algorithm.config.mode)  # (a missing monitor: the engine warns)
         if best is not None and int(best["step"]) == step:  # this evaluation is the best so far
             self.best_value, self.best_step = float(best[monitor]), step
             self._best_pending = True
