@@ -273,18 +273,50 @@ def test_retention_keeps_last_best_and_the_newest_periodic(cli, tmp_path: Path) 
     assert _load(folder / "last.pt")["step"] == 20
 
 
-def test_best_by_minimum_loss(cli, tmp_path: Path) -> None:
-    assert cli("run", *FAST, "--set", "save_dir=runs", "--set", "checkpoint.monitor=loss",
-               "--set", "checkpoint.mode=min", "--set", "num_eval_iter=5").code == 0
+@pytest.mark.parametrize("prefix", ["", "checkpoint."], ids=["engine keys", "former checkpoint keys"])
+def test_best_by_minimum_loss(cli, tmp_path: Path, prefix: str) -> None:
+    result = cli("run", *FAST, "--set", "save_dir=runs", "--set", f"{prefix}monitor=loss",
+                 "--set", f"{prefix}mode=min", "--set", "num_eval_iter=5")
+    assert result.code == 0, result.err
     best = _load(tmp_path / "runs/flexmatch_digits_40_0/checkpoints/best.pt")
     lowest = min(best["eval_history"], key=lambda entry: entry["loss"])
     assert best["step"] == lowest["step"]
+    assert best["plugins"]["checkpoint"]["best_value"] == lowest["loss"]
+    assert f"best.pt (step {lowest['step']}, loss {lowest['loss']:.4f})" in result.out
+    assert f"· best {lowest['loss']:.4f} (step {lowest['step']})" in result.out  # the final line agrees
+    deprecated = [line for line in result.out.splitlines() if "is deprecated" in line]
+    if prefix:  # the former keys still work, each with one warning
+        assert deprecated == [
+            "warning: configuration key 'checkpoint.monitor' is deprecated: write the top-level key 'monitor' "
+            "instead (monitor: loss)",
+            "warning: configuration key 'checkpoint.mode' is deprecated: write the top-level key 'mode' instead "
+            "(mode: min)",
+        ]
+    else:
+        assert deprecated == []
 
 
-def test_an_unknown_monitor_warns_once(cli) -> None:
-    result = cli("run", *FAST, "--set", "save_dir=runs", "--set", "checkpoint.monitor=f1")
+def test_a_resume_with_another_monitor_says_which_evaluations_best_pt_comes_from(cli, tmp_path: Path) -> None:
+    common = (*FAST, "--set", "save_dir=runs", "--set", "num_eval_iter=5")
+    assert cli("run", *common, "--set", "stop_step=10").code == 0
+    folder = tmp_path / "runs/flexmatch_digits_40_0/checkpoints"
+    first_best = _load(folder / "best.pt")["step"]
+    result = cli("run", *common, "--set", "monitor=loss", "--set", "mode=min", "--resume", "auto")
+    assert result.code == 0, result.err
+    assert (f"warning: best.pt (step {first_best}) was chosen by top1_acc (max); this run monitors loss (min): "
+            "best.pt is now the best of the evaluations after step 10") in result.out
+    best = _load(folder / "best.pt")
+    lowest = min((entry for entry in best["eval_history"] if entry["step"] > 10), key=lambda entry: entry["loss"])
+    assert best["step"] == lowest["step"] and best["plugins"]["checkpoint"]["monitor"] == "loss"
+
+
+def test_an_unknown_monitor_warns_once(cli, tmp_path: Path) -> None:
+    result = cli("run", *FAST, "--set", "save_dir=runs", "--set", "monitor=f1")
     assert result.code == 0
-    assert result.out.count("checkpoint.monitor 'f1' is not among the eval metrics") == 1
+    assert result.out.count("warning: monitor 'f1' is not among the eval metrics (balanced_acc, loss, top1_acc); "
+                            "evaluations without it are never the best (nor kept as best.pt)") == 1
+    assert result.out.count("not among the eval metrics") == 1
+    assert not (tmp_path / "runs/flexmatch_digits_40_0/checkpoints/best.pt").exists()
 
 
 def test_async_saving_writes_the_same_checkpoints(cli, tmp_path: Path) -> None:
@@ -469,7 +501,7 @@ def test_on_disk_full_warn_trains_on_and_the_next_checkpoint_tries_again(tmp_pat
                                     "goes on (checkpoint.on_disk_full: warn) and the next checkpoint tries again")
         best = _load(folder / "best.pt")  # step 20 or 60: whichever evaluation written was better
         assert warnings[1] == (f"checkpoints: {folder / 'last.pt'} (step 60), best.pt (step {best['step']}, top1_acc "
-                               f"{best['plugins']['checkpoint']['best_value']:.4f}), "
+                               f"{100 * best['plugins']['checkpoint']['best_value']:.2f}%), "
                                "2 periodic; not written, the disk being full: step 40")
         assert sorted(path.name for path in folder.iterdir()) == ["best.pt", "last.pt", "step_0000020.pt",
                                                                   "step_0000060.pt"]

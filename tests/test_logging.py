@@ -55,6 +55,24 @@ def test_plain_lines_files_and_summary_when_not_a_terminal(process, tmp_path: Pa
     assert records[-1]["elapsed"] >= records[0]["elapsed"] > 0
 
 
+def test_the_lines_name_the_best_of_the_monitored_metric(tmp_path: Path, capsys) -> None:
+    from semilearn.cli import setup_console
+
+    setup_console()
+    train_in_process(tmp_path, "num_eval_iter=5", "monitor=loss", "mode=min", blocked=["checkpoint", "wandb", "aim"])
+    out = capsys.readouterr().out
+    records = [json.loads(line) for line in (_run_dir(tmp_path) / "metrics.jsonl").read_text().splitlines()]
+    evaluations = [record for record in records if record["split"] == "eval"]
+    assert [record["step"] for record in evaluations] == [5, 10, 15, 20]
+    lowest = min(evaluations, key=lambda record: record["loss"])  # the first of equal values
+    for done in range(1, 5):
+        best = min(evaluations[:done], key=lambda record: record["loss"])
+        line = next(line for line in out.splitlines() if line.startswith(f"eval step {5 * done}/20 · "))
+        assert line.endswith(f" · best loss {best['loss']:.4f}"), line
+    assert (f"\n  best eval loss {lowest['loss']:.4f} at step {lowest['step']} · final {evaluations[-1]['loss']:.4f} "
+            "at step 20\n") in out
+
+
 def test_interval_thins_console_lines_but_not_the_metrics_file(process, tmp_path: Path) -> None:
     result = process("run", *FAST, "--set", "save_dir=runs", "--set", "logging.interval=10", *ONLY_LOGGING)
     assert result.code == 0, result.err

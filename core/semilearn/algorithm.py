@@ -45,6 +45,7 @@ from .data.sampler import SampleStream
 from .data.transfer import HostGather
 from .distributed import StopVote, all_reduce_sum, global_rank, is_distributed, world_size
 from .errors import CheckpointError, SemilearnError, TrainingError
+from .metrics import missing_monitor_message
 from .optim import build_optimizer, cosine_schedule_with_warmup
 from .rundir import CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION
 
@@ -151,6 +152,7 @@ class AlgorithmBase:
         self._nonfinite_reported = 0
         self.last_checkpoint: tuple[str, int] | None = None  # (path, step), set by the plugin that writes them
         self.eval_history: list[dict[str, float]] = []
+        self._monitor_missing_said = False
         self.resuming = False
         self.status: str | None = None
         self.error: BaseException | None = None  # what ended the run, when something did
@@ -294,6 +296,9 @@ class AlgorithmBase:
         if metrics is None:
             return
         metrics = {name: float(value) for name, value in metrics.items()}
+        if self.config.monitor not in metrics and not self._monitor_missing_said:
+            self._monitor_missing_said = True  # said once per process: the same plugin answers every evaluation
+            self.log.warning(missing_monitor_message(self.config.monitor, metrics))
         self.eval_history.append({"step": step, **metrics})
         self.hook.after_evaluate(algorithm=self, step=step, metrics=metrics)
         self._log("eval", step, metrics)

@@ -57,6 +57,8 @@ class Option:
         nullable: ``null`` is allowed (meaning "automatic" or "off", as the help says).
         aliases: other accepted names (for example the paper's name of a USB key).
         usb: the key exists under this name in USB's configuration files.
+        moved_from: former names of an engine key in a plugin's section (``checkpoint.monitor``):
+            still accepted, with a warning naming the key to write instead.
     """
 
     name: str
@@ -70,6 +72,7 @@ class Option:
     nullable: bool = False
     aliases: tuple[str, ...] = ()
     usb: bool = False
+    moved_from: tuple[str, ...] = ()
 
     @property
     def type_name(self) -> str:
@@ -228,6 +231,14 @@ CORE_OPTIONS: tuple[Option, ...] = (
            minimum=0, usb=True),
     Option("stop_step", int, None, "Stop this process after this global step, saving a resumable checkpoint "
            "(split a long run into jobs); null runs to `num_train_iter`.", nullable=True, minimum=1),
+    # the best evaluation
+    Option("monitor", str, "top1_acc", "Eval metric that decides the best evaluation (named in the end-of-run "
+           "summaries; the checkpoint plugin's best.pt). The built-in evaluation reports `top1_acc`, `balanced_acc` "
+           "and `loss`; a plugin replacing `evaluate` reports its own. Formerly `checkpoint.monitor`.",
+           moved_from=("checkpoint.monitor",)),
+    Option("mode", str, "max", "Whether a larger (`max`) or smaller (`min`) `monitor` value is better; of equal "
+           "values the earlier evaluation stays the best. Formerly `checkpoint.mode`.", choices=("max", "min"),
+           moved_from=("checkpoint.mode",)),
     # optimisation
     Option("optim", str, "SGD", "Optimizer.", choices=("SGD", "AdamW"), usb=True),
     Option("lr", float, 0.03, "Peak learning rate (cosine decay to 7/16 of a cycle, as USB).", minimum=0,
@@ -421,6 +432,37 @@ def _all_names(options: Iterable[Option]) -> dict[str, Option]:
     return names
 
 
+def _take_moved_keys(raw: Mapping[str, Any], options: Sequence[Option], values: dict[str, Any],
+                     seen: dict[str, str], warnings: list[str]) -> Mapping[str, Any]:
+    """Set the engine keys given under a former name (``checkpoint.monitor``); ``raw`` without them.
+
+    Each one warns once, naming the key to write instead; giving both names is an error. A
+    section left empty is dropped, so that it is not reported as a missing plugin's section.
+    """
+    result = dict(raw)
+    for option in options:
+        for former in option.moved_from:
+            section, _, key = former.partition(".")
+            given = result.get(section)
+            if not isinstance(given, dict) or key not in given:
+                continue
+            written = [name for name in (option.name, *option.aliases) if name in raw] + (
+                [seen[option.name]] if option.name in seen else [])
+            if written:
+                raise ConfigError(f"configuration keys '{written[0]}' and '{former}' set the same option: keep "
+                                  f"'{option.name}' ('{former}' is its former name)")
+            remaining = dict(given)
+            values[option.name] = option.coerce(remaining.pop(key), former)
+            seen[option.name] = former
+            if remaining:
+                result[section] = remaining
+            else:
+                del result[section]
+            warnings.append(f"configuration key '{former}' is deprecated: write the top-level key "
+                            f"'{option.name}' instead ({option.name}: {values[option.name]})")
+    return result
+
+
 def resolve_config(
     raw: Mapping[str, Any],
     *,
@@ -454,6 +496,7 @@ def resolve_config(
 
     values: dict[str, Any] = {}
     seen: dict[str, str] = {}  # canonical name -> key as written
+    raw = _take_moved_keys(raw, core_options, values, seen, warnings)
     for key, value in raw.items():
         if not isinstance(key, str):
             raise ConfigError(f"configuration keys must be strings, got {key!r}")

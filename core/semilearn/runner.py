@@ -22,6 +22,7 @@ from . import __version__
 from .config import Config, Resolution, apply_overrides, read_config_file, resolve_config, split_commas
 from .distributed import broadcast_object, global_rank, local_rank, process_group, world_size
 from .errors import CheckpointError, ConfigError, PluginError
+from .metrics import best_evaluation, format_metric, last_evaluation, metric_label
 from .plugins import install_hint
 from .rundir import CONFIG_FILE, ResumePoint, claim_run_directory, default_save_name
 from .usb import translate as translate_usb
@@ -107,8 +108,9 @@ class RunResult:
 
     @property
     def best_metrics(self) -> dict[str, float] | None:
-        history = self.algorithm.eval_history
-        return max(history, key=lambda entry: entry.get("top1_acc", float("-inf"))) if history else None
+        """The best evaluation by the configuration's ``monitor`` and ``mode`` (see :func:`best_evaluation`)."""
+        config = self.algorithm.config
+        return best_evaluation(self.algorithm.eval_history, config.monitor, config.mode)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -295,12 +297,13 @@ def _count_parameters(algorithm: AlgorithmBase) -> str:
 def _final_line(result: RunResult) -> str:
     algorithm = result.algorithm
     text = f"{result.status} at step {algorithm.global_step}/{algorithm.num_train_iter} in {result.seconds:.1f} s"
-    final = result.final_metrics
-    if final is not None and "top1_acc" in final:
-        best = result.best_metrics or final
+    monitor = algorithm.config.monitor
+    final = last_evaluation(algorithm.eval_history, monitor)
+    best = result.best_metrics
+    if final is not None and best is not None:
         text += (
-            f" · final test accuracy {100 * final['top1_acc']:.2f}% (step {int(final['step'])})"
-            f" · best {100 * best['top1_acc']:.2f}% (step {int(best['step'])})"
+            f" · final test {metric_label(monitor)} {format_metric(monitor, final[monitor])}"
+            f" (step {int(final['step'])}) · best {format_metric(monitor, best[monitor])} (step {int(best['step'])})"
         )
     if result.status == "interrupted":
         if result.algorithm.stopped_by_plugin:

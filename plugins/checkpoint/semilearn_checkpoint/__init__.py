@@ -4,7 +4,8 @@ Files in ``<run_dir>/checkpoints/``:
 
 * ``step_0000500.pt`` ... every ``interval`` steps, the newest ``keep`` kept;
 * ``last.pt``: the newest checkpoint, always (also after an interrupt);
-* ``best.pt``: the checkpoint with the best ``monitor`` metric (``mode`` max or min).
+* ``best.pt``: the checkpoint of the best evaluation, by the engine keys ``monitor`` and
+  ``mode`` (:func:`semilearn.metrics.best_evaluation`, as every summary line).
 
 Retention only ever deletes periodic files; ``last`` and ``best`` are hard links (or
 copies) and survive. Every write is atomic (temporary file in the same folder, fsync,
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from semilearn import CheckpointError, Hook, Option, hookimpl, on_all_ranks
+from semilearn.metrics import best_evaluation, format_metric
 from semilearn.rundir import ResumePoint, run_directories
 
 from .files import (
@@ -60,8 +62,9 @@ class CheckpointHook(Hook):
     * ``interval`` (default 500): save ``step_N.pt`` every this many steps; 0 saves only
       ``last`` (at the end and on interrupts) and ``best``.
     * ``keep`` (default 3): periodic checkpoints kept, newest first; null keeps all.
-    * ``save_best`` (default true), ``monitor`` (default ``top1_acc``), ``mode``
-      (``max`` | ``min``): which evaluation makes ``best.pt``.
+    * ``save_best`` (default true): keep ``best.pt``, the checkpoint of the best evaluation
+      by the engine keys ``monitor`` and ``mode`` (formerly ``checkpoint.monitor`` and
+      ``checkpoint.mode``, still accepted with a warning).
     * ``async_save`` (default false): write in a background thread; the loop waits only
       for an in-memory copy of the state.
     * ``dir`` (default ``checkpoints``): folder inside the run directory.
@@ -79,10 +82,8 @@ class CheckpointHook(Hook):
                minimum=0),
         Option("keep", int, 3, "Periodic checkpoints to keep (the newest); null keeps all.", nullable=True,
                minimum=0),
-        Option("save_best", bool, True, "Keep best.pt, the checkpoint with the best monitored eval metric."),
-        Option("monitor", str, "top1_acc", "Eval metric deciding the best checkpoint."),
-        Option("mode", str, "max", "Whether a larger (max) or smaller (min) monitored value is better.",
-               choices=("max", "min")),
+        Option("save_best", bool, True, "Keep best.pt, the checkpoint of the best evaluation by the engine keys "
+               "`monitor` and `mode`."),
         Option("async_save", bool, False, "Write checkpoints in a background thread."),
         Option("dir", str, "checkpoints", "Folder for checkpoint files, inside the run directory."),
         Option("on_disk_full", str, "fail", "When the disk is full while a checkpoint is written: `fail` the run, "
@@ -99,7 +100,7 @@ class CheckpointHook(Hook):
         self._written: tuple[Path, int] | None = None  # the last checkpoint on disk: (last.pt, step)
         self._best_written: tuple[int, float] | None = None  # best.pt on disk: (step, monitored value)
         self._not_written: list[int] = []  # steps whose checkpoint a full disk refused (on_disk_full: warn)
-        self._warned_monitor = False
+        self._ranked_after: int | None = None  # resumed here without a best of this monitor: rank what follows
         self._writer: BackgroundWriter | None = None
         self._folder: Path | None = None
 
@@ -143,9 +144,17 @@ class CheckpointHook(Hook):
     @hookimpl
     def load_checkpoint(self, algorithm: AlgorithmBase, state: Mapping[str, Any]) -> None:
         saved = self.plugin_state(state)
-        if saved.get("monitor") == self.config.monitor and saved.get("mode") == self.config.mode:
+        monitor, mode = algorithm.config.monitor, algorithm.config.mode
+        same = saved.get("monitor", monitor) == monitor and saved.get("mode", mode) == mode
+        if same and saved.get("best_step") is not None:
             self.best_value = saved.get("best_value")
             self.best_step = saved.get("best_step")
+        else:  # no best.pt yet, or one chosen by another metric: rank the evaluations from here on
+            self._ranked_after = algorithm.global_step
+            if not same and saved.get("best_step") is not None and self.config.save_best:
+                self._warning(f"best.pt (step {saved['best_step']}) was chosen by {saved.get('monitor')} "
+                              f"({saved.get('mode')}); this run monitors {monitor} ({mode}): best.pt is now the best "
+                              f"of the evaluations after step {algorithm.global_step}")
         self._saved_step = algorithm.global_step
 
     # -- saving -------------------------------------------------------------------
@@ -163,26 +172,20 @@ class CheckpointHook(Hook):
     def after_evaluate(self, algorithm: AlgorithmBase, step: int, metrics: Mapping[str, float]) -> None:
         if not self.config.save_best:
             return
-        monitor = self.config.monitor
-        if monitor not in metrics:
-            if not self._warned_monitor:
-                self._warned_monitor = True
-                self._warning(f"checkpoint.monitor '{monitor}' is not among the eval metrics "
-                              f"({', '.join(sorted(metrics))}); no best checkpoint is kept")
-            return
-        value = float(metrics[monitor])
-        better = self.best_value is None or (
-            value > self.best_value if self.config.mode == "max" else value < self.best_value
-        )
-        if better:
-            self.best_value, self.best_step = value, step
+        monitor = algorithm.config.monitor
+        history = algorithm.eval_history
+        if self._ranked_after is not None:
+            history = [entry for entry in history if entry["step"] > self._ranked_after]
+        best = best_evaluation(history, monitor, algorithm.config.mode)  # (a missing monitor: the engine warns)
+        if best is not None and int(best["step"]) == step:  # this evaluation is the best so far
+            self.best_value, self.best_step = float(best[monitor]), step
             self._best_pending = True
 
     @hookimpl
     def save_checkpoint(self, algorithm: AlgorithmBase, state: MutableMapping[str, Any]) -> None:
         self.plugin_state(state).update(
-            {"best_value": self.best_value, "best_step": self.best_step, "monitor": self.config.monitor,
-             "mode": self.config.mode}
+            {"best_value": self.best_value, "best_step": self.best_step, "monitor": algorithm.config.monitor,
+             "mode": algorithm.config.mode}
         )
 
     @hookimpl
@@ -271,10 +274,13 @@ class CheckpointHook(Hook):
         assert self._folder is not None
         last, step = self._written or (self._folder / LAST, algorithm.global_step)  # else: a resume's own
         text = f"checkpoints: {last} (step {step})"
+        monitor = algorithm.config.monitor
         if self._best_written is not None:
-            text += f", best.pt (step {self._best_written[0]}, {self.config.monitor} {self._best_written[1]:.4f})"
-        elif self.best_step is not None and (self._folder / BEST).exists():  # written by the process resumed
-            text += f", best.pt (step {self.best_step}, {self.config.monitor} {self.best_value:.4f})"
+            best_step, best_value = self._best_written
+            text += f", best.pt (step {best_step}, {monitor} {format_metric(monitor, best_value)})"
+        elif self.best_step is not None and self.best_value is not None and (self._folder / BEST).exists():
+            # written by the process resumed
+            text += f", best.pt (step {self.best_step}, {monitor} {format_metric(monitor, self.best_value)})"
         periodic = [path for path in self._folder.iterdir() if PERIODIC_PATTERN.match(path.name)]
         if periodic:
             text += f", {len(periodic)} periodic"

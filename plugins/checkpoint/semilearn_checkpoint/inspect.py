@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from semilearn.metrics import best_evaluation, format_metric
+
 from .files import load_checkpoint_file
 
 __all__ = ["checkpoint_group", "describe"]
@@ -20,7 +22,11 @@ def describe(path: Path) -> dict[str, Any]:
     state = load_checkpoint_file(path)
     history = state.get("eval_history") or []
     config = state.get("config") or {}
-    best = max(history, key=lambda entry: entry.get("top1_acc", float("-inf"))) if history else None
+    saved = (state.get("plugins") or {}).get("checkpoint") or {}
+    # the run's monitor and mode: engine keys now, the checkpoint plugin's before (its state has them too)
+    monitor = str(config.get("monitor") or saved.get("monitor") or "top1_acc")
+    mode = str(config.get("mode") or saved.get("mode") or "max")
+    best = best_evaluation(history, monitor, mode if mode in ("max", "min") else "max")
     parameters = sum(tensor.numel() for tensor in state.get("model", {}).values() if hasattr(tensor, "numel"))
     return {
         "path": str(path),
@@ -32,6 +38,8 @@ def describe(path: Path) -> dict[str, Any]:
         "world_size": state.get("world_size"),
         "last_eval": history[-1] if history else None,
         "best_eval": best,
+        "monitor": monitor,
+        "mode": mode,
         "config": {key: config.get(key) for key in _SUMMARY_KEYS if key in config},
         "versions": state.get("versions"),
         "plugins": sorted((state.get("plugins") or {}).keys()),
@@ -44,7 +52,7 @@ def _format_eval(entry: dict[str, Any] | None) -> str:
     if not entry:
         return "-"
     parts = [f"step {int(entry['step'])}"]
-    parts += [f"{name} {value:.4f}" for name, value in entry.items() if name != "step"]
+    parts += [f"{name} {format_metric(name, value)}" for name, value in entry.items() if name != "step"]
     return ", ".join(parts)
 
 
@@ -67,7 +75,10 @@ def inspect_command(path: Path, as_json: bool) -> None:
                f"algorithm {info['algorithm']} · {info['world_size']} process(es)")
     click.echo(f"  model: {info['model_parameters']} parameters · EMA model: {'yes' if info['has_ema'] else 'no'}")
     click.echo(f"  last eval: {_format_eval(info['last_eval'])}")
-    click.echo(f"  best eval: {_format_eval(info['best_eval'])}")
+    best = _format_eval(info["best_eval"])
+    if info["best_eval"] is None and info["last_eval"] is not None:
+        best += f" (no evaluation reported '{info['monitor']}')"
+    click.echo(f"  best eval ({info['mode']} {info['monitor']}): {best}")
     click.echo("  config: " + ", ".join(f"{key}={value}" for key, value in info["config"].items()))
     versions = info["versions"] or {}
     plugins = versions.get("plugins", {})

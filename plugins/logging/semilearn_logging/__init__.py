@@ -1,13 +1,15 @@
 """semilearn-logging: see every run.
 
-* a live progress bar on a terminal (step/total, it/s, ETA, loss, mask ratio, last eval
-  accuracy); plain periodic lines everywhere else (CI, files, pipes), no control characters;
+* a live progress bar on a terminal (step/total, it/s, ETA, loss, mask ratio, the last
+  eval's ``monitor`` metric); plain periodic lines everywhere else (CI, files, pipes), no
+  control characters;
 * ``log.txt`` in the run directory: everything the run printed, with timestamps, and the
   traceback of a failure;
 * ``metrics.jsonl``: one JSON object per log point (step, epoch, split, every metric, lr,
   elapsed seconds), flushed at each write; on resume, lines after the resumed step are
   dropped so the file reads like an uninterrupted run;
-* a summary at the end, also after a failure or an interrupt;
+* a summary at the end, also after a failure or an interrupt (the best evaluation by the
+  engine keys ``monitor`` and ``mode``, and the final one);
 * ``semilearn plot RUN_DIR``: curves from ``metrics.jsonl`` into a PNG.
 """
 
@@ -31,8 +33,9 @@ import click
 from semilearn import Hook, Option, SemilearnError, hookimpl, on_all_ranks
 from semilearn.cli import CONSOLE_HANDLER_NAME
 from semilearn.errors import free_space, no_space
+from semilearn.metrics import best_evaluation, last_evaluation, metric_label
 
-from .progress import BarAwareStream, ProgressBar, format_duration, format_metrics, format_value
+from .progress import BarAwareStream, ProgressBar, format_duration, format_metrics, format_value, short_name
 
 if TYPE_CHECKING:
     from semilearn.algorithm import AlgorithmBase
@@ -195,13 +198,15 @@ class LoggingHook(Hook):
             else:
                 self._write_file(line)
         else:
-            best = max(entry.get("top1_acc", float("-inf")) for entry in algorithm.eval_history) \
-                if algorithm.eval_history else None
+            monitor = algorithm.config.monitor
+            best = best_evaluation(algorithm.eval_history, monitor, algorithm.config.mode)
             line = f"eval step {step}/{total} · {format_metrics(metrics)}"
-            if best is not None and best > float("-inf"):
-                line += f" · best acc {format_value('top1_acc', best)}"
-            if self._bar is not None and "top1_acc" in metrics:
-                self._bar.set(acc=format_value("top1_acc", metrics["top1_acc"]))
+            if best is not None:
+                line += f" · best {short_name(monitor)} {format_value(monitor, best[monitor])}"
+            if self._bar is not None and monitor in metrics:
+                label = short_name(monitor)  # "eval loss" beside the train loss the bar shows
+                self._bar.set(**{f"eval {label}" if label in ("loss", "mask") else label:
+                                 format_value(monitor, metrics[monitor])})
             logging.getLogger("semilearn").info(line)
         if self._log_file is not None and self._log_file.failure is not None:
             raise _unwritable(Path(self._log_file.baseFilename), self._log_file.failure)
@@ -296,13 +301,13 @@ class LoggingHook(Hook):
             # the summary names the error's kind only, so that the message is read once.
             reason = f" ({type(error).__name__})"
         lines = [f"summary: {status}{reason} at step {algorithm.global_step}/{algorithm.num_train_iter}"]
-        history = [entry for entry in algorithm.eval_history if "top1_acc" in entry]
-        if history:
-            best = max(history, key=lambda entry: entry["top1_acc"])
-            final = history[-1]
+        monitor = algorithm.config.monitor
+        best = best_evaluation(algorithm.eval_history, monitor, algorithm.config.mode)
+        final = last_evaluation(algorithm.eval_history, monitor)
+        if best is not None and final is not None:
             lines.append(
-                f"  best eval accuracy {format_value('top1_acc', best['top1_acc'])} at step {int(best['step'])}"
-                f" · final {format_value('top1_acc', final['top1_acc'])} at step {int(final['step'])}"
+                f"  best eval {metric_label(monitor)} {format_value(monitor, best[monitor])} at step "
+                f"{int(best['step'])} · final {format_value(monitor, final[monitor])} at step {int(final['step'])}"
             )
         seconds = time.monotonic() - self._started
         steps = algorithm.global_step - self._first_step

@@ -7,10 +7,10 @@ import time
 from collections.abc import Mapping
 from typing import IO, Any
 
-__all__ = ["ProgressBar", "format_duration", "format_metrics", "BarAwareStream"]
+from semilearn.metrics import format_metric
 
-# Metric names shown as percentages.
-_PERCENT = {"top1_acc", "balanced_acc", "mask_ratio"}
+__all__ = ["ProgressBar", "format_duration", "format_metrics", "format_value", "short_name", "BarAwareStream"]
+
 _SHORT = {"steps_per_sec": "it/s", "samples_per_sec": "samples/s", "mask_ratio": "mask", "top1_acc": "acc",
           "balanced_acc": "bal_acc", "seconds": "time"}
 
@@ -23,19 +23,23 @@ def format_duration(seconds: float) -> str:
 
 
 def format_value(name: str, value: float) -> str:
-    if name in _PERCENT:
-        return f"{100 * value:.2f}%"
+    """A metric's value as the lines print it: the engine's :func:`format_metric`, timings and rates shorter."""
     if name == "lr":
         return f"{value:.3g}"
     if name == "seconds":
         return f"{value:.2f}s"
     if name in ("steps_per_sec", "samples_per_sec"):
         return f"{value:.1f}"
-    return f"{value:.4f}"
+    return format_metric(name, value)
+
+
+def short_name(name: str) -> str:
+    """A metric's name in the lines and the bar: ``acc`` for ``top1_acc``, ``mask`` for ``mask_ratio`` ..."""
+    return _SHORT.get(name, name)
 
 
 def format_metrics(metrics: Mapping[str, float]) -> str:
-    return " · ".join(f"{_SHORT.get(name, name)} {format_value(name, value)}" for name, value in metrics.items())
+    return " · ".join(f"{short_name(name)} {format_value(name, value)}" for name, value in metrics.items())
 
 
 class ProgressBar:

@@ -6,8 +6,8 @@
   and wandb go into the run's config;
 * train metrics at every log point as ``train/<name>``, eval metrics after every
   evaluation as ``eval/<name>``, all against ``global_step`` (declared with
-  ``define_metric``, and used as wandb's own step); the summary of ``eval/top1_acc`` is
-  its maximum;
+  ``define_metric``, and used as wandb's own step); the summary of the monitored metric
+  (the engine keys ``monitor`` and ``mode``; ``eval/top1_acc`` by default) is its best;
 * the run id is saved in every checkpoint, so ``semilearn run --resume`` continues the
   same wandb run, and a step is never logged twice or backwards;
 * ``after_run`` finishes the run with exit code 0 when it completed and non-zero
@@ -141,7 +141,9 @@ class WandbHook(TrackerHook):
             run.define_metric(STEP_METRIC)
             run.define_metric("train/*", step_metric=STEP_METRIC)
             run.define_metric("eval/*", step_metric=STEP_METRIC)
-            run.define_metric("eval/top1_acc", step_metric=STEP_METRIC, summary="max")
+            # the summary of the monitored metric is its best, as the engine's summaries say it
+            run.define_metric(f"eval/{algorithm.config.monitor}", step_metric=STEP_METRIC,
+                              summary=algorithm.config.mode)
             # On resume, an online run may already hold steps logged after the checkpoint by the
             # process that stopped; resume is exact, so those rows are kept, not logged again.
             first_new_step = int(run.step) if resume_id is not None else 0
