@@ -394,6 +394,36 @@ def test_running_estimates_are_global_in_a_distributed_run(tmp_path: Path) -> No
     assert first["mask"].shape == (2,) and second["mask"].shape == (2,)
 
 
+class RetiredHookMask(Hook):
+    """A plugin written against the retired compute_mask hook point."""
+
+    name = "retired_hook_mask"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+
+    @hookimpl
+    def compute_mask(self, policy: str, probs: torch.Tensor):
+        self.asked.append(policy)
+        return torch.ones(probs.shape[0], device=probs.device) if policy == "fixed" else None
+
+
+def test_a_retired_policy_hook_warns_its_plugin_and_still_answers_for_a_release(tmp_path: Path) -> None:
+    from semilearn.errors import PluginDeprecationWarning
+
+    plugin = RetiredHookMask()
+    with pytest.warns(PluginDeprecationWarning, match="compute_mask.*retired: register a semilearn.Policy") as caught:
+        result = train_in_process(tmp_path / "fixed", "num_train_iter=2", "algorithm=fixmatch", plugins=[plugin])
+    assert caught[0].filename == __file__  # pluggy points at the plugin's own code
+    assert issubclass(PluginDeprecationWarning, FutureWarning)  # shown by default, in a user's run too
+    assert result.status == "completed" and plugin.asked == ["fixed", "fixed"]
+    declined = RetiredHookMask()  # None leaves the policy to the registry: FlexMatch keeps its mask
+    with pytest.warns(PluginDeprecationWarning):
+        result = train_in_process(tmp_path / "flex", "num_train_iter=1", "algorithm=flexmatch", plugins=[declined])
+    assert declined.asked == ["flexmatch"] and "selected_label" in result.algorithm.policy_state["mask"]
+
+
 def test_semilearn_policies_lists_every_policy_with_its_parameters(cli) -> None:
     import json
 

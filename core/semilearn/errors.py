@@ -17,10 +17,19 @@ __all__ = [
     "CheckpointError",
     "DataError",
     "TrainingError",
+    "PluginDeprecationWarning",
     "no_space",
     "format_bytes",
     "free_space",
 ]
+
+
+class PluginDeprecationWarning(FutureWarning):
+    """A plugin implements a part of the hook contract that is being retired.
+
+    A :class:`FutureWarning`, so Python shows it by default: in a user's ``semilearn run``
+    as well as in the plugin's own tests.
+    """
 
 
 class SemilearnError(Exception):

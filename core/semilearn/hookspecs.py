@@ -24,10 +24,12 @@ a resume source) without touching the engine.
 How the contract evolves (as pytest's does): hook points and arguments are added freely,
 since an implementation takes any subset of the arguments and existing plugins keep
 working. An argument or a hook point is retired in steps: its specification gets
-``@hookspec(warn_on_impl_args={"name": DeprecationWarning("...")})``, or
-``warn_on_impl=DeprecationWarning("...")`` for the whole hook point, so that pluggy warns
-every plugin that implements it when the plugin is registered, pointing at the plugin's
-code; it stays so for at least one release, which announces it, and is then removed.
+``@hookspec(warn_on_impl_args={"name": PluginDeprecationWarning("...")})``, or
+``warn_on_impl=PluginDeprecationWarning("...")`` for the whole hook point, so that pluggy
+warns every plugin that implements it when the plugin is registered, pointing at the
+plugin's code (a ``FutureWarning``: shown by default); it stays so, still called, for at
+least one release, which announces it, and is then removed. The retired hook points are
+at the end of this module.
 
 Nothing here imports torch: argument types are only named in annotations.
 """
@@ -39,8 +41,11 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+from .errors import PluginDeprecationWarning
+
 if TYPE_CHECKING:
     import click
+    import torch
 
     from .algorithm import AlgorithmBase
     from .config import Config
@@ -353,3 +358,51 @@ def after_run(algorithm: AlgorithmBase, status: str, error: BaseException | None
     :param status: ``"completed"``, ``"failed"`` or ``"interrupted"``.
     :param error: the exception for ``"failed"``, else ``None``.
     """
+
+
+# ---------------------------------------------------------------------------
+# Retired: still called for one release, then removed. pluggy warns every plugin that
+# implements them (a PluginDeprecationWarning, shown by default) when it is registered.
+# No typed alias is generated for them in semilearn.protocols.
+# ---------------------------------------------------------------------------
+
+_POLICY_HOOKS_RETIRED = PluginDeprecationWarning(
+    "the SSL policy hook points compute_mask, make_pseudo_labels and align_distribution are retired: register a "
+    "semilearn.Policy through register_policies instead (docs/algorithms.md, 'Policies'); until they are removed "
+    "an implementation is still asked first"
+)
+
+
+@hookspec(firstresult=True, warn_on_impl=_POLICY_HOOKS_RETIRED)
+def compute_mask(
+    algorithm: AlgorithmBase,
+    policy: str,
+    probs: torch.Tensor,
+    state: MutableMapping[str, Any],
+    probs_lb: torch.Tensor | None,
+    indices: torch.Tensor | None,
+) -> torch.Tensor | None:
+    """Retired: a mask policy is a :class:`semilearn.Policy` (``register_policies``).
+
+    Asked before the registry when a plugin implements it: the first tensor returned is
+    the mask for ``policy``; ``None`` leaves it to the registered policy.
+    """
+
+
+@hookspec(firstresult=True, warn_on_impl=_POLICY_HOOKS_RETIRED)
+def make_pseudo_labels(
+    algorithm: AlgorithmBase, policy: str, probs: torch.Tensor, temperature: float
+) -> torch.Tensor | None:
+    """Retired: a pseudo-label policy is a :class:`semilearn.Policy` (``register_policies``)."""
+
+
+@hookspec(firstresult=True, warn_on_impl=_POLICY_HOOKS_RETIRED)
+def align_distribution(
+    algorithm: AlgorithmBase,
+    policy: str,
+    probs: torch.Tensor,
+    state: MutableMapping[str, Any],
+    target: str,
+    probs_lb: torch.Tensor | None,
+) -> torch.Tensor | None:
+    """Retired: an alignment policy is a :class:`semilearn.Policy` (``register_policies``)."""

@@ -11,7 +11,8 @@ implementation is accepted when it takes some subset of the arguments, each with
 that accepts what the engine passes, and returns what the hook point expects.
 
 The specification is read with :mod:`ast` (nothing is imported), so this works on a tree
-whose dependencies are not installed.
+whose dependencies are not installed. Retired hook points (``warn_on_impl``) get no
+alias: implementing them is deprecated.
 """
 
 from __future__ import annotations
@@ -69,6 +70,11 @@ def _option(decorator: ast.expr, name: str) -> bool:
     return False
 
 
+def _retired(decorator: ast.expr) -> bool:
+    """Whether a specification is marked ``warn_on_impl`` (a retired hook point)."""
+    return isinstance(decorator, ast.Call) and any(keyword.arg == "warn_on_impl" for keyword in decorator.keywords)
+
+
 def read_specs(source: str) -> list[Spec]:
     """Every hook specification of ``source``, in the order they are written."""
     tree = ast.parse(source)
@@ -78,6 +84,8 @@ def read_specs(source: str) -> list[Spec]:
             continue
         decorators = [decorator for decorator in node.decorator_list if _is_hookspec(decorator)]
         if not decorators:
+            continue
+        if _retired(decorators[0]):  # still called for a release; implementing it is deprecated
             continue
         if node.args.vararg or node.args.kwarg or node.args.posonlyargs:
             raise ValueError(f"hook specification {node.name} uses *args, **kwargs or positional-only arguments")

@@ -199,6 +199,9 @@ def rotate_batch(images: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------
 
 
+RETIRED_POLICY_HOOKS = ("compute_mask", "make_pseudo_labels", "align_distribution")
+
+
 def _detached_copy(value: Any) -> Any:
     return value.detach().clone() if isinstance(value, torch.Tensor) else value
 
@@ -233,6 +236,9 @@ class SSLAlgorithm(AlgorithmBase):
         self.policy_state: dict[str, dict[str, Any]] = {}
         self.buffers: dict[str, Any] = {}
         self._policies: dict[str, Policy] = {}
+        # the retired policy hook points some installed plugin still implements (asked first)
+        self._retired_hooks = frozenset(name for name in RETIRED_POLICY_HOOKS
+                                        if getattr(manager.hook, name).get_hookimpls())
 
     def heads(self, config: Config, num_features: int) -> dict[str, nn.Module]:
         """Extra heads on the network's features, by output name (see :mod:`semilearn.nets.heads`).
@@ -266,18 +272,34 @@ class SSLAlgorithm(AlgorithmBase):
     def mask(self, name: str, probs: torch.Tensor, *, use: str = "mask", **parameters: Any) -> torch.Tensor:
         """Weights in [0, 1] for ``probs`` from mask policy ``name``, given its ``parameters``
         and the state of ``use``."""
-        policy = self.policy("mask", name)
-        return policy(probs=probs, state=self.state_for(use), gather=gather_from_ranks, **parameters)
+        policy, state = self.policy("mask", name), self.state_for(use)
+        if "compute_mask" in self._retired_hooks:
+            answer = self.hook.compute_mask(algorithm=self, policy=name, probs=probs, state=state,
+                                            probs_lb=parameters.get("probs_lb"), indices=parameters.get("indices"))
+            if answer is not None:
+                return answer
+        return policy(probs=probs, state=state, gather=gather_from_ranks, **parameters)
 
     def pseudo_labels(self, name: str, probs: torch.Tensor, **parameters: Any) -> torch.Tensor:
         """Targets for ``probs`` from pseudo-label policy ``name`` (``"hard"``, ``"soft"``)."""
-        return self.policy("pseudo_labels", name)(probs=probs, **parameters)
+        policy = self.policy("pseudo_labels", name)
+        if "make_pseudo_labels" in self._retired_hooks:
+            answer = self.hook.make_pseudo_labels(algorithm=self, policy=name, probs=probs,
+                                                  temperature=parameters.get("temperature", 1.0))
+            if answer is not None:
+                return answer
+        return policy(probs=probs, **parameters)
 
     def align(self, name: str, probs: torch.Tensor, target: str, *, use: str = "align",
               **parameters: Any) -> torch.Tensor:
         """``probs`` aligned towards ``target`` by alignment policy ``name``."""
-        policy = self.policy("alignment", name)
-        return policy(probs=probs, state=self.state_for(use), target=target, labelled=self._labelled_distribution,
+        policy, state = self.policy("alignment", name), self.state_for(use)
+        if "align_distribution" in self._retired_hooks:
+            answer = self.hook.align_distribution(algorithm=self, policy=name, probs=probs, state=state,
+                                                  target=target, probs_lb=parameters.get("probs_lb"))
+            if answer is not None:
+                return answer
+        return policy(probs=probs, state=state, target=target, labelled=self._labelled_distribution,
                       gather=gather_from_ranks, **parameters)
 
     def _labelled_distribution(self) -> torch.Tensor:
