@@ -143,8 +143,8 @@ def test_every_cli_command_is_in_the_cli_reference(site: Path) -> None:
 def test_the_tutorial_shows_the_example_distribution_as_it_is(site: Path) -> None:
     page = html.unescape(re.sub(r"<[^>]+>", "", _page(site, "writing-plugins")))
     source = (ROOT / "examples/early-stopping/semilearn_early_stopping/__init__.py").read_text(encoding="utf-8")
-    for marker in ("def after_evaluate(self, algorithm: AlgorithmBase, step: int, metrics: Mapping[str, float])",
-                   "def save_checkpoint(self, algorithm: AlgorithmBase, state: MutableMapping[str, Any])",
+    for marker in ("def after_evaluate(self, algorithm: RunView, step: int, metrics: Mapping[str, float])",
+                   "def save_checkpoint(self, algorithm: RunView, state: MutableMapping[str, Any])",
                    'Option("patience", int, 5,', "algorithm.request_stop(reason)"):
         assert marker in source and marker in page, marker
     assert "--8<--" not in page

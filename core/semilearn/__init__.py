@@ -1,8 +1,8 @@
 """semilearn: a semi-supervised learning training engine for PyTorch, with plugins.
 
 The names a plugin author needs are importable from here without importing torch:
-:class:`Hook`, :data:`hookimpl`, :data:`hookspec`, :class:`Option`, :class:`Policy` and the
-errors.
+:class:`Hook`, :data:`hookimpl`, :data:`hookspec`, :class:`Option`, :class:`Policy`,
+:class:`RunView` (what a hook implementation sees of a run) and the errors.
 :class:`AlgorithmBase` (which needs torch) is imported on first access.
 """
 
@@ -24,6 +24,7 @@ from .errors import (  # noqa: E402
 from .hook import Hook, hookimpl, on_all_ranks, on_rank_zero  # noqa: E402
 from .hookspecs import hookspec  # noqa: E402
 from .policy import Policy  # noqa: E402
+from .view import RunView  # noqa: E402
 
 if TYPE_CHECKING:
     from .algorithm import AlgorithmBase
@@ -34,6 +35,7 @@ __all__ = [
     "Config",
     "Option",
     "Policy",
+    "RunView",
     "Hook",
     "hookimpl",
     "hookspec",

@@ -89,14 +89,8 @@ class AlgorithmBase:
     * ``labels_every_image`` -- whether the labelled set is the whole training set, labels
       and all, where the data set knows them (USB's ``fullysupervised``).
 
-    Attributes a plugin can read: ``config``, ``data``, ``module`` (the network),
-    ``model`` (what training calls: the network, or its DistributedDataParallel wrapper
-    under torchrun), ``ema_model`` (set by the ``ema`` plugin, else ``None``),
-    ``optimizer``, ``scheduler``, ``scaler``,
-    ``device``, ``run_dir``, ``net_name`` (the network's registered name),
-    ``global_step`` (finished steps), ``epoch``,
-    ``num_train_iter``, ``iters_per_epoch``, ``eval_history``, ``resuming``, ``rank``,
-    ``world_size``.
+    What a plugin may read, write and call of it is :class:`semilearn.RunView`, the type
+    the hook points give ``algorithm``; the rest is the engine's.
     """
 
     name: ClassVar[str] = ""
@@ -443,6 +437,10 @@ class AlgorithmBase:
     # ------------------------------------------------------------------
     # Evaluation support.
     # ------------------------------------------------------------------
+
+    def versions(self) -> dict[str, Any]:
+        """The versions of the core and of every active plugin (as ``config.yaml`` records them)."""
+        return self.manager.versions()
 
     @property
     def eval_model(self) -> nn.Module:

@@ -74,10 +74,17 @@ def runs_on_rank(plugin: object, attribute: str, rank: int) -> bool:
 class TrainingProgress(Protocol):
     """What the conditional helpers read from the running algorithm."""
 
-    global_step: int
-    epoch: int
-    num_train_iter: int
-    iters_per_epoch: int
+    @property
+    def global_step(self) -> int: ...
+
+    @property
+    def epoch(self) -> int: ...
+
+    @property
+    def num_train_iter(self) -> int: ...
+
+    @property
+    def iters_per_epoch(self) -> int: ...
 
 
 class Hook:

@@ -17,6 +17,10 @@ Hook points appear in the order they fire. Unless a hook point says otherwise:
   the resulting order at every hook point;
 * the return value is ignored.
 
+The hook points of a run receive it as ``algorithm``, typed :class:`semilearn.RunView`: the
+attributes a plugin may read, the two it may write (``ema_model``, ``last_checkpoint``)
+and the methods it may call (:mod:`semilearn.view`).
+
 ``firstresult`` hook points stop at the first implementation that returns something
 other than ``None``; that is how a plugin replaces a built-in behaviour (an evaluation,
 a resume source) without touching the engine.
@@ -47,9 +51,9 @@ if TYPE_CHECKING:
     import click
     import torch
 
-    from .algorithm import AlgorithmBase
     from .config import Config
     from .rundir import ResumePoint
+    from .view import RunView
 
 hookspec = pluggy.HookspecMarker("semilearn")
 
@@ -201,7 +205,7 @@ def find_resume_point(config: Config, resume: str) -> ResumePoint | None:
 
 
 @hookspec
-def before_run(algorithm: AlgorithmBase) -> None:
+def before_run(algorithm: RunView) -> None:
     """The run is built and about to train.
 
     Fires once per process. The run directory exists (``algorithm.run_dir``) and holds
@@ -211,12 +215,13 @@ def before_run(algorithm: AlgorithmBase) -> None:
     here (a tracker that continues a previous run should wait for ``load_checkpoint``
     when ``algorithm.resuming`` is true).
 
-    :param algorithm: the running :class:`~semilearn.AlgorithmBase`.
+    :param algorithm: the run, as :class:`semilearn.RunView` describes what a plugin may read,
+        write and call of it (the same for every hook point with an ``algorithm``).
     """
 
 
 @hookspec
-def load_checkpoint(algorithm: AlgorithmBase, state: Mapping[str, Any]) -> None:
+def load_checkpoint(algorithm: RunView, state: Mapping[str, Any]) -> None:
     """Restore plugin state from the checkpoint the run resumes from.
 
     Fires once per process, on every rank, right after :func:`before_run` when the run
@@ -230,7 +235,7 @@ def load_checkpoint(algorithm: AlgorithmBase, state: Mapping[str, Any]) -> None:
 
 
 @hookspec
-def before_train_epoch(algorithm: AlgorithmBase, epoch: int) -> None:
+def before_train_epoch(algorithm: RunView, epoch: int) -> None:
     """An epoch begins (``num_train_iter`` is split into ``epoch`` epochs).
 
     Fires on a resume too, for the epoch the resumed step falls in.
@@ -240,7 +245,7 @@ def before_train_epoch(algorithm: AlgorithmBase, epoch: int) -> None:
 
 
 @hookspec
-def before_train_step(algorithm: AlgorithmBase, step: int) -> None:
+def before_train_step(algorithm: RunView, step: int) -> None:
     """A training step is about to run.
 
     Fires every step: keep it cheap, and never synchronise with the device here.
@@ -256,7 +261,7 @@ def before_train_step(algorithm: AlgorithmBase, step: int) -> None:
 
 
 @hookspec
-def after_train_step(algorithm: AlgorithmBase, step: int, outputs: Mapping[str, Any]) -> None:
+def after_train_step(algorithm: RunView, step: int, outputs: Mapping[str, Any]) -> None:
     """A training step (forward, backward, optimizer and scheduler step) has finished.
 
     Fires every step. The built-in ``ema`` plugin updates the EMA model here
@@ -269,7 +274,7 @@ def after_train_step(algorithm: AlgorithmBase, step: int, outputs: Mapping[str, 
 
 
 @hookspec
-def collect_metrics(algorithm: AlgorithmBase, step: int, split: str) -> Mapping[str, float] | None:
+def collect_metrics(algorithm: RunView, step: int, split: str) -> Mapping[str, float] | None:
     """Contribute metrics to the next :func:`log` call.
 
     Fires just before each :func:`log` call of ``split``; the returned values are added
@@ -281,7 +286,7 @@ def collect_metrics(algorithm: AlgorithmBase, step: int, split: str) -> Mapping[
 
 
 @hookspec
-def log(algorithm: AlgorithmBase, step: int, split: str, metrics: Mapping[str, float]) -> None:
+def log(algorithm: RunView, step: int, split: str, metrics: Mapping[str, float]) -> None:
     """Metrics are ready to record.
 
     Fires every ``num_log_iter`` steps and at the last step with ``split="train"``
@@ -295,7 +300,7 @@ def log(algorithm: AlgorithmBase, step: int, split: str, metrics: Mapping[str, f
 
 
 @hookspec(firstresult=True)
-def evaluate(algorithm: AlgorithmBase, step: int) -> Mapping[str, float] | None:
+def evaluate(algorithm: RunView, step: int) -> Mapping[str, float] | None:
     """Evaluate the model and return the metrics.
 
     Fires every ``num_eval_iter`` steps and at the last step. The built-in
@@ -308,7 +313,7 @@ def evaluate(algorithm: AlgorithmBase, step: int) -> Mapping[str, float] | None:
 
 
 @hookspec
-def after_evaluate(algorithm: AlgorithmBase, step: int, metrics: Mapping[str, float]) -> None:
+def after_evaluate(algorithm: RunView, step: int, metrics: Mapping[str, float]) -> None:
     """An evaluation has finished.
 
     Fires after :func:`evaluate` returned metrics; the same metrics then go to
@@ -318,7 +323,7 @@ def after_evaluate(algorithm: AlgorithmBase, step: int, metrics: Mapping[str, fl
 
 
 @hookspec
-def save_checkpoint(algorithm: AlgorithmBase, state: MutableMapping[str, Any]) -> None:
+def save_checkpoint(algorithm: RunView, state: MutableMapping[str, Any]) -> None:
     """A checkpoint is being assembled: add this plugin's state.
 
     Fires whenever a checkpoint writer asks the engine for the run's state
@@ -331,7 +336,7 @@ def save_checkpoint(algorithm: AlgorithmBase, state: MutableMapping[str, Any]) -
 
 
 @hookspec
-def on_step_end(algorithm: AlgorithmBase, step: int) -> None:
+def on_step_end(algorithm: RunView, step: int) -> None:
     """Everything of a step is done: training, logging and evaluation.
 
     Fires every step, after :func:`after_train_step` and, on the steps that have them,
@@ -341,12 +346,12 @@ def on_step_end(algorithm: AlgorithmBase, step: int) -> None:
 
 
 @hookspec
-def after_train_epoch(algorithm: AlgorithmBase, epoch: int) -> None:
+def after_train_epoch(algorithm: RunView, epoch: int) -> None:
     """An epoch has finished (after :func:`on_step_end` of its last step)."""
 
 
 @hookspec
-def after_run(algorithm: AlgorithmBase, status: str, error: BaseException | None) -> None:
+def after_run(algorithm: RunView, status: str, error: BaseException | None) -> None:
     """The run has ended, however it ended.
 
     Fires once per process, always: after the last step, when a step or a hook raised,
@@ -375,7 +380,7 @@ _POLICY_HOOKS_RETIRED = PluginDeprecationWarning(
 
 @hookspec(firstresult=True, warn_on_impl=_POLICY_HOOKS_RETIRED)
 def compute_mask(
-    algorithm: AlgorithmBase,
+    algorithm: RunView,
     policy: str,
     probs: torch.Tensor,
     state: MutableMapping[str, Any],
@@ -391,14 +396,14 @@ def compute_mask(
 
 @hookspec(firstresult=True, warn_on_impl=_POLICY_HOOKS_RETIRED)
 def make_pseudo_labels(
-    algorithm: AlgorithmBase, policy: str, probs: torch.Tensor, temperature: float
+    algorithm: RunView, policy: str, probs: torch.Tensor, temperature: float
 ) -> torch.Tensor | None:
     """Retired: a pseudo-label policy is a :class:`semilearn.Policy` (``register_policies``)."""
 
 
 @hookspec(firstresult=True, warn_on_impl=_POLICY_HOOKS_RETIRED)
 def align_distribution(
-    algorithm: AlgorithmBase,
+    algorithm: RunView,
     policy: str,
     probs: torch.Tensor,
     state: MutableMapping[str, Any],

@@ -34,9 +34,9 @@ if TYPE_CHECKING:
 
     import click
 
-    from .algorithm import AlgorithmBase
     from .config import Config
     from .rundir import ResumePoint
+    from .view import RunView
 
 __all__ = [
     "HOOK_POINTS",
@@ -253,7 +253,7 @@ FindResumePointWrapper: TypeAlias = "_FindResumePoint[Generator[None, Any, Any]]
 # before_run(algorithm) -> None --------------------------------------------------------------------
 
 class _BeforeRun__algorithm(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView) -> _R_co: ...
 
 class _BeforeRun_without_arguments(Protocol[_R_co]):
     def __call__(self) -> _R_co: ...
@@ -264,7 +264,7 @@ _BeforeRun: TypeAlias = (
     | _BeforeRun_without_arguments[_R_co]
 )
 BeforeRun: TypeAlias = "_BeforeRun[None]"
-"""An implementation of ``before_run(algorithm: AlgorithmBase) -> None``: The run is built and about to train."""
+"""An implementation of ``before_run(algorithm: RunView) -> None``: The run is built and about to train."""
 BeforeRunWrapper: TypeAlias = "_BeforeRun[Generator[None, Any, Any]]"
 """A hook wrapper of ``before_run`` (``@hookimpl(wrapper=True)``): it yields once."""
 
@@ -272,10 +272,10 @@ BeforeRunWrapper: TypeAlias = "_BeforeRun[Generator[None, Any, Any]]"
 # load_checkpoint(algorithm, state) -> None --------------------------------------------------------
 
 class _LoadCheckpoint__algorithm__state(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, state: Mapping[str, Any]) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView, state: Mapping[str, Any]) -> _R_co: ...
 
 class _LoadCheckpoint__algorithm(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView) -> _R_co: ...
 
 class _LoadCheckpoint__state(Protocol[_R_co]):
     def __call__(self, *, state: Mapping[str, Any]) -> _R_co: ...
@@ -291,7 +291,7 @@ _LoadCheckpoint: TypeAlias = (
     | _LoadCheckpoint_without_arguments[_R_co]
 )
 LoadCheckpoint: TypeAlias = "_LoadCheckpoint[None]"
-"""An implementation of ``load_checkpoint(algorithm: AlgorithmBase, state: Mapping[str, Any]) -> None``: Restore plugin state from the checkpoint the run resumes from."""
+"""An implementation of ``load_checkpoint(algorithm: RunView, state: Mapping[str, Any]) -> None``: Restore plugin state from the checkpoint the run resumes from."""
 LoadCheckpointWrapper: TypeAlias = "_LoadCheckpoint[Generator[None, Any, Any]]"
 """A hook wrapper of ``load_checkpoint`` (``@hookimpl(wrapper=True)``): it yields once."""
 
@@ -299,10 +299,10 @@ LoadCheckpointWrapper: TypeAlias = "_LoadCheckpoint[Generator[None, Any, Any]]"
 # before_train_epoch(algorithm, epoch) -> None -----------------------------------------------------
 
 class _BeforeTrainEpoch__algorithm__epoch(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, epoch: int) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView, epoch: int) -> _R_co: ...
 
 class _BeforeTrainEpoch__algorithm(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView) -> _R_co: ...
 
 class _BeforeTrainEpoch__epoch(Protocol[_R_co]):
     def __call__(self, *, epoch: int) -> _R_co: ...
@@ -318,7 +318,7 @@ _BeforeTrainEpoch: TypeAlias = (
     | _BeforeTrainEpoch_without_arguments[_R_co]
 )
 BeforeTrainEpoch: TypeAlias = "_BeforeTrainEpoch[None]"
-"""An implementation of ``before_train_epoch(algorithm: AlgorithmBase, epoch: int) -> None``: An epoch begins (``num_train_iter`` is split into ``epoch`` epochs)."""
+"""An implementation of ``before_train_epoch(algorithm: RunView, epoch: int) -> None``: An epoch begins (``num_train_iter`` is split into ``epoch`` epochs)."""
 BeforeTrainEpochWrapper: TypeAlias = "_BeforeTrainEpoch[Generator[None, Any, Any]]"
 """A hook wrapper of ``before_train_epoch`` (``@hookimpl(wrapper=True)``): it yields once."""
 
@@ -326,10 +326,10 @@ BeforeTrainEpochWrapper: TypeAlias = "_BeforeTrainEpoch[Generator[None, Any, Any
 # before_train_step(algorithm, step) -> None -------------------------------------------------------
 
 class _BeforeTrainStep__algorithm__step(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, step: int) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView, step: int) -> _R_co: ...
 
 class _BeforeTrainStep__algorithm(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView) -> _R_co: ...
 
 class _BeforeTrainStep__step(Protocol[_R_co]):
     def __call__(self, *, step: int) -> _R_co: ...
@@ -345,7 +345,7 @@ _BeforeTrainStep: TypeAlias = (
     | _BeforeTrainStep_without_arguments[_R_co]
 )
 BeforeTrainStep: TypeAlias = "_BeforeTrainStep[None]"
-"""An implementation of ``before_train_step(algorithm: AlgorithmBase, step: int) -> None``: A training step is about to run."""
+"""An implementation of ``before_train_step(algorithm: RunView, step: int) -> None``: A training step is about to run."""
 BeforeTrainStepWrapper: TypeAlias = "_BeforeTrainStep[Generator[None, Any, Any]]"
 """A hook wrapper of ``before_train_step`` (``@hookimpl(wrapper=True)``): it yields once."""
 
@@ -353,19 +353,19 @@ BeforeTrainStepWrapper: TypeAlias = "_BeforeTrainStep[Generator[None, Any, Any]]
 # after_train_step(algorithm, step, outputs) -> None -----------------------------------------------
 
 class _AfterTrainStep__algorithm__step__outputs(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, step: int, outputs: Mapping[str, Any]) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView, step: int, outputs: Mapping[str, Any]) -> _R_co: ...
 
 class _AfterTrainStep__algorithm__step(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, step: int) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView, step: int) -> _R_co: ...
 
 class _AfterTrainStep__algorithm__outputs(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, outputs: Mapping[str, Any]) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView, outputs: Mapping[str, Any]) -> _R_co: ...
 
 class _AfterTrainStep__step__outputs(Protocol[_R_co]):
     def __call__(self, *, step: int, outputs: Mapping[str, Any]) -> _R_co: ...
 
 class _AfterTrainStep__algorithm(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView) -> _R_co: ...
 
 class _AfterTrainStep__step(Protocol[_R_co]):
     def __call__(self, *, step: int) -> _R_co: ...
@@ -388,7 +388,7 @@ _AfterTrainStep: TypeAlias = (
     | _AfterTrainStep_without_arguments[_R_co]
 )
 AfterTrainStep: TypeAlias = "_AfterTrainStep[None]"
-"""An implementation of ``after_train_step(algorithm: AlgorithmBase, step: int, outputs: Mapping[str, Any]) -> None``: A training step (forward, backward, optimizer and scheduler step) has finished."""
+"""An implementation of ``after_train_step(algorithm: RunView, step: int, outputs: Mapping[str, Any]) -> None``: A training step (forward, backward, optimizer and scheduler step) has finished."""
 AfterTrainStepWrapper: TypeAlias = "_AfterTrainStep[Generator[None, Any, Any]]"
 """A hook wrapper of ``after_train_step`` (``@hookimpl(wrapper=True)``): it yields once."""
 
@@ -396,19 +396,19 @@ AfterTrainStepWrapper: TypeAlias = "_AfterTrainStep[Generator[None, Any, Any]]"
 # collect_metrics(algorithm, step, split) -> Mapping[str, float] | None ----------------------------
 
 class _CollectMetrics__algorithm__step__split(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, step: int, split: str) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView, step: int, split: str) -> _R_co: ...
 
 class _CollectMetrics__algorithm__step(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, step: int) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView, step: int) -> _R_co: ...
 
 class _CollectMetrics__algorithm__split(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, split: str) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView, split: str) -> _R_co: ...
 
 class _CollectMetrics__step__split(Protocol[_R_co]):
     def __call__(self, *, step: int, split: str) -> _R_co: ...
 
 class _CollectMetrics__algorithm(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView) -> _R_co: ...
 
 class _CollectMetrics__step(Protocol[_R_co]):
     def __call__(self, *, step: int) -> _R_co: ...
@@ -431,7 +431,7 @@ _CollectMetrics: TypeAlias = (
     | _CollectMetrics_without_arguments[_R_co]
 )
 CollectMetrics: TypeAlias = "_CollectMetrics[Mapping[str, float] | None]"
-"""An implementation of ``collect_metrics(algorithm: AlgorithmBase, step: int, split: str) -> Mapping[str, float] | None``: Contribute metrics to the next :func:`log` call."""
+"""An implementation of ``collect_metrics(algorithm: RunView, step: int, split: str) -> Mapping[str, float] | None``: Contribute metrics to the next :func:`log` call."""
 CollectMetricsWrapper: TypeAlias = "_CollectMetrics[Generator[None, Any, Any]]"
 """A hook wrapper of ``collect_metrics`` (``@hookimpl(wrapper=True)``): it yields once."""
 
@@ -439,28 +439,28 @@ CollectMetricsWrapper: TypeAlias = "_CollectMetrics[Generator[None, Any, Any]]"
 # log(algorithm, step, split, metrics) -> None -----------------------------------------------------
 
 class _Log__algorithm__step__split__metrics(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, step: int, split: str, metrics: Mapping[str, float]) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView, step: int, split: str, metrics: Mapping[str, float]) -> _R_co: ...
 
 class _Log__algorithm__step__split(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, step: int, split: str) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView, step: int, split: str) -> _R_co: ...
 
 class _Log__algorithm__step__metrics(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, step: int, metrics: Mapping[str, float]) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView, step: int, metrics: Mapping[str, float]) -> _R_co: ...
 
 class _Log__algorithm__split__metrics(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, split: str, metrics: Mapping[str, float]) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView, split: str, metrics: Mapping[str, float]) -> _R_co: ...
 
 class _Log__step__split__metrics(Protocol[_R_co]):
     def __call__(self, *, step: int, split: str, metrics: Mapping[str, float]) -> _R_co: ...
 
 class _Log__algorithm__step(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, step: int) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView, step: int) -> _R_co: ...
 
 class _Log__algorithm__split(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, split: str) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView, split: str) -> _R_co: ...
 
 class _Log__algorithm__metrics(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, metrics: Mapping[str, float]) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView, metrics: Mapping[str, float]) -> _R_co: ...
 
 class _Log__step__split(Protocol[_R_co]):
     def __call__(self, *, step: int, split: str) -> _R_co: ...
@@ -472,7 +472,7 @@ class _Log__split__metrics(Protocol[_R_co]):
     def __call__(self, *, split: str, metrics: Mapping[str, float]) -> _R_co: ...
 
 class _Log__algorithm(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView) -> _R_co: ...
 
 class _Log__step(Protocol[_R_co]):
     def __call__(self, *, step: int) -> _R_co: ...
@@ -506,7 +506,7 @@ _Log: TypeAlias = (
     | _Log_without_arguments[_R_co]
 )
 Log: TypeAlias = "_Log[None]"
-"""An implementation of ``log(algorithm: AlgorithmBase, step: int, split: str, metrics: Mapping[str, float]) -> None``: Metrics are ready to record."""
+"""An implementation of ``log(algorithm: RunView, step: int, split: str, metrics: Mapping[str, float]) -> None``: Metrics are ready to record."""
 LogWrapper: TypeAlias = "_Log[Generator[None, Any, Any]]"
 """A hook wrapper of ``log`` (``@hookimpl(wrapper=True)``): it yields once."""
 
@@ -514,10 +514,10 @@ LogWrapper: TypeAlias = "_Log[Generator[None, Any, Any]]"
 # evaluate(algorithm, step) -> Mapping[str, float] | None (firstresult) ----------------------------
 
 class _Evaluate__algorithm__step(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, step: int) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView, step: int) -> _R_co: ...
 
 class _Evaluate__algorithm(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView) -> _R_co: ...
 
 class _Evaluate__step(Protocol[_R_co]):
     def __call__(self, *, step: int) -> _R_co: ...
@@ -533,7 +533,7 @@ _Evaluate: TypeAlias = (
     | _Evaluate_without_arguments[_R_co]
 )
 Evaluate: TypeAlias = "_Evaluate[Mapping[str, float] | None]"
-"""An implementation of ``evaluate(algorithm: AlgorithmBase, step: int) -> Mapping[str, float] | None`` (firstresult): Evaluate the model and return the metrics."""
+"""An implementation of ``evaluate(algorithm: RunView, step: int) -> Mapping[str, float] | None`` (firstresult): Evaluate the model and return the metrics."""
 EvaluateWrapper: TypeAlias = "_Evaluate[Generator[None, Any, Any]]"
 """A hook wrapper of ``evaluate`` (``@hookimpl(wrapper=True)``): it yields once."""
 
@@ -541,19 +541,19 @@ EvaluateWrapper: TypeAlias = "_Evaluate[Generator[None, Any, Any]]"
 # after_evaluate(algorithm, step, metrics) -> None -------------------------------------------------
 
 class _AfterEvaluate__algorithm__step__metrics(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, step: int, metrics: Mapping[str, float]) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView, step: int, metrics: Mapping[str, float]) -> _R_co: ...
 
 class _AfterEvaluate__algorithm__step(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, step: int) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView, step: int) -> _R_co: ...
 
 class _AfterEvaluate__algorithm__metrics(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, metrics: Mapping[str, float]) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView, metrics: Mapping[str, float]) -> _R_co: ...
 
 class _AfterEvaluate__step__metrics(Protocol[_R_co]):
     def __call__(self, *, step: int, metrics: Mapping[str, float]) -> _R_co: ...
 
 class _AfterEvaluate__algorithm(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView) -> _R_co: ...
 
 class _AfterEvaluate__step(Protocol[_R_co]):
     def __call__(self, *, step: int) -> _R_co: ...
@@ -576,7 +576,7 @@ _AfterEvaluate: TypeAlias = (
     | _AfterEvaluate_without_arguments[_R_co]
 )
 AfterEvaluate: TypeAlias = "_AfterEvaluate[None]"
-"""An implementation of ``after_evaluate(algorithm: AlgorithmBase, step: int, metrics: Mapping[str, float]) -> None``: An evaluation has finished."""
+"""An implementation of ``after_evaluate(algorithm: RunView, step: int, metrics: Mapping[str, float]) -> None``: An evaluation has finished."""
 AfterEvaluateWrapper: TypeAlias = "_AfterEvaluate[Generator[None, Any, Any]]"
 """A hook wrapper of ``after_evaluate`` (``@hookimpl(wrapper=True)``): it yields once."""
 
@@ -584,10 +584,10 @@ AfterEvaluateWrapper: TypeAlias = "_AfterEvaluate[Generator[None, Any, Any]]"
 # save_checkpoint(algorithm, state) -> None --------------------------------------------------------
 
 class _SaveCheckpoint__algorithm__state(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, state: MutableMapping[str, Any]) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView, state: MutableMapping[str, Any]) -> _R_co: ...
 
 class _SaveCheckpoint__algorithm(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView) -> _R_co: ...
 
 class _SaveCheckpoint__state(Protocol[_R_co]):
     def __call__(self, *, state: MutableMapping[str, Any]) -> _R_co: ...
@@ -603,7 +603,7 @@ _SaveCheckpoint: TypeAlias = (
     | _SaveCheckpoint_without_arguments[_R_co]
 )
 SaveCheckpoint: TypeAlias = "_SaveCheckpoint[None]"
-"""An implementation of ``save_checkpoint(algorithm: AlgorithmBase, state: MutableMapping[str, Any]) -> None``: A checkpoint is being assembled: add this plugin's state."""
+"""An implementation of ``save_checkpoint(algorithm: RunView, state: MutableMapping[str, Any]) -> None``: A checkpoint is being assembled: add this plugin's state."""
 SaveCheckpointWrapper: TypeAlias = "_SaveCheckpoint[Generator[None, Any, Any]]"
 """A hook wrapper of ``save_checkpoint`` (``@hookimpl(wrapper=True)``): it yields once."""
 
@@ -611,10 +611,10 @@ SaveCheckpointWrapper: TypeAlias = "_SaveCheckpoint[Generator[None, Any, Any]]"
 # on_step_end(algorithm, step) -> None -------------------------------------------------------------
 
 class _OnStepEnd__algorithm__step(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, step: int) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView, step: int) -> _R_co: ...
 
 class _OnStepEnd__algorithm(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView) -> _R_co: ...
 
 class _OnStepEnd__step(Protocol[_R_co]):
     def __call__(self, *, step: int) -> _R_co: ...
@@ -630,7 +630,7 @@ _OnStepEnd: TypeAlias = (
     | _OnStepEnd_without_arguments[_R_co]
 )
 OnStepEnd: TypeAlias = "_OnStepEnd[None]"
-"""An implementation of ``on_step_end(algorithm: AlgorithmBase, step: int) -> None``: Everything of a step is done: training, logging and evaluation."""
+"""An implementation of ``on_step_end(algorithm: RunView, step: int) -> None``: Everything of a step is done: training, logging and evaluation."""
 OnStepEndWrapper: TypeAlias = "_OnStepEnd[Generator[None, Any, Any]]"
 """A hook wrapper of ``on_step_end`` (``@hookimpl(wrapper=True)``): it yields once."""
 
@@ -638,10 +638,10 @@ OnStepEndWrapper: TypeAlias = "_OnStepEnd[Generator[None, Any, Any]]"
 # after_train_epoch(algorithm, epoch) -> None ------------------------------------------------------
 
 class _AfterTrainEpoch__algorithm__epoch(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, epoch: int) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView, epoch: int) -> _R_co: ...
 
 class _AfterTrainEpoch__algorithm(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView) -> _R_co: ...
 
 class _AfterTrainEpoch__epoch(Protocol[_R_co]):
     def __call__(self, *, epoch: int) -> _R_co: ...
@@ -657,7 +657,7 @@ _AfterTrainEpoch: TypeAlias = (
     | _AfterTrainEpoch_without_arguments[_R_co]
 )
 AfterTrainEpoch: TypeAlias = "_AfterTrainEpoch[None]"
-"""An implementation of ``after_train_epoch(algorithm: AlgorithmBase, epoch: int) -> None``: An epoch has finished (after :func:`on_step_end` of its last step)."""
+"""An implementation of ``after_train_epoch(algorithm: RunView, epoch: int) -> None``: An epoch has finished (after :func:`on_step_end` of its last step)."""
 AfterTrainEpochWrapper: TypeAlias = "_AfterTrainEpoch[Generator[None, Any, Any]]"
 """A hook wrapper of ``after_train_epoch`` (``@hookimpl(wrapper=True)``): it yields once."""
 
@@ -665,19 +665,19 @@ AfterTrainEpochWrapper: TypeAlias = "_AfterTrainEpoch[Generator[None, Any, Any]]
 # after_run(algorithm, status, error) -> None ------------------------------------------------------
 
 class _AfterRun__algorithm__status__error(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, status: str, error: BaseException | None) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView, status: str, error: BaseException | None) -> _R_co: ...
 
 class _AfterRun__algorithm__status(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, status: str) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView, status: str) -> _R_co: ...
 
 class _AfterRun__algorithm__error(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase, error: BaseException | None) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView, error: BaseException | None) -> _R_co: ...
 
 class _AfterRun__status__error(Protocol[_R_co]):
     def __call__(self, *, status: str, error: BaseException | None) -> _R_co: ...
 
 class _AfterRun__algorithm(Protocol[_R_co]):
-    def __call__(self, *, algorithm: AlgorithmBase) -> _R_co: ...
+    def __call__(self, *, algorithm: RunView) -> _R_co: ...
 
 class _AfterRun__status(Protocol[_R_co]):
     def __call__(self, *, status: str) -> _R_co: ...
@@ -700,6 +700,6 @@ _AfterRun: TypeAlias = (
     | _AfterRun_without_arguments[_R_co]
 )
 AfterRun: TypeAlias = "_AfterRun[None]"
-"""An implementation of ``after_run(algorithm: AlgorithmBase, status: str, error: BaseException | None) -> None``: The run has ended, however it ended."""
+"""An implementation of ``after_run(algorithm: RunView, status: str, error: BaseException | None) -> None``: The run has ended, however it ended."""
 AfterRunWrapper: TypeAlias = "_AfterRun[Generator[None, Any, Any]]"
 """A hook wrapper of ``after_run`` (``@hookimpl(wrapper=True)``): it yields once."""

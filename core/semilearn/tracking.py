@@ -51,7 +51,7 @@ from .errors import ConfigError, PluginError
 from .hook import Hook, hookimpl
 
 if TYPE_CHECKING:
-    from .algorithm import AlgorithmBase
+    from .view import RunView
 
 __all__ = [
     "TrackerHook",
@@ -163,18 +163,18 @@ class TrackerHook(Hook):
 
     # -- what a tracker implements ------------------------------------------------
 
-    def start_run(self, algorithm: AlgorithmBase, resume_id: str | None) -> str:
+    def start_run(self, algorithm: RunView, resume_id: str | None) -> str:
         """Open a tracker run and return its id.
 
         :param resume_id: the id a checkpoint saved: continue that run. ``None``: a new run.
         """
         raise NotImplementedError
 
-    def record(self, algorithm: AlgorithmBase, step: int, split: str, metrics: Mapping[str, float]) -> None:
+    def record(self, algorithm: RunView, step: int, split: str, metrics: Mapping[str, float]) -> None:
         """Send the metrics of one ``log`` call (``split`` is ``"train"`` or ``"eval"``)."""
         raise NotImplementedError
 
-    def finish_run(self, algorithm: AlgorithmBase, status: str, exit_code: int) -> None:
+    def finish_run(self, algorithm: RunView, status: str, exit_code: int) -> None:
         """Close the tracker run; ``exit_code`` is 0 only for a completed run."""
         raise NotImplementedError
 
@@ -188,10 +188,10 @@ class TrackerHook(Hook):
 
     # -- helpers for subclasses ---------------------------------------------------
 
-    def run_config(self, algorithm: AlgorithmBase) -> dict[str, Any]:
+    def run_config(self, algorithm: RunView) -> dict[str, Any]:
         """The resolved configuration (without secrets) and the versions, to store with the run."""
         payload: dict[str, Any] = without_secrets(algorithm.config.to_dict())
-        versions: dict[str, Any] = dict(algorithm.manager.versions())
+        versions: dict[str, Any] = dict(algorithm.versions())
         if self.library:
             try:
                 versions[self.library] = importlib.metadata.version(self.library)
@@ -201,7 +201,7 @@ class TrackerHook(Hook):
         return payload
 
     @staticmethod
-    def run_name(algorithm: AlgorithmBase, configured: str | None) -> str:
+    def run_name(algorithm: RunView, configured: str | None) -> str:
         """The tracker run's display name: the configured one, else the run directory's name."""
         return configured or Path(algorithm.run_dir).name
 
@@ -222,7 +222,7 @@ class TrackerHook(Hook):
     # -- hook points --------------------------------------------------------------
 
     @hookimpl
-    def before_run(self, algorithm: AlgorithmBase) -> None:
+    def before_run(self, algorithm: RunView) -> None:
         self.run_id, self.started = None, False
         self._announcement = None
         self.dropped.clear()
@@ -232,7 +232,7 @@ class TrackerHook(Hook):
             self._start(algorithm, None)
 
     @hookimpl
-    def load_checkpoint(self, algorithm: AlgorithmBase, state: Mapping[str, Any]) -> None:
+    def load_checkpoint(self, algorithm: RunView, state: Mapping[str, Any]) -> None:
         saved = self.plugin_state(state).get("run_id")
         resume_id = saved if isinstance(saved, str) and saved else None
         if resume_id is None:
@@ -242,16 +242,16 @@ class TrackerHook(Hook):
         self._start(algorithm, resume_id)
 
     @hookimpl
-    def save_checkpoint(self, algorithm: AlgorithmBase, state: MutableMapping[str, Any]) -> None:
+    def save_checkpoint(self, algorithm: RunView, state: MutableMapping[str, Any]) -> None:
         if self.run_id is not None:
             self.plugin_state(state)["run_id"] = self.run_id
 
     @hookimpl
-    def before_train_epoch(self, algorithm: AlgorithmBase, epoch: int) -> None:
+    def before_train_epoch(self, algorithm: RunView, epoch: int) -> None:
         self._announce()
 
     @hookimpl
-    def log(self, algorithm: AlgorithmBase, step: int, split: str, metrics: Mapping[str, float]) -> None:
+    def log(self, algorithm: RunView, step: int, split: str, metrics: Mapping[str, float]) -> None:
         if not self.started:
             self.attempted["log"] += 1
             self.dropped["log"] += 1  # the run never started: its failure was already reported
@@ -259,7 +259,7 @@ class TrackerHook(Hook):
         self.call("log", step, self.record, algorithm, step, split, metrics)
 
     @hookimpl
-    def after_run(self, algorithm: AlgorithmBase, status: str, error: BaseException | None) -> None:
+    def after_run(self, algorithm: RunView, status: str, error: BaseException | None) -> None:
         try:
             self._announce()
             if self.started:
@@ -274,7 +274,7 @@ class TrackerHook(Hook):
 
     # -- internals ----------------------------------------------------------------
 
-    def _start(self, algorithm: AlgorithmBase, resume_id: str | None) -> None:
+    def _start(self, algorithm: RunView, resume_id: str | None) -> None:
         self.attempted["start"] += 1
         try:
             run_id = self.start_run(algorithm, resume_id)

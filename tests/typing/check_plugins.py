@@ -4,7 +4,8 @@ Not a test module: mypy reads it (``mypy tests/typing``; ``tests/typing/test_pro
 runs it and checks that every hook implementation of these plugins has its line here).
 Each line assigns an implementation to the type of its hook point from
 :mod:`semilearn.protocols`; a wrong argument name or type, or a wrong return type, is an
-error.
+error. First, :class:`semilearn.AlgorithmBase` is checked to provide every member of
+:class:`semilearn.RunView`, the type the hook points give ``algorithm``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from semilearn_early_stopping import EarlyStopping
 
-    from semilearn import protocols
+    from semilearn import AlgorithmBase, RunView, protocols
     from semilearn.builtin.catalog import Catalog
     from semilearn.builtin.ema import EMAHook
     from semilearn.builtin.evaluation import EvaluationHook
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
     from semilearn.builtin.timing import TimingHook
     from semilearn_checkpoint import CheckpointHook
     from semilearn_logging import LoggingHook
+
+    # what the engine passes as ``algorithm`` is a RunView: AlgorithmBase has every member
+    def _the_engine_passes_a_run_view(algorithm: AlgorithmBase) -> RunView:
+        return algorithm
 
     # built-in plugins of the core
     catalog = Catalog()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..hook import Hook, hookimpl
 
 if TYPE_CHECKING:
-    from ..algorithm import AlgorithmBase
+    from ..view import RunView
 
 __all__ = ["EMAHook", "ema_decay"]
 
@@ -38,7 +38,7 @@ class EMAHook(Hook):
         self._buffers: list[Any] = []
 
     @hookimpl
-    def before_run(self, algorithm: AlgorithmBase) -> None:
+    def before_run(self, algorithm: RunView) -> None:
         if algorithm.config.ema_m <= 0:
             return
         model = algorithm.module  # the network itself, never a DistributedDataParallel wrapper
@@ -52,7 +52,7 @@ class EMAHook(Hook):
         self._buffers = [buffer for buffer in model.buffers() if buffer.dtype.is_floating_point]
 
     @hookimpl(tryfirst=True)
-    def after_train_step(self, algorithm: AlgorithmBase, step: int) -> None:
+    def after_train_step(self, algorithm: RunView, step: int) -> None:
         if algorithm.ema_model is None:
             return
         import torch
@@ -67,12 +67,12 @@ class EMAHook(Hook):
                 torch._foreach_copy_(self._ema_buffers, self._buffers)
 
     @hookimpl
-    def save_checkpoint(self, algorithm: AlgorithmBase, state: MutableMapping[str, Any]) -> None:
+    def save_checkpoint(self, algorithm: RunView, state: MutableMapping[str, Any]) -> None:
         if algorithm.ema_model is not None:
             self.plugin_state(state)["model"] = algorithm.ema_model.state_dict()
 
     @hookimpl
-    def load_checkpoint(self, algorithm: AlgorithmBase, state: Mapping[str, Any]) -> None:
+    def load_checkpoint(self, algorithm: RunView, state: Mapping[str, Any]) -> None:
         saved = self.plugin_state(state)
         if algorithm.ema_model is not None and "model" in saved:
             algorithm.ema_model.load_state_dict(saved["model"])

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ..hook import Hook, hookimpl
 
 if TYPE_CHECKING:
-    from ..algorithm import AlgorithmBase
+    from ..view import RunView
 
 __all__ = ["EvaluationHook"]
 
@@ -22,7 +22,7 @@ class EvaluationHook(Hook):
     """Evaluates ``algorithm.eval_model`` on ``algorithm.data.test_images``."""
 
     @hookimpl
-    def evaluate(self, algorithm: AlgorithmBase, step: int) -> dict[str, float]:
+    def evaluate(self, algorithm: RunView, step: int) -> dict[str, float]:
         import torch
         import torch.nn.functional as F
 

@@ -224,7 +224,7 @@ from typing import TYPE_CHECKING
 from semilearn import Hook, Option, hookimpl
 
 if TYPE_CHECKING:
-    from semilearn import AlgorithmBase
+    from semilearn import RunView
 
 __all__ = ["{cls}"]
 
@@ -245,7 +245,7 @@ class {cls}(Hook):
         self.evaluations = 0
 
     @hookimpl
-    def after_evaluate(self, algorithm: AlgorithmBase, step: int, metrics: Mapping[str, float]) -> None:
+    def after_evaluate(self, algorithm: RunView, step: int, metrics: Mapping[str, float]) -> None:
         """Fires after every evaluation, with its metrics."""
         self.evaluations += 1
         metric = self.config.metric

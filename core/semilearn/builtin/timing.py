@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..hook import Hook, hookimpl
 
 if TYPE_CHECKING:
-    from ..algorithm import AlgorithmBase
+    from ..view import RunView
 
 __all__ = ["TimingHook"]
 
@@ -31,16 +31,16 @@ class TimingHook(Hook):
         self._last_eval_seconds = 0.0
 
     @hookimpl
-    def before_run(self, algorithm: AlgorithmBase) -> None:
+    def before_run(self, algorithm: RunView) -> None:
         self._last_time = time.perf_counter()
 
     @hookimpl
-    def load_checkpoint(self, algorithm: AlgorithmBase) -> None:
+    def load_checkpoint(self, algorithm: RunView) -> None:
         self._last_step = algorithm.global_step
         self._last_time = time.perf_counter()
 
     @hookimpl(wrapper=True)
-    def evaluate(self, algorithm: AlgorithmBase, step: int) -> Generator[None, Any, Any]:
+    def evaluate(self, algorithm: RunView, step: int) -> Generator[None, Any, Any]:
         start = time.perf_counter()
         try:
             return (yield)
@@ -49,7 +49,7 @@ class TimingHook(Hook):
             self._eval_seconds_since_log += self._last_eval_seconds
 
     @hookimpl
-    def collect_metrics(self, algorithm: AlgorithmBase, step: int, split: str) -> dict[str, float] | None:
+    def collect_metrics(self, algorithm: RunView, step: int, split: str) -> dict[str, float] | None:
         if split == "eval":
             return {"seconds": self._last_eval_seconds}
         now = time.perf_counter()

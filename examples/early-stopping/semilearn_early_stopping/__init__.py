@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from semilearn import ConfigError, Hook, Option, hookimpl
 
 if TYPE_CHECKING:
-    from semilearn import AlgorithmBase
+    from semilearn import RunView
 
 __all__ = ["EarlyStopping", "__version__"]
 __version__ = "0.1.0"
@@ -63,7 +63,7 @@ class EarlyStopping(Hook):
 
     # --8<-- [start:after_evaluate]
     @hookimpl
-    def after_evaluate(self, algorithm: AlgorithmBase, step: int, metrics: Mapping[str, float]) -> None:
+    def after_evaluate(self, algorithm: RunView, step: int, metrics: Mapping[str, float]) -> None:
         """Count an evaluation without improvement; stop once there are ``patience`` in a row."""
         monitor = self.config.monitor
         if monitor not in metrics:
@@ -92,7 +92,7 @@ class EarlyStopping(Hook):
     # --8<-- [end:after_evaluate]
 
     # --8<-- [start:stop]
-    def stop(self, algorithm: AlgorithmBase) -> None:
+    def stop(self, algorithm: RunView) -> None:
         """Ask the engine to stop after the current step (it saves and ends the run)."""
         best = "none" if self.best is None else f"{self.best:.4g} at step {self.best_step}"
         reason = (
@@ -106,7 +106,7 @@ class EarlyStopping(Hook):
 
     # --8<-- [start:checkpoint]
     @hookimpl
-    def save_checkpoint(self, algorithm: AlgorithmBase, state: MutableMapping[str, Any]) -> None:
+    def save_checkpoint(self, algorithm: RunView, state: MutableMapping[str, Any]) -> None:
         """Keep the counters in the checkpoint (``state["plugins"]["early_stopping"]``)."""
         self.plugin_state(state).update(
             {"best": self.best, "best_step": self.best_step, "bad_evaluations": self.bad_evaluations,
@@ -114,7 +114,7 @@ class EarlyStopping(Hook):
         )
 
     @hookimpl
-    def load_checkpoint(self, algorithm: AlgorithmBase, state: Mapping[str, Any]) -> None:
+    def load_checkpoint(self, algorithm: RunView, state: Mapping[str, Any]) -> None:
         """Restore the counters; a run that had stopped early stays stopped."""
         saved = self.plugin_state(state)
         if saved.get("monitor") != self.config.monitor or saved.get("mode") != self.config.mode:

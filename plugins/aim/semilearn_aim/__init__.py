@@ -30,7 +30,7 @@ from semilearn import Option
 from semilearn.tracking import STRICT_OPTION, TrackerHook, import_tracker_library
 
 if TYPE_CHECKING:
-    from semilearn.algorithm import AlgorithmBase
+    from semilearn import RunView
 
 __all__ = ["AimHook", "AimRunLocked", "__version__", "REMOTE_PREFIX"]
 __version__ = "0.1.0"
@@ -91,13 +91,13 @@ class AimHook(TrackerHook):
         self._run: Any = None
         self._repo_location = ""
 
-    def repo_location(self, algorithm: AlgorithmBase) -> str:
+    def repo_location(self, algorithm: RunView) -> str:
         """Where the Aim repository is: the configured ``repo``, else ``save_dir``."""
         return str(self.config.repo or algorithm.config.save_dir)
 
     # -- the tracker ---------------------------------------------------------------
 
-    def start_run(self, algorithm: AlgorithmBase, resume_id: str | None) -> str:
+    def start_run(self, algorithm: RunView, resume_id: str | None) -> str:
         aim: Any = import_tracker_library("aim", "semilearn-aim", self.name)
         from aim.sdk.errors import MissingRunError
 
@@ -140,12 +140,12 @@ class AimHook(TrackerHook):
         self._run = run
         return str(run.hash)
 
-    def record(self, algorithm: AlgorithmBase, step: int, split: str, metrics: Mapping[str, float]) -> None:
+    def record(self, algorithm: RunView, step: int, split: str, metrics: Mapping[str, float]) -> None:
         context = {"subset": split}
         for name, value in metrics.items():
             self._run.track(float(value), name=name, step=step, epoch=algorithm.epoch, context=context)
 
-    def finish_run(self, algorithm: AlgorithmBase, status: str, exit_code: int) -> None:
+    def finish_run(self, algorithm: RunView, status: str, exit_code: int) -> None:
         run, self._run = self._run, None  # the Run object holds the run's database open: let it go
         repo, run_hash = run.repo, run.hash
         try:

@@ -45,7 +45,7 @@ from .files import (
 from .writer import BackgroundWriter, snapshot
 
 if TYPE_CHECKING:
-    from semilearn.algorithm import AlgorithmBase
+    from semilearn import RunView
     from semilearn.config import Config
 
 __all__ = ["CheckpointHook", "__version__"]
@@ -142,7 +142,7 @@ class CheckpointHook(Hook):
         return None
 
     @hookimpl
-    def load_checkpoint(self, algorithm: AlgorithmBase, state: Mapping[str, Any]) -> None:
+    def load_checkpoint(self, algorithm: RunView, state: Mapping[str, Any]) -> None:
         saved = self.plugin_state(state)
         monitor, mode = algorithm.config.monitor, algorithm.config.mode
         same = saved.get("monitor", monitor) == monitor and saved.get("mode", mode) == mode
@@ -160,7 +160,7 @@ class CheckpointHook(Hook):
     # -- saving -------------------------------------------------------------------
 
     @hookimpl
-    def before_run(self, algorithm: AlgorithmBase) -> None:
+    def before_run(self, algorithm: RunView) -> None:
         self._folder = Path(algorithm.run_dir) / self.config.dir
         self._folder.mkdir(parents=True, exist_ok=True)
         for leftover in stale_temporaries(self._folder):
@@ -169,7 +169,7 @@ class CheckpointHook(Hook):
             self._writer = BackgroundWriter()
 
     @hookimpl
-    def after_evaluate(self, algorithm: AlgorithmBase, step: int, metrics: Mapping[str, float]) -> None:
+    def after_evaluate(self, algorithm: RunView, step: int, metrics: Mapping[str, float]) -> None:
         if not self.config.save_best:
             return
         monitor = algorithm.config.monitor
@@ -182,20 +182,20 @@ class CheckpointHook(Hook):
             self._best_pending = True
 
     @hookimpl
-    def save_checkpoint(self, algorithm: AlgorithmBase, state: MutableMapping[str, Any]) -> None:
+    def save_checkpoint(self, algorithm: RunView, state: MutableMapping[str, Any]) -> None:
         self.plugin_state(state).update(
             {"best_value": self.best_value, "best_step": self.best_step, "monitor": algorithm.config.monitor,
              "mode": algorithm.config.mode}
         )
 
     @hookimpl
-    def on_step_end(self, algorithm: AlgorithmBase, step: int) -> None:
+    def on_step_end(self, algorithm: RunView, step: int) -> None:
         periodic = self.every_n_steps(algorithm, self.config.interval)
         if periodic or self._best_pending or self.is_last_step(algorithm):
             self.save(algorithm, periodic=periodic)
 
     @hookimpl(tryfirst=True)  # save before trackers finish and before the logging summary
-    def after_run(self, algorithm: AlgorithmBase, status: str, error: BaseException | None) -> None:
+    def after_run(self, algorithm: RunView, status: str, error: BaseException | None) -> None:
         try:
             consistent = status == "completed" or (status == "interrupted" and error is None)
             if consistent and self._saved_step != algorithm.global_step and algorithm.global_step > 0:
@@ -209,7 +209,7 @@ class CheckpointHook(Hook):
                 self._writer.close()
                 self._writer = None
 
-    def save(self, algorithm: AlgorithmBase, periodic: bool) -> None:
+    def save(self, algorithm: RunView, periodic: bool) -> None:
         """Save the run's state now (``step_N.pt`` when periodic, always ``last``, ``best`` if due)."""
         assert self._folder is not None, "before_run has not run"
         algorithm.check_finite(weights=True)  # never overwrite finite weights with spoilt ones
@@ -224,7 +224,7 @@ class CheckpointHook(Hook):
             self._write_or_report(algorithm, state, step, periodic, best)
         self._saved_step = step  # a step the disk refused is not tried twice
 
-    def _write_or_report(self, algorithm: AlgorithmBase, state: Mapping[str, Any], step: int, periodic: bool,
+    def _write_or_report(self, algorithm: RunView, state: Mapping[str, Any], step: int, periodic: bool,
                          best: tuple[int, float] | None) -> bool:
         """Write; on a full disk, fail or warn (``on_disk_full``). Whether the checkpoint was written."""
         try:
@@ -249,7 +249,7 @@ class CheckpointHook(Hook):
                                   "checkpoint.on_disk_full=warn to train on without it") from full
         return True
 
-    def _write(self, algorithm: AlgorithmBase, state: Mapping[str, Any], step: int, periodic: bool,
+    def _write(self, algorithm: RunView, state: Mapping[str, Any], step: int, periodic: bool,
                best: tuple[int, float] | None) -> None:
         folder = self._folder
         assert folder is not None
@@ -270,7 +270,7 @@ class CheckpointHook(Hook):
             for old in periodic_files[: max(0, len(periodic_files) - self.config.keep)]:
                 old.unlink(missing_ok=True)
 
-    def _describe_files(self, algorithm: AlgorithmBase) -> str:
+    def _describe_files(self, algorithm: RunView) -> str:
         assert self._folder is not None
         last, step = self._written or (self._folder / LAST, algorithm.global_step)  # else: a resume's own
         text = f"checkpoints: {last} (step {step})"

@@ -38,7 +38,7 @@ from semilearn.metrics import best_evaluation, last_evaluation, metric_label
 from .progress import BarAwareStream, ProgressBar, format_duration, format_metrics, format_value, short_name
 
 if TYPE_CHECKING:
-    from semilearn.algorithm import AlgorithmBase
+    from semilearn import RunView
 
 __all__ = ["LoggingHook", "__version__"]
 __version__ = "0.1.0"
@@ -131,7 +131,7 @@ class LoggingHook(Hook):
     # -- set-up -----------------------------------------------------------------
 
     @hookimpl
-    def before_run(self, algorithm: AlgorithmBase) -> None:
+    def before_run(self, algorithm: RunView) -> None:
         run_dir = Path(algorithm.run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         self._started = time.monotonic()
@@ -152,7 +152,7 @@ class LoggingHook(Hook):
                 console.setStream(BarAwareStream(stream, self._bar))  # type: ignore[arg-type]
 
     @hookimpl
-    def load_checkpoint(self, algorithm: AlgorithmBase, state: Mapping[str, Any]) -> None:
+    def load_checkpoint(self, algorithm: RunView, state: Mapping[str, Any]) -> None:
         saved = self.plugin_state(state)
         self._elapsed_before = float(saved.get("elapsed", 0.0))
         self._first_step = self._last_printed_step = algorithm.global_step
@@ -165,18 +165,18 @@ class LoggingHook(Hook):
         )
 
     @hookimpl
-    def save_checkpoint(self, algorithm: AlgorithmBase, state: MutableMapping[str, Any]) -> None:
+    def save_checkpoint(self, algorithm: RunView, state: MutableMapping[str, Any]) -> None:
         self.plugin_state(state)["elapsed"] = self._elapsed()
 
     # -- during the run -----------------------------------------------------------
 
     @hookimpl
-    def after_train_step(self, algorithm: AlgorithmBase, step: int) -> None:
+    def after_train_step(self, algorithm: RunView, step: int) -> None:
         if self._bar is not None:
             self._bar.update(step)
 
     @hookimpl
-    def log(self, algorithm: AlgorithmBase, step: int, split: str, metrics: Mapping[str, float]) -> None:
+    def log(self, algorithm: RunView, step: int, split: str, metrics: Mapping[str, float]) -> None:
         record = {
             "step": step,
             "epoch": algorithm.epoch,
@@ -212,7 +212,7 @@ class LoggingHook(Hook):
             raise _unwritable(Path(self._log_file.baseFilename), self._log_file.failure)
 
     @hookimpl(trylast=True)  # the summary and closing the files come after every other plugin's ending
-    def after_run(self, algorithm: AlgorithmBase, status: str, error: BaseException | None) -> None:
+    def after_run(self, algorithm: RunView, status: str, error: BaseException | None) -> None:
         try:
             if self._bar is not None:
                 self._bar.close()
@@ -292,7 +292,7 @@ class LoggingHook(Hook):
             os.replace(temporary, path)
         return dropped
 
-    def _summary(self, algorithm: AlgorithmBase, status: str, error: BaseException | None) -> list[str]:
+    def _summary(self, algorithm: RunView, status: str, error: BaseException | None) -> list[str]:
         reason = ""
         if status == "interrupted":
             reason = f" ({algorithm.stop_reason})" if algorithm.stop_reason else ""

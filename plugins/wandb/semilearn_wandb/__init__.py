@@ -32,7 +32,7 @@ from semilearn import ConfigError, Option, hookimpl
 from semilearn.tracking import STRICT_OPTION, TrackerHook, import_tracker_library
 
 if TYPE_CHECKING:
-    from semilearn.algorithm import AlgorithmBase
+    from semilearn import RunView
     from semilearn.config import Config
 
 __all__ = ["WandbHook", "__version__", "STEP_METRIC"]
@@ -113,7 +113,7 @@ class WandbHook(TrackerHook):
 
     # -- the tracker ---------------------------------------------------------------
 
-    def start_run(self, algorithm: AlgorithmBase, resume_id: str | None) -> str:
+    def start_run(self, algorithm: RunView, resume_id: str | None) -> str:
         wandb: Any = import_tracker_library("wandb", "semilearn-wandb", self.name)
         section = self.config
         # absolute: wandb's service process resolves paths against its own working directory
@@ -153,7 +153,7 @@ class WandbHook(TrackerHook):
         self._run, self._first_new_step, self.skipped_steps = run, first_new_step, 0
         return str(run.id)
 
-    def record(self, algorithm: AlgorithmBase, step: int, split: str, metrics: Mapping[str, float]) -> None:
+    def record(self, algorithm: RunView, step: int, split: str, metrics: Mapping[str, float]) -> None:
         if step < self._first_new_step:
             self.skipped_steps += 1
             return
@@ -161,7 +161,7 @@ class WandbHook(TrackerHook):
         data.update({f"{split}/{name}": float(value) for name, value in metrics.items()})
         self._run.log(data, step=step)
 
-    def finish_run(self, algorithm: AlgorithmBase, status: str, exit_code: int) -> None:
+    def finish_run(self, algorithm: RunView, status: str, exit_code: int) -> None:
         run = self._run
         if self.config.upload_checkpoints and self._checkpoint_folder is not None:
             folder = Path(algorithm.run_dir) / self._checkpoint_folder
