@@ -22,12 +22,13 @@ configuration against ``config_options`` and binds it as ``self.config`` before
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, MutableMapping
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pluggy
 
 from .config import Option, Section
 from .distributed import global_rank
+from .view import TrainingProgress
 
 __all__ = ["Hook", "hookimpl", "on_all_ranks", "on_rank_zero", "runs_on_rank", "TrainingProgress"]
 
@@ -69,22 +70,6 @@ def runs_on_rank(plugin: object, attribute: str, rank: int) -> bool:
     if marked is not None:
         return not marked
     return not bool(getattr(plugin, "rank_zero_only", False))
-
-
-class TrainingProgress(Protocol):
-    """What the conditional helpers read from the running algorithm."""
-
-    @property
-    def global_step(self) -> int: ...
-
-    @property
-    def epoch(self) -> int: ...
-
-    @property
-    def num_train_iter(self) -> int: ...
-
-    @property
-    def iters_per_epoch(self) -> int: ...
 
 
 class Hook:

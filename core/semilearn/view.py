@@ -47,10 +47,26 @@ if TYPE_CHECKING:
     from .config import Config
     from .data.base import SSLData
 
-__all__ = ["RunView"]
+__all__ = ["RunView", "TrainingProgress"]
 
 
-class RunView(Protocol):
+class TrainingProgress(Protocol):
+    """Where a run is: what the conditional helpers of :class:`semilearn.Hook` read."""
+
+    @property
+    def global_step(self) -> int: ...
+
+    @property
+    def epoch(self) -> int: ...
+
+    @property
+    def num_train_iter(self) -> int: ...
+
+    @property
+    def iters_per_epoch(self) -> int: ...
+
+
+class RunView(TrainingProgress, Protocol):
     """A run as a hook implementation sees it (see the module docstring)."""
 
     # -- written by plugins -------------------------------------------------------
@@ -108,18 +124,6 @@ class RunView(Protocol):
     def scaler(self) -> torch.amp.GradScaler: ...
 
     # -- where it is --------------------------------------------------------------
-
-    @property
-    def global_step(self) -> int: ...
-
-    @property
-    def epoch(self) -> int: ...
-
-    @property
-    def num_train_iter(self) -> int: ...
-
-    @property
-    def iters_per_epoch(self) -> int: ...
 
     @property
     def resuming(self) -> bool: ...
