@@ -3,7 +3,8 @@
 The names a plugin author needs are importable from here without importing torch:
 :class:`Hook`, :data:`hookimpl`, :data:`hookspec`, :class:`Option`, :class:`Policy`,
 :class:`RunView` (what a hook implementation sees of a run) and the errors.
-:class:`AlgorithmBase` (which needs torch) is imported on first access.
+:class:`AlgorithmBase` and :func:`load` (a trained model; see :mod:`semilearn.inference`),
+which need torch, are imported on first access.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from .view import RunView  # noqa: E402
 
 if TYPE_CHECKING:
     from .algorithm import AlgorithmBase
+    from .inference import load
 
 __all__ = [
     "__version__",
     "AlgorithmBase",
+    "load",
     "Config",
     "Option",
     "Policy",
@@ -55,4 +58,8 @@ def __getattr__(name: str) -> Any:
         from .algorithm import AlgorithmBase
 
         return AlgorithmBase
+    if name == "load":
+        from .inference import load
+
+        return load
     raise AttributeError(f"module 'semilearn' has no attribute {name!r}")

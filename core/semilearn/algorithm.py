@@ -572,10 +572,29 @@ class AlgorithmBase:
             "world_size": self.world_size,
             "config": self.config.to_dict(),
             "versions": self.manager.versions(),
+            "model_card": self.model_card(),
             "plugins": {},
         }
         self.hook.save_checkpoint(algorithm=self, state=state)
         return state
+
+    def model_card(self) -> dict[str, Any]:
+        """What using the trained network needs without the training data (``semilearn
+        evaluate | predict | export``): the network's registered name, the input it takes
+        (uint8 images ``[C, H, W]``) and its normalisation, the class names."""
+        channels, height, width = self.data.image_shape
+        spec = self.data.augment
+        return {
+            "net": self.net_name,
+            "num_classes": self.data.num_classes,
+            "input_shape": [channels, height, width],
+            "input_dtype": "uint8",
+            "mean": [float(value) for value in spec.mean],
+            "std": [float(value) for value in spec.std],
+            "classes": self.data.class_names,
+            "dataset": self.data.name,
+            "algorithm": self.name,
+        }
 
     def load_checkpoint_state(self, state: Mapping[str, Any]) -> None:
         """Restore the engine's part of a checkpoint (plugins get ``load_checkpoint``)."""

@@ -17,6 +17,7 @@ __all__ = [
     "CheckpointError",
     "DataError",
     "TrainingError",
+    "InputError",
     "PluginDeprecationWarning",
     "no_space",
     "format_bytes",
@@ -54,6 +55,13 @@ class CheckpointError(SemilearnError):
 
 class DataError(SemilearnError):
     """A data set cannot be built from what is on disk or in the configuration."""
+
+
+class InputError(SemilearnError):
+    """What a command is given to read (a checkpoint, a run directory, input files) is not
+    what it needs; nothing was written."""
+
+    exit_code = 2
 
 
 class TrainingError(SemilearnError):

@@ -11,19 +11,24 @@ runs started at the same moment (a job array) each gets a directory of its own.
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import socket
 import time
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .errors import CheckpointError
+
 if TYPE_CHECKING:
     from .config import Config
 
 __all__ = ["ResumePoint", "default_save_name", "run_directories", "claim_run_directory", "CONFIG_FILE",
-           "CLAIM_FILE", "CHECKPOINT_FORMAT", "CHECKPOINT_FORMAT_VERSION"]
+           "CLAIM_FILE", "CHECKPOINT_FORMAT", "CHECKPOINT_FORMAT_VERSION", "LAST_CHECKPOINT", "BEST_CHECKPOINT",
+           "read_checkpoint", "run_checkpoint"]
 
 CONFIG_FILE = "config.yaml"
 CLAIM_FILE = ".semilearn-run"  # created exclusively by the run that takes the directory
@@ -32,6 +37,11 @@ CLAIM_FILE = ".semilearn-run"  # created exclusively by the run that takes the d
 # them, the checkpoint plugin and USB's importer check or copy them).
 CHECKPOINT_FORMAT = "semilearn-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
+
+# The checkpoint plugin's file names inside its folder (``checkpoint.dir``, "checkpoints").
+LAST_CHECKPOINT = "last.pt"
+BEST_CHECKPOINT = "best.pt"
+_DEFAULT_CHECKPOINT_DIR = "checkpoints"
 
 
 @dataclass(frozen=True)
@@ -108,3 +118,94 @@ def claim_run_directory(config: Config) -> Path:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(f"pid {os.getpid()} on {socket.gethostname()} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
         return candidate
+
+
+# ---------------------------------------------------------------------------
+# Reading checkpoints.
+# ---------------------------------------------------------------------------
+
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's archive
+_PICKLE_MAGIC = b"\x80"  # torch's legacy format starts with a pickle protocol opcode
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a semilearn checkpoint with ``torch.load(weights_only=True)``.
+
+    Only tensors and plain data can come out: a file carrying pickled code is refused
+    before anything in it runs. Raises :class:`~semilearn.errors.CheckpointError` with the
+    reason in one line: not found, not a PyTorch file at all, pickled code, truncated,
+    another program's checkpoint, or a format version this version cannot read.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}" + (" (a directory)" if path.is_dir() else ""))
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if not (head.startswith(_ZIP_MAGIC) or head.startswith(_PICKLE_MAGIC)):
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint" + (" (an empty file)" if not head else ""))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"refusing to load {path}: it holds Python objects other than tensors and plain data, which could run "
+            f"code when unpickled ({_unpickler_reason(error)})"
+        ) from error
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{path} is truncated or corrupt: {message}") from error
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is a PyTorch file but not a semilearn checkpoint")
+    version = state.get("format_version")
+    if version != CHECKPOINT_FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format version {version}; this semilearn-core reads version "
+            f"{CHECKPOINT_FORMAT_VERSION}"
+        )
+    return state
+
+
+def _unpickler_reason(error: BaseException) -> str:
+    """The informative line of torch's weights-only refusal (what global was asked for)."""
+    text = str(error)
+    match = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if match:
+        return f"it asks for {match.group(1)}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return re.sub(r"\x1b\[[0-9;]*m", "", lines[-1] if lines else type(error).__name__)
+
+
+def run_checkpoint(target: Path, which: str = "best") -> Path:
+    """The checkpoint file ``target`` names: itself when it is a file; for a run directory
+    (or its checkpoint folder) its ``best.pt`` or ``last.pt`` (``which``), falling back to
+    ``last.pt`` when a run kept no best. One-line :class:`CheckpointError` otherwise."""
+    target = Path(target)
+    if which not in ("best", "last"):
+        raise CheckpointError(f"--checkpoint is 'best' or 'last', not '{which}'")
+    if target.is_file():
+        return target
+    if not target.exists():
+        raise CheckpointError(f"{target} does not exist (give a run directory or a checkpoint file)")
+    folder = target
+    if (target / CONFIG_FILE).is_file() or not (target / LAST_CHECKPOINT).exists():
+        folder = target / _checkpoint_dir(target)
+    wanted = folder / (BEST_CHECKPOINT if which == "best" else LAST_CHECKPOINT)
+    if wanted.is_file():
+        return wanted
+    if which == "best" and (folder / LAST_CHECKPOINT).is_file():
+        return folder / LAST_CHECKPOINT
+    raise CheckpointError(f"{target} holds no checkpoint ({wanted} not found; was the checkpoint plugin installed?)")
+
+
+def _checkpoint_dir(run_dir: Path) -> str:
+    """The checkpoint folder a run directory's ``config.yaml`` names (``checkpoint.dir``)."""
+    import yaml
+
+    try:
+        saved = yaml.safe_load((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return _DEFAULT_CHECKPOINT_DIR
+    section = saved.get("checkpoint") if isinstance(saved, dict) else None
+    folder = section.get("dir") if isinstance(section, dict) else None
+    return str(folder) if folder else _DEFAULT_CHECKPOINT_DIR

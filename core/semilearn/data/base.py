@@ -27,6 +27,7 @@ class SSLData:
         test_images, test_targets: the evaluation split.
         augment: how views are made and normalised.
         default_net: the network ``net: auto`` picks.
+        classes: the class names, index by index (``None``: the indices, ``"0"`` ...).
     """
 
     name: str
@@ -39,6 +40,12 @@ class SSLData:
     test_targets: torch.Tensor
     augment: AugmentSpec
     default_net: str
+    classes: tuple[str, ...] | None = None
+
+    @property
+    def class_names(self) -> list[str]:
+        """The name of each class: :attr:`classes`, or the class indices as text."""
+        return list(self.classes) if self.classes is not None else [str(index) for index in range(self.num_classes)]
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -62,6 +69,7 @@ class SSLData:
             move(self.test_targets),
             self.augment,
             self.default_net,
+            self.classes,
         )
 
     def summary(self) -> str:

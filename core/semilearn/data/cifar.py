@@ -115,6 +115,9 @@ def cifar_arrays(name: str, data_dir: str) -> tuple[torch.Tensor, torch.Tensor, 
     return train_images, train_targets, test_images, test_targets
 
 
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
 def _build(name: str, config: Config, device: torch.device, default_net: str) -> SSLData:
     train_images, train_targets, test_images, test_targets = cifar_arrays(name, config.data_dir)
     size, shift = crop_geometry(config, _NATIVE_SIZE)
@@ -129,6 +132,7 @@ def _build(name: str, config: Config, device: torch.device, default_net: str) ->
         test_targets=test_targets,
         augment=benchmark_augment(_MEAN[name], _STD[name], shift, flip=True),
         default_net=default_net,
+        classes=CIFAR10_CLASSES if name == "cifar10" else None,
     )
 
 

@@ -142,6 +142,7 @@ def benchmark_split(
     default_net: str,
     unlabelled_images: torch.Tensor | None = None,
     unlabelled_targets: torch.Tensor | None = None,
+    classes: tuple[str, ...] | None = None,
 ) -> SSLData:
     """USB's split: ``num_labels`` training images balanced across classes, drawn by ``seed``.
 
@@ -167,5 +168,6 @@ def benchmark_split(
         test_targets=test_targets,
         augment=augment,
         default_net=default_net,
+        classes=classes,
     )
     return data.to(device)

@@ -92,6 +92,7 @@ def _assemble(
     unlabelled_targets: torch.Tensor | None,
     test_images: torch.Tensor,
     test_targets: torch.Tensor,
+    classes: tuple[str, ...] | None = None,
 ) -> SSLData:
     """Split (explicit or drawn), statistics, views and default network; moved to ``device``."""
     known = [labelled_targets, test_targets] + ([unlabelled_targets] if unlabelled_targets is not None else [])
@@ -142,6 +143,7 @@ def _assemble(
         test_targets=test_targets,
         augment=benchmark_augment(mean, std, shift, flip=True),
         default_net=default_net_for(min(height, width)),
+        classes=classes,
     )
     return data.to(device)
 
@@ -373,4 +375,5 @@ def build_image_folder(config: Config, device: torch.device) -> SSLData:
         ),
         test_images=_decode([path for path, _ in test_files], size, mode),
         test_targets=torch.tensor([label for _, label in test_files], dtype=torch.int64),
+        classes=tuple(class_index),
     )

@@ -92,4 +92,5 @@ def build_stl10(config: Config, device: torch.device) -> SSLData:
         default_net="wrn_var_37_2",
         unlabelled_images=resize_images(unlabelled, size),
         unlabelled_targets=None,
+        classes=("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"),
     )

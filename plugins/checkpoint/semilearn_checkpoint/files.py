@@ -5,20 +5,19 @@ from __future__ import annotations
 import errno
 import itertools
 import os
-import pickle
 import re
 import shutil
 import sys
 import tempfile
 import threading
-import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any, cast
 
 from semilearn import CheckpointError
 from semilearn.errors import format_bytes, free_space, no_space
-from semilearn.rundir import CHECKPOINT_FORMAT
+from semilearn.rundir import BEST_CHECKPOINT, LAST_CHECKPOINT
+from semilearn.rundir import read_checkpoint as load_checkpoint_file
 
 __all__ = [
     "atomic_save",
@@ -34,8 +33,8 @@ __all__ = [
     "DiskFullError",
 ]
 
-LAST = "last.pt"
-BEST = "best.pt"
+LAST = LAST_CHECKPOINT
+BEST = BEST_CHECKPOINT
 PERIODIC_PATTERN = re.compile(r"^step_(\d+)\.pt$")
 TEMPORARY_PREFIX = ".tmp-"
 
@@ -214,41 +213,6 @@ def atomic_link(source: Path, target: Path) -> None:
             raise DiskFullError(target, source.stat().st_size, full) from error
         raise
     _fsync_directory(target.parent)
-
-
-def load_checkpoint_file(path: Path) -> dict[str, Any]:
-    """Read a checkpoint with ``torch.load(weights_only=True)``.
-
-    Only tensors and plain data can come out: a file carrying pickled code is refused
-    before anything in it runs. Raises :class:`CheckpointError` with the reason.
-    """
-    import torch
-
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise CheckpointError(
-            f"refusing to load {path}: it holds Python objects other than tensors and plain data, which could run "
-            f"code when unpickled ({_unpickler_reason(error)})"
-        ) from error
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{path} is truncated or corrupt: {message}") from error
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not a semilearn checkpoint")
-    return state
-
-
-def _unpickler_reason(error: BaseException) -> str:
-    """The informative line of torch's weights-only refusal (what global was asked for)."""
-    text = str(error)
-    match = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-    if match:
-        return f"it asks for {match.group(1)}"
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return re.sub(r"\x1b\[[0-9;]*m", "", lines[-1] if lines else type(error).__name__)
 
 
 def checkpoint_files(folder: Path) -> list[Path]:
