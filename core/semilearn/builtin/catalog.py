@@ -43,5 +43,8 @@ class Catalog(Hook):
     @hookimpl
     def register_commands(self, cli: click.Group) -> None:
         from ..data.commands import data_group
+        from ..inference.commands import inference_commands
 
         cli.add_command(data_group)
+        for command in inference_commands():
+            cli.add_command(command)

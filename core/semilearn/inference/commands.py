@@ -1,0 +1,18 @@
+"""``semilearn evaluate | predict | export``: the commands that use a trained model.
+
+Added to the command line by the built-in ``catalog`` plugin (:func:`inference_commands`).
+Each command lives beside what it does: :mod:`.evaluate`.
+"""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["inference_commands"]
+
+
+def inference_commands() -> list[click.Command]:
+    """The commands, imported when the command line starts (they import torch only when run)."""
+    from .evaluate import evaluate_command
+
+    return [evaluate_command]
