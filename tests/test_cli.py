@@ -181,3 +181,27 @@ def test_a_diverging_run_exits_3_and_says_why_once(tmp_path: Path) -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert re.fullmatch(r"error: the (loss|weights) became NaN or infinite (at|by) step \d+: training diverged .*",
                         last), last
+
+
+def test_an_unknown_plugin_name_is_an_error_on_every_route(cli, monkeypatch) -> None:
+    """A typo never trains with the plugin on: -p, the environment and the configuration key
+    each stop with one line naming where the name came from, and a did-you-mean."""
+    first = cli("config", "show", "-p", "no:timin")
+    assert first.code == 2 and first.out == ""
+    assert first.err.startswith("error: -p no:timin: no plugin named 'timin' is installed (did you mean 'timing'?); "
+                                "installed: ")
+    assert len(first.err.strip().splitlines()) == 1
+    monkeypatch.setenv("SEMILEARN_DISABLE_PLUGINS", "timing,polices")
+    second = cli("config", "show")
+    assert second.code == 2
+    assert second.err.startswith("error: SEMILEARN_DISABLE_PLUGINS=timing,polices: no plugin named 'polices' is "
+                                 "installed (did you mean 'policies'?)")
+    monkeypatch.delenv("SEMILEARN_DISABLE_PLUGINS")
+    third = cli("config", "show", "--set", "disable_plugins=[timng]")
+    assert third.code == 2
+    assert third.err.startswith("error: configuration key 'disable_plugins': no plugin named 'timng' is installed "
+                                "(did you mean 'timing'?)")
+    # the project's own plugins may be turned off whether or not they are installed
+    assert cli("config", "show", "-p", "no:wandb", "--set", "disable_plugins=[aim]").code == 0
+    # ... and USB's use_wandb / use_aim never stop a run
+    assert cli("config", "show", "--set", "use_wandb=false", "--set", "use_aim=false").code == 0

@@ -286,12 +286,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``semilearn`` console script; returns the exit code."""
     args, debug = _strip_debug(list(sys.argv[1:] if argv is None else argv))
     setup_console()
-    logger = logging.getLogger("semilearn")
     try:
         blocked, explicit = parse_plugin_args(args)
         manager = PluginManager().load(blocked=blocked, explicit=explicit)
-        for name in manager.unknown_requested:
-            logger.warning(f"-p {name}: no plugin named '{name}' is installed")
+        manager.check_names()
         cli = build_cli(manager)
         result = cli.main(args=args, prog_name="semilearn", standalone_mode=False, obj=_State(manager, debug, args))
         return int(result or 0)

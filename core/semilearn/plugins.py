@@ -221,6 +221,7 @@ class PluginManager(pluggy.PluginManager):
         self.infos: dict[str, PluginInfo] = {}
         self.rank = global_rank()
         self._registries: dict[str, Registry[Any]] = {}
+        self.requested: list[tuple[str, str, bool]] = []  # (route, name, disabling), see check_names
         self._tracer: HookTracer | None = None
         if _is_set(os.environ.get(DEBUG_HOOKS_ENV)):
             self.trace_hooks()
@@ -287,6 +288,14 @@ class PluginManager(pluggy.PluginManager):
         ``--help`` and ``semilearn plugins`` still work with a broken plugin installed.
         """
         environ = os.environ if environ is None else environ
+        blocked, explicit = list(blocked), list(explicit)
+        self.requested = (
+            [(f"-p no:{name}", name, True) for name in blocked]
+            + [(f"-p {name}", name, False) for name in explicit]
+            + [(f"{DISABLE_ENV}={environ.get(DISABLE_ENV, '')}", name, True)
+               for name in split_commas(environ.get(DISABLE_ENV))]
+            + [(f"{LOAD_ENV}={environ.get(LOAD_ENV, '')}", name, False) for name in split_commas(environ.get(LOAD_ENV))]
+        )
         blocked = set(blocked) | set(split_commas(environ.get(DISABLE_ENV)))
         explicit = set(explicit) | set(split_commas(environ.get(LOAD_ENV)))
         if autoload is None:
@@ -337,9 +346,30 @@ class PluginManager(pluggy.PluginManager):
                 continue
             self._load_one(info, target)
 
-        unknown = (blocked | explicit) - set(self.infos)
-        self.unknown_requested = sorted(unknown)
         return self
+
+    def check_names(self, requested: Iterable[tuple[str, str, bool]] | None = None) -> None:
+        """Raise a one-line :class:`ConfigError` (exit code 2) for a plugin name that is not
+        installed, naming where it came from (``-p no:wand``, ``SEMILEARN_DISABLE_PLUGINS=...``,
+        ``disable_plugins``) with a did-you-mean.
+
+        ``requested``: ``(route, name, disabling)`` triples; by default those of the command
+        line and the environment given to :meth:`load`. Turning off one of the project's own
+        plugins that is not installed is no error (there is nothing to turn off); asking to
+        load it names the distribution to install.
+        """
+        for route, name, disabling in (self.requested if requested is None else requested):
+            if name in self.infos:
+                continue
+            if name in SHIPPED_PLUGINS:
+                if disabling:
+                    continue
+                raise ConfigError(f"{route}: plugin '{name}' is not installed ({install_hint(name)})")
+            known = sorted(set(self.infos) | set(SHIPPED_PLUGINS))
+            suggestion = did_you_mean(name, known)
+            hint = f" (did you mean '{suggestion}'?)" if suggestion else ""
+            raise ConfigError(f"{route}: no plugin named '{name}' is installed{hint}; installed: "
+                              f"{', '.join(sorted(self.infos))}")
 
     def add(self, plugin: object, name: str | None = None) -> PluginInfo:
         """Register a plugin object from code (not an entry point), as an active plugin.

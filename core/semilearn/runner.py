@@ -66,7 +66,8 @@ def load_config(
         disabled = split_commas(disabled)
     if not isinstance(disabled, list):
         raise ConfigError("configuration key 'disable_plugins' expects a list of plugin names")
-    manager.block([str(name) for name in disabled] + usb.disable_plugins)
+    manager.check_names(("configuration key 'disable_plugins'", str(name), True) for name in disabled)
+    manager.block([str(name) for name in disabled] + usb.disable_plugins)  # USB's use_* keys: never an error
     manager.raise_for_failures()
     for name in usb.enable_plugins:
         info = manager.infos.get(name)

@@ -221,4 +221,5 @@ def saved_config(state: Mapping[str, Any], manager: PluginManager, overrides: Se
     raw = state.get("config")
     if not isinstance(raw, Mapping):
         raise InputError("the checkpoint holds no configuration")
+    raw = {key: value for key, value in raw.items() if key != "disable_plugins"}  # the run's, not this command's
     return load_config(manager, None, list(overrides), raw=raw).config
