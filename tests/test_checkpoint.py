@@ -362,6 +362,15 @@ def test_inspect_prints_step_metrics_config_and_versions(cli, tmp_path: Path) ->
     info = json.loads(cli("checkpoint", "inspect", path, "--json").out)
     assert info["step"] == 20 and info["has_ema"] and info["config"]["num_labels"] == 40
 
+    # a run directory means its last.pt (as plot and --resume take one); --checkpoint best
+    assert cli("checkpoint", "inspect", "runs/flexmatch_digits_40_0").out == result.out
+    best = cli("checkpoint", "inspect", "runs/flexmatch_digits_40_0", "--checkpoint", "best")
+    assert best.code == 0 and best.out.startswith("runs/flexmatch_digits_40_0/checkpoints/best.pt")
+    # a file that is not a PyTorch checkpoint is called that, not "Python objects that could run code"
+    other = cli("checkpoint", "inspect", "runs/flexmatch_digits_40_0/config.yaml")
+    assert other.code == 1
+    assert other.err.strip() == "error: runs/flexmatch_digits_40_0/config.yaml is not a PyTorch checkpoint"
+
 
 def test_import_usb_turns_a_usb_checkpoint_into_one_of_ours(cli, tmp_path: Path) -> None:
     from semilearn.nets.wrn import wrn_28_2

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from semilearn.metrics import best_evaluation, format_metric
+from semilearn.rundir import run_checkpoint
 
 from .files import load_checkpoint_file
 
@@ -62,11 +63,16 @@ def checkpoint_group() -> None:
 
 
 @checkpoint_group.command("inspect")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--checkpoint", "which", type=click.Choice(["last", "best"]), default="last", show_default=True,
+              help="For a run directory: which of its checkpoints.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def inspect_command(path: Path, as_json: bool) -> None:
-    """Print a checkpoint's step, metrics, configuration summary and versions."""
-    info = describe(path)
+def inspect_command(path: Path, which: str, as_json: bool) -> None:
+    """Print a checkpoint's step, metrics, configuration summary and versions.
+
+    PATH is a checkpoint file or a run directory (its last.pt; --checkpoint best for best.pt).
+    """
+    info = describe(run_checkpoint(path, which))
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
         return
