@@ -95,7 +95,7 @@ def test_a_key_of_another_algorithm_is_ignored_with_a_warning() -> None:
 
 
 def test_plugin_sections_are_validated() -> None:
-    with pytest.raises(ConfigError, match=r"unknown key 'checkpoint.intervall' \(did you mean 'interval'\?\)"):
+    with pytest.raises(ConfigError, match=r"unknown key 'checkpoint.intervall' \(did you mean 'checkpoint.interval'\?\)"):
         resolve({"checkpoint": {"intervall": 3}})
     with pytest.raises(ConfigError, match="'checkpoint.interval' must be an integer >= 1, got 0"):
         resolve({"checkpoint": {"interval": 0}})

@@ -199,7 +199,7 @@ CORE_OPTIONS: tuple[Option, ...] = (
     # what to train
     Option("algorithm", str, "flexmatch", "SSL algorithm (see `semilearn algorithms`); the default with `ema_m` 0.99 "
            "is what reaches 97% on digits over seeds (USB's files name theirs).", usb=True),
-    Option("dataset", str, "digits", "Data set (see `semilearn config show --schema` for the list).", usb=True),
+    Option("dataset", str, "digits", "Data set (`semilearn datasets` lists them).", usb=True),
     Option("net", str, "auto", "Network; `auto` picks the data set's default network.", usb=True),
     Option("num_classes", int, None, "Number of classes; taken from the data set when null, checked when set.",
            nullable=True, minimum=2, usb=True),
@@ -548,7 +548,8 @@ def resolve_config(
         for key, value in given.items():
             option = schema.get(key)
             if option is None:
-                hint = _suggest(str(key), schema)
+                match = did_you_mean(str(key), schema)
+                hint = f" (did you mean '{name}.{match}'?)" if match else ""
                 known = ", ".join(sorted(o.name for o in options))
                 raise ConfigError(f"unknown key '{name}.{key}'{hint}; plugin '{name}' knows: {known}")
             section[option.name] = option.coerce(value, f"{name}.{key}")
