@@ -132,3 +132,20 @@ def test_plugin_state_creates_on_save_and_reads_on_load() -> None:
     assert state == {"plugins": {"probe": {"count": 3}}}
     assert probe.plugin_state(state) == {"count": 3}
     assert Probe().plugin_state({"plugins": {}}) == {}
+
+
+def test_a_misnamed_argument_is_one_line_with_a_did_you_mean() -> None:
+    from semilearn.errors import PluginError
+    from semilearn.plugins import PluginManager
+
+    class Misnamed(Hook):
+        @hookimpl
+        def after_evaluate(self, algorithm, stepp, metrics) -> None: ...
+
+    with pytest.raises(PluginError) as caught:
+        PluginManager().load().add(Misnamed())
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message == ("plugin 'misnamed' (distribution (registered in code) -) implements after_evaluate with "
+                       "argument(s) 'stepp', which the hook point does not have (did you mean 'step'?); it has: "
+                       "algorithm, step, metrics; disable it with '-p no:misnamed' or SEMILEARN_DISABLE_PLUGINS=misnamed")

@@ -29,6 +29,7 @@ import contextlib
 import importlib
 import importlib.metadata
 import os
+import re
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -398,7 +399,7 @@ class PluginManager(pluggy.PluginManager):
         try:
             self.register(plugin, name=info.name)
         except pluggy.PluginValidationError as error:
-            info.error = f"{info.label()} has an invalid hook implementation: {error}; {info.disable_hint()}"
+            info.error = f"{info.label()} {self._invalid_implementation(plugin, error)}; {info.disable_hint()}"
             return
         problem = self._unknown_hooks(plugin)
         if problem:
@@ -406,6 +407,21 @@ class PluginManager(pluggy.PluginManager):
             info.error = f"{info.label()} {problem}; {info.disable_hint()}"
             return
         info.plugin = plugin
+
+    def _invalid_implementation(self, plugin: object, error: pluggy.PluginValidationError) -> str:
+        """pluggy's refusal of a hook implementation, in one line with a did-you-mean."""
+        text = str(error)
+        match = re.search(r"for hook '(\w+)'.*?Argument\(s\) \{(.*?)\} are declared", text, re.S)
+        if match is None:
+            return "has an invalid hook implementation: " + " ".join(line.strip() for line in text.splitlines())
+        hook_name = match.group(1)
+        wrong = sorted(part.strip().strip("'\"") for part in match.group(2).split(","))
+        spec = getattr(self.hook, hook_name).spec
+        arguments = list(spec.argnames) if spec is not None else []
+        guesses = [f"'{guess}'" for guess in (did_you_mean(name, arguments) for name in wrong) if guess]
+        hint = f" (did you mean {', '.join(guesses)}?)" if guesses else ""
+        return (f"implements {hook_name} with argument(s) {', '.join(repr(name) for name in wrong)}, which the hook "
+                f"point does not have{hint}; it has: {', '.join(arguments)}")
 
     def _unknown_hooks(self, plugin: object) -> str | None:
         known = [name for name in dir(self.hook) if not name.startswith("_")]
