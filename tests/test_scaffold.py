@@ -55,6 +55,8 @@ def test_new_plugin_writes_a_complete_distribution(cli, tmp_path: Path) -> None:
         ("Loss Watch", "is not usable"),
         ("2fast", "is not usable"),
         ("ema", "the name of a built-in plugin"),
+        ("logging", "'logging' is the name of a plugin semilearn ships (semilearn-logging)"),
+        ("semilearn-checkpoint", "'checkpoint' is the name of a plugin semilearn ships"),
         ("class", "is a Python keyword"),
     ],
 )

@@ -61,10 +61,13 @@ def plugin_names(name: str) -> PluginNames:
     plugin = cleaned.replace("-", "_")
     if keyword.iskeyword(plugin):
         raise ConfigError(f"plugin name '{name}' is a Python keyword")
-    from ..plugins import BUILTIN_PLUGINS
+    from ..plugins import BUILTIN_PLUGINS, SHIPPED_PLUGINS
 
     if plugin in BUILTIN_PLUGINS:
         raise ConfigError(f"'{plugin}' is the name of a built-in plugin; choose another name")
+    if plugin in SHIPPED_PLUGINS:
+        raise ConfigError(f"'{plugin}' is the name of a plugin semilearn ships ({SHIPPED_PLUGINS[plugin].distribution}); "
+                          "choose another name")
     return PluginNames(
         plugin=plugin,
         distribution="semilearn-" + plugin.replace("_", "-"),
