@@ -29,6 +29,13 @@ if TYPE_CHECKING:
     def _the_engine_passes_a_run_view(algorithm: AlgorithmBase) -> RunView:
         return algorithm
 
+    # a plugin's algorithm extends a built-in one's options (the documented way)
+    from semilearn import Option
+    from semilearn.algorithms.flexmatch import FlexMatch
+
+    class ExtendedFlexMatch(FlexMatch):
+        config_options = FlexMatch.config_options + (Option("extra_weight", float, 1.0, "An extra term."),)
+
     # built-in plugins of the core
     catalog = Catalog()
     catalog_register_algorithms: protocols.RegisterAlgorithms = catalog.register_algorithms

@@ -11,6 +11,8 @@ pseudo-labels come from the aligned predictions.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from ..config import Option
@@ -35,7 +37,7 @@ class AdaMatch(SSLAlgorithm):
 
     name = "adamatch"
     description = "relative confidence threshold (p_cutoff x labelled confidence) after distribution alignment"
-    config_options = (
+    config_options: ClassVar[tuple[Option, ...]] = (
         p_cutoff_option(0.95),
         temperature_option(0.5),
         hard_label_option(True), sharpen_soft_labels_option(),

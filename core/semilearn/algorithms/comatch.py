@@ -23,6 +23,8 @@ Bank, pointer and alignment queue are in checkpoints.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -73,7 +75,7 @@ class CoMatch(SSLAlgorithm):
 
     name = "comatch"
     description = "memory-smoothed pseudo-labels + contrastive embeddings shaped by a pseudo-label graph"
-    config_options = (
+    config_options: ClassVar[tuple[Option, ...]] = (
         temperature_option(0.2),
         p_cutoff_option(0.95),
         Option("contrast_p_cutoff", float, 0.8, "Pseudo-label similarity below which two samples are not "

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -61,7 +61,7 @@ class CRMatch(SSLAlgorithm):
 
     name = "crmatch"
     description = "FixMatch + rotation-prediction head + feature-distance loss between weak and strong views"
-    config_options = (
+    config_options: ClassVar[tuple[Option, ...]] = (
         p_cutoff_option(0.95),
         hard_label_option(True),
         Option("rot_loss_ratio", float, 1.0, "Above 0 turns the rotation loss on (USB weighs it 1 whatever the "

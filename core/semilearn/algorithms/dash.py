@@ -29,7 +29,7 @@ from __future__ import annotations
 import copy
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -73,7 +73,7 @@ class Dash(SSLAlgorithm):
 
     name = "dash"
     description = "dynamic threshold on the pseudo-label loss, decreasing geometrically after a warm-up"
-    config_options = (
+    config_options: ClassVar[tuple[Option, ...]] = (
         temperature_option(0.5),
         Option("gamma", float, 1.27, "Factor by which the threshold decreases (rho ~ gamma^-k).", minimum=1,
                usb=True),

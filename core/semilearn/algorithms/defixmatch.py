@@ -10,8 +10,11 @@ averages the weak and strong labelled views.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
+from ..config import Option
 from .common import (
     SSLAlgorithm,
     hard_label_option,
@@ -32,7 +35,7 @@ class DeFixMatch(SSLAlgorithm):
 
     name = "defixmatch"
     description = "debiased FixMatch: the pseudo-label loss on labelled data is subtracted from the unlabelled one"
-    config_options = (p_cutoff_option(0.95), temperature_option(0.5), hard_label_option(True), sharpen_soft_labels_option(),
+    config_options: ClassVar[tuple[Option, ...]] = (p_cutoff_option(0.95), temperature_option(0.5), hard_label_option(True), sharpen_soft_labels_option(),
                       ulb_loss_ratio_option(0.5))
 
     def sample_batch(self) -> dict[str, torch.Tensor]:

@@ -11,6 +11,8 @@ mask policy; its per-sample record and class effects are in checkpoints.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from ..config import Option
@@ -35,7 +37,7 @@ class FlexMatch(SSLAlgorithm):
 
     name = "flexmatch"
     description = "FixMatch with class-wise curriculum thresholds (learning effects), warmed up from zero"
-    config_options = (
+    config_options: ClassVar[tuple[Option, ...]] = (
         p_cutoff_option(0.95),
         temperature_option(0.5),
         hard_label_option(True),

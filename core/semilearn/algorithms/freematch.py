@@ -12,6 +12,8 @@ few classes.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from ..config import Option
@@ -62,7 +64,7 @@ class FreeMatch(SSLAlgorithm):
 
     name = "freematch"
     description = "self-adaptive global/class-wise thresholds from EMA confidence, plus a fairness loss"
-    config_options = (
+    config_options: ClassVar[tuple[Option, ...]] = (
         temperature_option(0.5),
         hard_label_option(True),
         ema_p_option(0.999),

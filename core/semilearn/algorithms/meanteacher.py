@@ -13,12 +13,12 @@ model (``ema_m: 0``, or the ``ema`` plugin disabled) there is no teacher: a Conf
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
 
-from ..config import Config
+from ..config import Config, Option
 from ..errors import ConfigError
 from ..nets.heads import frozen_batch_norm_stats
 from .common import (
@@ -42,7 +42,7 @@ class MeanTeacher(SSLAlgorithm):
 
     name = "meanteacher"
     description = "mean-squared consistency with an EMA-of-weights teacher (the EMA model)"
-    config_options = (ulb_loss_ratio_option(50.0), unsup_warm_up_option(0.4), joint_forward_option())
+    config_options: ClassVar[tuple[Option, ...]] = (ulb_loss_ratio_option(50.0), unsup_warm_up_option(0.4), joint_forward_option())
 
     def __init__(self, config: Config, data: SSLData, model: nn.Module, manager: PluginManager, run_dir: Path,
                  device: torch.device) -> None:

@@ -18,6 +18,8 @@ batch, through one pass each.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from ..config import Option
@@ -48,7 +50,7 @@ class MixMatch(SSLAlgorithm):
 
     name = "mixmatch"
     description = "K-view label guessing with sharpening, then MixUp of labelled and unlabelled data"
-    config_options = (
+    config_options: ClassVar[tuple[Option, ...]] = (
         temperature_option(0.5),
         mixup_alpha_option(0.5),
         ulb_loss_ratio_option(100.0),

@@ -10,8 +10,11 @@ its own and only the labelled one moves the batch-norm running statistics
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
+from ..config import Option
 from .common import (
     SSLAlgorithm,
     joint_forward_option,
@@ -30,7 +33,7 @@ class PiModel(SSLAlgorithm):
 
     name = "pimodel"
     description = "mean-squared consistency between the predictions of two stochastic (weak) views"
-    config_options = (ulb_loss_ratio_option(10.0), unsup_warm_up_option(0.4), joint_forward_option())
+    config_options: ClassVar[tuple[Option, ...]] = (ulb_loss_ratio_option(10.0), unsup_warm_up_option(0.4), joint_forward_option())
 
     def sample_batch(self) -> dict[str, torch.Tensor]:
         _, images, targets = self.draw_labelled()

@@ -11,8 +11,11 @@ with ``uratio: 1``.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
+from ..config import Option
 from .common import (
     SSLAlgorithm,
     joint_forward_option,
@@ -32,7 +35,7 @@ class PseudoLabel(SSLAlgorithm):
 
     name = "pseudolabel"
     description = "hard pseudo-labels on weak views above p_cutoff, with a linear unsupervised warm-up"
-    config_options = (p_cutoff_option(0.95), ulb_loss_ratio_option(1.0), unsup_warm_up_option(0.4),
+    config_options: ClassVar[tuple[Option, ...]] = (p_cutoff_option(0.95), ulb_loss_ratio_option(1.0), unsup_warm_up_option(0.4),
                       joint_forward_option())
 
     def sample_batch(self) -> dict[str, torch.Tensor]:

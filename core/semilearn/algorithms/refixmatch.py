@@ -17,6 +17,8 @@ with the same temperature (``softmax(z_w / 0.5)``), the paper's self-distillatio
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 
@@ -50,7 +52,7 @@ class ReFixMatch(FixMatch):
 
     name = "refixmatch"
     description = "FixMatch + a KL term on the low-confidence samples its mask leaves out"
-    config_options = (*FixMatch.config_options, refix_target_option())
+    config_options: ClassVar[tuple[Option, ...]] = (*FixMatch.config_options, refix_target_option())
 
     def train_step(  # type: ignore[override]
         self, x_lb: torch.Tensor, y_lb: torch.Tensor, x_ulb_w: torch.Tensor, x_ulb_s: torch.Tensor

@@ -21,6 +21,8 @@ the aligned guess, the targets and the losses float64; so does this engine.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -52,7 +54,7 @@ class ReMixMatch(SSLAlgorithm):
 
     name = "remixmatch"
     description = "distribution alignment + augmentation anchoring (strong views) + MixUp + rotation loss"
-    config_options = (
+    config_options: ClassVar[tuple[Option, ...]] = (
         temperature_option(0.5),
         mixup_alpha_option(0.75),
         Option("kl_loss_ratio", float, 0.5, "Weight of the loss of the unmixed strong view on the guess.",

@@ -31,7 +31,7 @@ Bank, labels and alignment queue are in checkpoints.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -111,7 +111,7 @@ class SimMatch(SSLAlgorithm):
 
     name = "simmatch"
     description = "semantic + instance similarity to a labelled memory bank, each calibrating the other"
-    config_options = (
+    config_options: ClassVar[tuple[Option, ...]] = (
         temperature_option(0.1),
         p_cutoff_option(0.95),
         Option("proj_size", int, 128, "Size of the projected embedding.", minimum=1, usb=True),

@@ -13,6 +13,8 @@ pseudo-labels themselves come from the unaligned prediction.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from ..config import Option
@@ -35,7 +37,7 @@ class SoftMatch(SSLAlgorithm):
 
     name = "softmatch"
     description = "truncated-Gaussian weights on pseudo-labels, after uniform distribution alignment"
-    config_options = (
+    config_options: ClassVar[tuple[Option, ...]] = (
         temperature_option(0.5),
         hard_label_option(True),
         Option("dist_align", bool, True, "Align the predictions before weighting them.", usb=True),

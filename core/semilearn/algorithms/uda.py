@@ -14,6 +14,7 @@ or ``log`` in the training progress; ``none`` turns TSA off).
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 
@@ -58,7 +59,7 @@ class UDA(SSLAlgorithm):
 
     name = "uda"
     description = "sharpened soft targets with a confidence mask, and training signal annealing (TSA)"
-    config_options = (
+    config_options: ClassVar[tuple[Option, ...]] = (
         temperature_option(0.4),
         sharpen_soft_labels_option(),
         p_cutoff_option(0.8),

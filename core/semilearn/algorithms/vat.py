@@ -21,6 +21,7 @@ adversarial views through one pass.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -98,7 +99,7 @@ class VAT(SSLAlgorithm):
 
     name = "vat"
     description = "virtual adversarial perturbations (consistency against the worst direction) + entropy minimisation"
-    config_options = (
+    config_options: ClassVar[tuple[Option, ...]] = (
         Option("vat_eps", float, 6.0, "L2 norm of the adversarial perturbation of each (normalised) image.",
                minimum=0, usb=True),
         Option("vat_xi", float, 1e-6, "L2 norm of the probe that finds the adversarial direction (USB's 1e-6 "
