@@ -232,3 +232,24 @@ def test_a_log_file_on_a_full_disk_stops_the_run_with_one_clear_line(tmp_path: P
                         r"space left on the device \([\d.]+ [KMGT]iB free on \S+\); the run stops rather than lose "
                         r"its log", last), last
     assert "Logging error" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_plugin_logging_at_before_run_reaches_log_txt_whatever_its_name(tmp_path: Path) -> None:
+    """log.txt opens first at before_run (tryfirst), so a plugin called before the logging
+    plugin (registered later, or named to sort first) does not lose its lines."""
+    import logging
+
+    from semilearn import Hook, hookimpl
+
+    class Aardvark(Hook):
+        name = "aardvark"
+
+        @hookimpl
+        def before_run(self, algorithm) -> None:
+            logging.getLogger("semilearn").warning("aardvark: ready")
+
+    result = train_in_process(tmp_path, "num_train_iter=2", plugins=[Aardvark()])
+    assert result.status == "completed"
+    order = result.algorithm.manager.call_order()["before_run"]
+    assert order.index("logging") < order.index("aardvark")
+    assert "aardvark: ready" in (result.run_dir / "log.txt").read_text(encoding="utf-8")

@@ -130,7 +130,7 @@ class LoggingHook(Hook):
 
     # -- set-up -----------------------------------------------------------------
 
-    @hookimpl
+    @hookimpl(tryfirst=True)  # log.txt is open before any other plugin logs at before_run
     def before_run(self, algorithm: RunView) -> None:
         run_dir = Path(algorithm.run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
