@@ -56,7 +56,8 @@ from .common import benchmark_augment, channel_statistics, crop_geometry
 if TYPE_CHECKING:
     from ..config import Config
 
-__all__ = ["build_npz", "build_image_folder", "default_net_for", "IMAGE_EXTENSIONS"]
+__all__ = ["build_npz", "build_image_folder", "default_net_for", "IMAGE_EXTENSIONS", "as_nchw", "image_files",
+           "decode_image"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 _REQUIRED_ARRAYS = ("labelled_images", "labelled_targets", "test_images", "test_targets")
@@ -172,7 +173,7 @@ def _npz_path(data_dir: str) -> Path:
     )
 
 
-def _as_nchw(array: np.ndarray, key: str, source: Path) -> torch.Tensor:
+def as_nchw(array: np.ndarray, key: str, source: Path) -> torch.Tensor:
     """uint8 ``[N, C, H, W]`` from ``[N, H, W]``, ``[N, H, W, C]`` or ``[N, C, H, W]``."""
     if array.dtype != np.uint8:
         raise DataError(
@@ -214,7 +215,7 @@ def build_npz(config: Config, device: torch.device) -> SSLData:
         unknown = sorted(set(arrays) - set(_REQUIRED_ARRAYS) - set(_OPTIONAL_ARRAYS))
         hint = f" (it has {', '.join(unknown)})" if unknown else ""
         raise DataError(f"{path} has no array '{missing[0]}'{hint}; expected {', '.join(_REQUIRED_ARRAYS)}")
-    images = {key: _as_nchw(arrays[key], key, path) for key in ("labelled_images", "test_images", "unlabelled_images")
+    images = {key: as_nchw(arrays[key], key, path) for key in ("labelled_images", "test_images", "unlabelled_images")
               if key in arrays}
     shapes = {tuple(tensor.shape[1:]) for tensor in images.values()}
     if len(shapes) > 1:
@@ -243,7 +244,8 @@ def build_npz(config: Config, device: torch.device) -> SSLData:
 # ---------------------------------------------------------------------------
 
 
-def _image_files(folder: Path) -> list[Path]:
+def image_files(folder: Path) -> list[Path]:
+    """Every image file below ``folder`` (any depth, by extension), sorted; hidden ones left out."""
     return sorted(
         path for path in folder.rglob("*")
         if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
@@ -253,7 +255,7 @@ def _image_files(folder: Path) -> list[Path]:
 
 def _class_files(folder: Path) -> dict[str, list[Path]]:
     classes = sorted(entry.name for entry in folder.iterdir() if entry.is_dir() and not entry.name.startswith("."))
-    return {name: _image_files(folder / name) for name in classes}
+    return {name: image_files(folder / name) for name in classes}
 
 
 def _pillow() -> Any:
@@ -264,20 +266,27 @@ def _pillow() -> Any:
     return Image
 
 
+def decode_image(path: Path, mode: str, size: tuple[int, int] | None = None) -> np.ndarray:
+    """One image file as uint8 ``[H, W, C]``, converted to Pillow ``mode`` (``"L"`` or
+    ``"RGB"``) and, when ``size`` (width, height) is given, resized to it."""
+    image_module = _pillow()
+    try:
+        with image_module.open(path) as image:
+            converted = image.convert(mode)
+            if size is not None and converted.size != size:
+                converted = converted.resize(size, image_module.Resampling.BILINEAR)
+            array = np.asarray(converted)
+    except (OSError, ValueError) as error:
+        raise DataError(f"cannot decode image {path} ({error})") from None
+    return array.reshape(array.shape[0], array.shape[1], -1)
+
+
 def _decode(files: list[Path], size: tuple[int, int], mode: str) -> torch.Tensor:
     """Decode ``files`` into one uint8 ``[N, C, H, W]`` tensor (``size`` is width, height)."""
-    image_module = _pillow()
     channels = 1 if mode == "L" else 3
     out = np.empty((len(files), size[1], size[0], channels), dtype=np.uint8)
     for index, path in enumerate(files):
-        try:
-            with image_module.open(path) as image:
-                converted = image.convert(mode)
-                if converted.size != size:
-                    converted = converted.resize(size, image_module.Resampling.BILINEAR)
-                out[index] = np.asarray(converted).reshape(size[1], size[0], channels)
-        except (OSError, ValueError) as error:
-            raise DataError(f"cannot decode image {path} ({error})") from None
+        out[index] = decode_image(path, mode, size)
     return torch.from_numpy(out.transpose(0, 3, 1, 2).copy())
 
 
@@ -349,7 +358,7 @@ def build_image_folder(config: Config, device: torch.device) -> SSLData:
 
     labelled = {path.resolve(): class_index[name] for name, files in train_classes.items() for path in files}
     listed = _unlabelled_list(root, train, labelled)
-    extra = _image_files(root / "unlabelled") if (root / "unlabelled").is_dir() else []
+    extra = image_files(root / "unlabelled") if (root / "unlabelled").is_dir() else []
     test_files = [(path, class_index[name]) for name, files in test_classes.items() for path in files]
     if not test_files:
         raise DataError(f"{test} holds no images")
