@@ -156,12 +156,13 @@ def evaluate_command(state: Any, target: Path, which: str, weights: str, overrid
     import torch
 
     from ..errors import InputError
+    from .predict import resolve_device
     from .predictor import load, saved_config
 
     manager = state.manager
     if plot is not None and not plot.parent.is_dir():
         raise InputError(f"--plot: folder {plot.parent} does not exist")
-    predictor = load(target, which, weights, _device(device), manager)
+    predictor = load(target, which, weights, str(resolve_device(device)), manager)
     config = saved_config({"config": predictor.config}, manager, overrides)
     data = manager.registry("dataset").get(config.dataset)(config, torch.device("cpu"))
     if data.num_classes != predictor.card.num_classes:
@@ -197,12 +198,3 @@ def evaluate_command(state: Any, target: Path, which: str, weights: str, overrid
         click.echo(f"\nconfusion matrix: {plot}")
     return 0
 
-
-def _device(name: str) -> str:
-    import torch
-
-    from ..errors import InputError
-
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {name}: no CUDA device is available here")
-    return name
