@@ -206,3 +206,20 @@ def test_nonfinite_loss_warn_trains_on_and_counts_the_steps(tmp_path: Path, capl
         "tells how many steps were affected)",
         "the loss was NaN or infinite at 13 of 20 steps (first at step 8)",
     ]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_amp_on_a_cpu_without_native_bfloat16_trains_in_float32_with_one_warning(
+    fast: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import semilearn.algorithm
+
+    monkeypatch.setattr(semilearn.algorithm, "cpu_has_fast_bfloat16", lambda: fast)
+    result = train_in_process(tmp_path, "num_train_iter=2", "amp=true", "device=cpu")
+    assert result.status == "completed"
+    assert result.algorithm.amp is fast
+    warnings = [record.getMessage() for record in caplog.records if "no native bfloat16" in record.getMessage()]
+    assert warnings == ([] if fast else ["amp: this CPU has no native bfloat16 (AVX2 only), where bfloat16 autocast "
+                                          "runs about ten times slower than float32: training in float32 instead"])
+    with result.algorithm.autocast():
+        assert torch.is_autocast_enabled("cpu") is fast

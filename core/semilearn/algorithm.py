@@ -131,6 +131,11 @@ class AlgorithmBase:
         self.optimizer = build_optimizer(self.module, config)
         self.scheduler = cosine_schedule_with_warmup(self.optimizer, config.num_train_iter, config.num_warmup_iter)
         self.amp_dtype = self._amp_dtype()
+        self.amp = bool(config.amp)
+        if self.amp and device.type == "cpu" and self.amp_dtype == torch.bfloat16 and not cpu_has_fast_bfloat16():
+            self.amp = False  # bfloat16 emulated without AVX-512: about ten times slower than float32
+            self.log.warning("amp: this CPU has no native bfloat16 (AVX2 only), where bfloat16 autocast runs about "
+                             "ten times slower than float32: training in float32 instead")
         self.scaler = torch.amp.GradScaler(
             device.type, enabled=self.amp_dtype == torch.float16 and device.type == "cuda"
         )
@@ -422,7 +427,7 @@ class AlgorithmBase:
         raise NotImplementedError
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if not self.config.amp:
+        if not self.amp:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
@@ -626,6 +631,15 @@ class AlgorithmBase:
         self.eval_history = [dict(entry) for entry in state.get("eval_history", [])]
         self.global_step = int(state["step"])
         self.epoch = self.global_step // self.iters_per_epoch
+
+
+def cpu_has_fast_bfloat16() -> bool:
+    """Whether this CPU runs bfloat16 kernels natively (AVX-512 or AMX, as oneDNN uses them);
+    with AVX2 alone bfloat16 is emulated, about ten times slower than float32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN: assume not
+        return False
 
 
 def resolved_net_name(config: Config, data: SSLData) -> str:

@@ -268,7 +268,9 @@ CORE_OPTIONS: tuple[Option, ...] = (
            "(SyncBatchNorm)."),
     Option("dist_timeout", int, 600, "Under torchrun, seconds a collective waits for a missing process before "
            "failing.", minimum=1),
-    Option("amp", bool, False, "Automatic mixed precision (USB also: use_amp).", usb=True),
+    Option("amp", bool, False, "Automatic mixed precision (USB also: use_amp). On a CPU without native bfloat16 "
+           "(AVX2 only), where bfloat16 runs about ten times slower, the run trains in float32 and says so.",
+           usb=True),
     Option("amp_dtype", str, "auto", "Mixed-precision type: `auto` (bfloat16 where supported, else float16), "
            "`float16` or `bfloat16`.", choices=("auto", "float16", "bfloat16")),
     # the run on disk
