@@ -110,7 +110,7 @@ def test_a_live_bar_on_a_real_terminal(tmp_path: Path) -> None:
     screen = b"".join(chunks).decode("utf-8", "replace")
     assert process.returncode == 0, screen
     assert "\r" in screen and "\x1b[K" in screen
-    assert "it/s eta" in screen and "20/20 100%" in screen
+    assert " it/s" in screen and "20/20 100%" in screen and re.search(r"\d+:\d\d<\d+:\d\d", screen)
     assert "| loss " in screen and " mask " in screen and " acc " in screen
     assert "eval step 10/20" in screen  # eval results stay on the screen above the bar
     assert "step 5/20 · loss" not in screen  # train lines go to the bar and the files only
@@ -253,3 +253,50 @@ def test_a_plugin_logging_at_before_run_reaches_log_txt_whatever_its_name(tmp_pa
     order = result.algorithm.manager.call_order()["before_run"]
     assert order.index("logging") < order.index("aardvark")
     assert "aardvark: ready" in (result.run_dir / "log.txt").read_text(encoding="utf-8")
+
+
+def test_the_bar_rate_follows_recent_steps_and_shows_elapsed_time() -> None:
+    import io
+
+    from semilearn_logging.progress import ProgressBar
+
+    now = [0.0]
+    bar = ProgressBar(io.StringIO(), 3000, clock=lambda: now[0])
+    for step in range(1, 11):  # a slow start: 0.8 steps/s (start-up, first compilation ...)
+        now[0] += 1 / 0.8
+        bar.update(step)
+    for step in range(11, 41):  # then 1.8 steps/s for 16.7 s, more than the window
+        now[0] += 1 / 1.8
+        bar.update(step)
+    assert bar.rate() == pytest.approx(1.8)  # an average since the start would say 1.4
+    line = bar.render(120)
+    assert line.startswith("40/3000   1% ") and "0:29<27:24 1.8 it/s" in line  # elapsed<eta, eta at 1.8 it/s
+
+
+def test_a_narrow_bar_drops_whole_fields() -> None:
+    import io
+
+    from semilearn_logging.progress import ProgressBar
+
+    now = [0.0]
+    bar = ProgressBar(io.StringIO(), 3000, clock=lambda: now[0])
+    for step in range(1, 41):
+        now[0] += 0.5
+        bar.update(step)
+    bar.set(loss="2.6847", mask="100.00%", acc="93.11%")
+    fields = ["40/3000   1%", "0:20<24:40", "2.0 it/s", "loss 2.6847", "mask 100.00%", "acc 93.11%"]
+    previous = None
+    for width in range(120, 5, -1):
+        line = bar.render(width)
+        assert len(line) <= max(width - 1, len(fields[0])), (width, line)
+        for field in fields:  # every field is whole or absent: no value is cut
+            first = field.split()[0]
+            if first in line.split():
+                assert field in line, (width, line)
+        assert line.startswith(fields[0])
+        if previous is not None:
+            assert len(line) <= len(previous)
+        previous = line
+    assert bar.render(60) == "40/3000   1% ░░░░░░░░░░░░ 0:20<24:40 2.0 it/s | loss 2.6847"
+    assert bar.render(30) == "40/3000   1% 0:20<24:40"
+    assert bar.render(10) == "40/3000   1%"

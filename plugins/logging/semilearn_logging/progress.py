@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 from semilearn.metrics import format_metric
@@ -43,21 +44,35 @@ def format_metrics(metrics: Mapping[str, float]) -> str:
 
 
 class ProgressBar:
-    """Redraws ``[step/total] bar it/s eta | loss mask acc`` in place, at most ten times a second."""
+    """Redraws ``step/total % bar elapsed<eta rate | loss mask acc`` in place, at most ten times a second.
 
-    def __init__(self, stream: IO[str], total: int, start: int = 0) -> None:
+    The rate is measured over the last :attr:`WINDOW` seconds (not since the start, which
+    would lag behind a run that sped up after its first steps), and the ETA follows from it.
+    When the line is too narrow, whole fields are dropped (the metrics from the last, then
+    the bar, the rate, the times), never cut in the middle.
+    """
+
+    WINDOW = 10.0  # seconds of recent steps the rate is measured over
+
+    def __init__(self, stream: IO[str], total: int, start: int = 0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.stream = stream
         self.total = total
         self.start_step = start
         self.step = start
-        self.started = time.monotonic()
+        self._clock = clock
+        self.started = clock()
         self.extra: dict[str, str] = {}
         self._last_draw = 0.0
         self._visible = False
+        self._samples: deque[tuple[float, int]] = deque([(self.started, start)])
 
     def update(self, step: int, force: bool = False) -> None:
         self.step = step
-        now = time.monotonic()
+        now = self._clock()
+        self._samples.append((now, step))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= self.WINDOW:
+            self._samples.popleft()
         if force or now - self._last_draw >= 0.1 or step >= self.total:
             self._last_draw = now
             self.draw()
@@ -65,20 +80,53 @@ class ProgressBar:
     def set(self, **values: str) -> None:
         self.extra.update(values)
 
+    def rate(self) -> float:
+        """Steps per second over the recent window (since the start, while it is shorter)."""
+        (first_time, first_step), (last_time, last_step) = self._samples[0], self._samples[-1]
+        if last_step <= first_step or last_time <= first_time:
+            return 0.0
+        return (last_step - first_step) / (last_time - first_time)
+
     def render(self, width: int) -> str:
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        done = self.step - self.start_step
-        rate = done / elapsed
-        eta = (self.total - self.step) / rate if rate > 0 else 0.0
+        rate = self.rate()
+        elapsed = self._clock() - self.started
+        eta = (self.total - self.step) / rate if rate > 0 else None
         fraction = self.step / self.total if self.total else 1.0
         head = f"{self.step}/{self.total} {100 * fraction:3.0f}%"
-        tail = f"{rate:.1f} it/s eta {format_duration(eta)}"
-        if self.extra:
-            tail += " | " + " ".join(f"{name} {value}" for name, value in self.extra.items())
-        bar_width = max(10, min(40, width - len(head) - len(tail) - 6))
-        filled = int(bar_width * fraction)
-        bar = "█" * filled + "░" * (bar_width - filled)
-        return f"{head} {bar} {tail}"[: max(width - 1, 20)]
+        times = f"{format_duration(elapsed)}<{format_duration(eta) if eta is not None else '?'}"
+        speed = f"{rate:.1f} it/s" if rate > 0 else ""
+        extras = [f"{name} {value}" for name, value in self.extra.items()]
+        limit = max(width - 1, len(head))
+        show_bar, show_speed, show_times = True, bool(speed), True
+
+        def line(bar_width: int) -> str:
+            parts = [head]
+            if show_bar:
+                filled = int(bar_width * min(max(fraction, 0.0), 1.0))
+                parts.append("█" * filled + "░" * (bar_width - filled))
+            if show_times:
+                parts.append(times)
+            if show_speed:
+                parts.append(speed)
+            text = " ".join(parts)
+            return text + (" | " + " ".join(extras) if extras else "")
+
+        while True:
+            spare = limit - len(line(0))  # room for the bar itself (its separator is counted)
+            if show_bar and spare >= 10:
+                return line(min(40, spare))
+            if not show_bar and spare >= 0:
+                return line(0)
+            if extras:
+                extras.pop()
+            elif show_bar:
+                show_bar = False
+            elif show_speed:
+                show_speed = False
+            elif show_times:
+                show_times = False
+            else:
+                return head
 
     def draw(self) -> None:
         width = shutil.get_terminal_size((100, 20)).columns
