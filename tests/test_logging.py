@@ -300,3 +300,51 @@ def test_a_narrow_bar_drops_whole_fields() -> None:
     assert bar.render(60) == "40/3000   1% ░░░░░░░░░░░░ 0:20<24:40 2.0 it/s | loss 2.6847"
     assert bar.render(30) == "40/3000   1% 0:20<24:40"
     assert bar.render(10) == "40/3000   1%"
+
+
+def test_prints_and_warnings_keep_clear_of_the_bar(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """While the bar is shown, sys.stdout, sys.stderr and Python warnings go through the
+    bar-aware stream: the bar is erased, the line written, the bar drawn again below it."""
+    import sys
+    import warnings
+
+    from semilearn import Hook, hookimpl
+    from semilearn_logging.progress import BarAwareStream
+
+    class Chatty(Hook):
+        name = "chatty"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.streams: list[tuple[bool, bool]] = []
+
+        @hookimpl
+        def after_train_step(self, step: int) -> None:
+            self.streams.append((isinstance(sys.stdout, BarAwareStream), isinstance(sys.stderr, BarAwareStream)))
+            if step == 3:
+                print("chatty: hello")
+                warnings.warn("chatty: careful", UserWarning, stacklevel=1)
+
+        @hookimpl
+        def after_run(self) -> None:
+            print("chatty: the end")
+
+    from semilearn.cli import setup_console
+
+    setup_console()  # as the command line does: the console on this test's stdout
+    chatty = Chatty()
+    before = (sys.stdout, sys.stderr)
+    result = train_in_process(tmp_path, "num_train_iter=4", "logging.progress=on", plugins=[chatty])
+    assert result.status == "completed"
+    assert chatty.streams == [(True, True)] * 4
+    assert (sys.stdout, sys.stderr) == before  # given back at the end
+    captured = capsys.readouterr()
+    # the bar (drawn with \r ... \x1b[K) is erased before the print, and drawn again after it
+    assert re.search(r"\r\x1b\[Kchatty: hello\n\r\d/4 ", captured.out)
+    # Python warnings go through logging (and so through the bar-aware console)
+    assert any(record.name == "py.warnings" and "UserWarning: chatty: careful" in record.getMessage()
+               for record in caplog.records)
+    # the last frame comes before the lines printed at the end of the run
+    assert captured.out.index("4/4 100%") < captured.out.index("chatty: the end")
+    assert "\r" not in captured.out[captured.out.index("chatty: the end"):]

@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     logging_log: protocols.Log = logging.log
     logging_save_checkpoint: protocols.SaveCheckpoint = logging.save_checkpoint
     logging_after_run: protocols.AfterRun = logging.after_run
+    logging_on_step_end: protocols.OnStepEnd = logging.on_step_end
 
     # semilearn-checkpoint
     checkpoint = CheckpointHook()

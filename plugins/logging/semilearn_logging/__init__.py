@@ -120,6 +120,8 @@ class LoggingHook(Hook):
         self._metrics: IO[str] | None = None
         self._metrics_path: Path | None = None
         self._bar: ProgressBar | None = None
+        self._streams: tuple[Any, Any] | None = None  # sys.stdout and sys.stderr while the bar is shown
+        self._capturing_warnings = False
         self._console: logging.StreamHandler[Any] | None = None
         self._console_stream: Any = None
         self._started = time.monotonic()
@@ -150,6 +152,12 @@ class LoggingHook(Hook):
             if console is not None:
                 self._console, self._console_stream = console, console.stream
                 console.setStream(BarAwareStream(stream, self._bar))  # type: ignore[arg-type]
+            # print(), other writes and Python warnings keep clear of the bar while it is shown
+            self._streams = (sys.stdout, sys.stderr)
+            sys.stdout = BarAwareStream(sys.stdout, self._bar)  # type: ignore[assignment]
+            sys.stderr = BarAwareStream(sys.stderr, self._bar)  # type: ignore[assignment]
+            self._capturing_warnings = True
+            logging.captureWarnings(True)
 
     @hookimpl
     def load_checkpoint(self, algorithm: RunView, state: Mapping[str, Any]) -> None:
@@ -211,13 +219,36 @@ class LoggingHook(Hook):
         if self._log_file is not None and self._log_file.failure is not None:
             raise _unwritable(Path(self._log_file.baseFilename), self._log_file.failure)
 
+    @hookimpl(tryfirst=True)
+    def on_step_end(self, algorithm: RunView, step: int) -> None:
+        # the last frame is drawn before anything that ends the run prints its lines
+        if self._bar is not None and (step >= algorithm.num_train_iter or algorithm.stop_reason):
+            self._bar.update(step, force=True)
+            self._end_bar()
+
+    def _end_bar(self) -> None:
+        """Draw the bar's last frame and give the console, stdout, stderr and warnings back."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        if self._console is not None:
+            self._console.setStream(self._console_stream)
+            self._console = None
+        if self._streams is not None:
+            stdout, stderr = self._streams
+            if isinstance(sys.stdout, BarAwareStream):
+                sys.stdout = stdout
+            if isinstance(sys.stderr, BarAwareStream):
+                sys.stderr = stderr
+            self._streams = None
+        if self._capturing_warnings:
+            logging.captureWarnings(False)
+            self._capturing_warnings = False
+
     @hookimpl(trylast=True)  # the summary and closing the files come after every other plugin's ending
     def after_run(self, algorithm: RunView, status: str, error: BaseException | None) -> None:
         try:
-            if self._bar is not None:
-                self._bar.close()
-            if self._console is not None:
-                self._console.setStream(self._console_stream)
+            self._end_bar()
             if error is not None and not isinstance(error, KeyboardInterrupt):
                 self._write_file(
                     "the run failed:\n" + "".join(traceback.format_exception(type(error), error, error.__traceback__))
@@ -332,8 +363,7 @@ class LoggingHook(Hook):
             logging.getLogger("semilearn").removeHandler(self._log_file)
             self._log_file.close()
             self._log_file = None
-        self._bar = None
-        self._console = None
+        self._end_bar()
 
     # -- command ------------------------------------------------------------------
 
