@@ -14,5 +14,6 @@ __all__ = ["inference_commands"]
 def inference_commands() -> list[click.Command]:
     """The commands, imported when the command line starts (they import torch only when run)."""
     from .evaluate import evaluate_command
+    from .export import export_command
 
-    return [evaluate_command]
+    return [evaluate_command, export_command]
