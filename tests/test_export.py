@@ -53,9 +53,9 @@ def _resized(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return torch.nn.functional.interpolate(images.float(), size=(height, width), mode="nearest").to(torch.uint8)
 
 
-# A Python that has torch and cannot import semilearn: -I leaves out PYTHONPATH, the
-# working directory and the user's site-packages; the finder refuses semilearn even where
-# it is installed in the environment (editable or not).
+# A Python that has torch and cannot import semilearn: -E leaves out PYTHONPATH (the
+# working directory is the test's folder); the finder refuses semilearn even where it is
+# installed in the environment (editable or not), and nothing of it may be imported.
 _WITHOUT_SEMILEARN = textwrap.dedent(
     """
     import importlib.abc
@@ -90,7 +90,7 @@ _WITHOUT_SEMILEARN = textwrap.dedent(
 def _logits_in_plain_torch(model: Path, images: torch.Tensor, folder: Path) -> torch.Tensor:
     torch.save(images, folder / "images.pt")
     completed = subprocess.run(
-        [sys.executable, "-I", "-c", _WITHOUT_SEMILEARN, str(model), str(folder / "images.pt"),
+        [sys.executable, "-E", "-c", _WITHOUT_SEMILEARN, str(model), str(folder / "images.pt"),
          str(folder / "logits.pt")],
         cwd=folder, capture_output=True, text=True, timeout=300,
         env={key: value for key, value in os.environ.items() if key != "PYTHONPATH"},
