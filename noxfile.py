@@ -197,7 +197,7 @@ def aim(session: nox.Session) -> None:
 def all(session: nox.Session) -> None:  # noqa: A001 - the session's name on the command line
     """Everything installed together: a clean `pip check`, and the tests of plugins working together."""
     _install_core(session)
-    session.install(*_all_plugins(), f"./{TEST_PLUGINS}")
+    session.install(*_all_plugins(), f"./{TEST_PLUGINS}", ".[onnx]", "onnxruntime")  # ONNX export, run
     session.run("python", "-m", "pip", "check")
     session.run("semilearn", "plugins")
     _tracker_homes(session)

@@ -124,6 +124,7 @@ def test_bad_targets_are_one_line_and_exit_2(trained, cli, tmp_path: Path) -> No
     assert CHECKPOINT_FORMAT == state["format"]
 
 
+@pytest.mark.together  # matplotlib comes with the logging plugin's plot extra
 def test_plot_writes_the_confusion_matrix(trained, cli, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     path, _ = trained
@@ -134,6 +135,7 @@ def test_plot_writes_the_confusion_matrix(trained, cli, tmp_path: Path) -> None:
     assert cli("evaluate", str(path), "--plot", str(tmp_path / "no" / "c.png")).code == 2
 
 
+@pytest.mark.together
 @pytest.mark.skipif(not installed("semilearn-checkpoint"), reason="needs the checkpoint plugin's run directory")
 def test_a_run_directory_means_its_best_or_last_checkpoint(trained, cli) -> None:
     _, result = trained

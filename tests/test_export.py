@@ -22,7 +22,9 @@ from semilearn.inference.export import config_sha256, export_predictor
 ATOL = 1e-5
 
 # torch 2.13 marks TorchScript deprecated; the file still loads (what is tested here)
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+# `together`: the session with every plugin (and the onnx extra) runs them all
+pytestmark = [pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning"),
+              pytest.mark.together]
 
 needs_checkpoints = pytest.mark.skipif(not installed("semilearn-checkpoint"),
                                        reason="semilearn-checkpoint writes the checkpoints exported here")

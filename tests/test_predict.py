@@ -13,7 +13,8 @@ import torch
 
 from conftest import external_plugins, installed, train_in_process
 
-pytestmark = pytest.mark.skipif(not installed("semilearn-checkpoint"), reason="semilearn-checkpoint is not installed")
+pytestmark = [pytest.mark.skipif(not installed("semilearn-checkpoint"), reason="semilearn-checkpoint is not installed"),
+              pytest.mark.together]  # the session with every plugin runs them
 
 # Long enough for an accuracy far from chance (about 65% on the digits' test split), a few seconds.
 TRAINING = ("num_train_iter=120", "num_eval_iter=60", "lr=0.1", "ema_m=0.9")

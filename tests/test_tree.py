@@ -18,6 +18,7 @@ def test_map_tree_rebuilds_containers_and_maps_every_other_value() -> None:
     assert map_tree(source, lambda leaf: leaf * 2) == {"a": [2, (4, 6)], "b": {"c": "xx"}}
 
 
+@pytest.mark.together  # the checkpoint plugin's writer
 def test_a_checkpoint_snapshot_shares_no_tensor_memory_with_the_run() -> None:
     snapshot = pytest.importorskip("semilearn_checkpoint.writer").snapshot
     weight = torch.ones(3)
