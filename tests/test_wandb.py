@@ -317,7 +317,7 @@ def test_disabled_mode_writes_nothing(tmp_path: Path) -> None:
                              "got 'cloud'"),
         ("wandb.project=a/b", "wandb.project must be 1 to 128 characters without / \\ # ? % or :, got 'a/b'"),
         ("wandb.tags=[" + "x" * 65 + "]", "wandb.tags: each tag must be 1 to 64 characters"),
-        ("wandb.upload_checkpoint=true", "unknown key 'wandb.upload_checkpoint' (did you mean 'upload_checkpoints'?)"),
+        ("wandb.upload_checkpoint=true", "unknown key 'wandb.upload_checkpoint' (did you mean 'wandb.upload_checkpoints'?)"),
     ],
 )
 def test_bad_settings_are_one_clear_line(cli, setting: str, message: str) -> None:
