@@ -212,6 +212,16 @@ def test_an_offline_run_holds_config_versions_metrics_and_exit_code_under_the_ru
         assert [(line["step"], line["split"], {name: line[name] for name in metrics}) for line, (_, _, metrics)
                 in zip(lines, recorder.calls, strict=True)] == recorder.calls
     assert wandb_run.exit_code == 0
+    assert list(wandb_run.of("stats")) == []  # system metrics off by default, as Aim's system tracking
+    settings = result.algorithm.manager.infos["wandb"].plugin._run.settings
+    assert settings.x_disable_stats is True
+
+
+def test_system_metrics_are_sampled_when_asked(tmp_path: Path) -> None:
+    result = train(tmp_path, "wandb.system_metrics_interval=2.5", "num_train_iter=2")
+    assert result.status == "completed"
+    settings = result.algorithm.manager.infos["wandb"].plugin._run.settings
+    assert settings.x_disable_stats is False and settings.x_stats_sampling_interval == 2.5
 
 
 def test_a_diverged_run_is_a_failed_wandb_run_with_exit_code_3(tmp_path: Path) -> None:

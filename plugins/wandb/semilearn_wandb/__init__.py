@@ -59,6 +59,8 @@ class WandbHook(TrackerHook):
     * ``mode`` (``offline`` | ``online`` | ``disabled``, default ``offline``): offline runs
       are written to disk only; ``wandb sync DIR`` uploads them later;
     * ``dir`` (default: the run directory): the folder that receives ``wandb/``;
+    * ``system_metrics_interval`` (default null: off, as the Aim plugin's system tracking):
+      wandb's CPU, memory and GPU usage, sampled every this many seconds;
     * ``upload_checkpoints`` (default false): at the end, log the checkpoint plugin's
       ``best.pt`` and ``last.pt`` as versions of the artifact ``checkpoint-<run id>``
       (type ``model``) with the aliases ``best`` and ``latest``;
@@ -77,6 +79,9 @@ class WandbHook(TrackerHook):
                choices=("offline", "online", "disabled")),
         Option("dir", str, None, "Folder that receives wandb/ (relative to the working directory); null: the run "
                "directory.", nullable=True),
+        Option("system_metrics_interval", float, None, "Record CPU, memory and GPU usage every this many seconds "
+               "(wandb's system metrics); null: off, as Aim's system_tracking_interval.", nullable=True,
+               minimum=0.1, maximum=86400),
         Option("upload_checkpoints", bool, False, "At the end, log best.pt and last.pt as a model artifact with "
                "the aliases best and latest (needs the checkpoint plugin)."),
         STRICT_OPTION,
@@ -135,7 +140,7 @@ class WandbHook(TrackerHook):
             config=self.run_config(algorithm),
             allow_val_change=True,  # a resume may change settings that do not affect the trajectory
             reinit="create_new",  # never hand back another run still open in this process
-            settings=wandb.Settings(silent=True, console="off"),
+            settings=wandb.Settings(silent=True, console="off", **_system_metrics(section.system_metrics_interval)),
         )
         try:
             run.define_metric(STEP_METRIC)
@@ -209,3 +214,10 @@ def _wait_for_a_free_run_folder(wandb_dir: Path, run_id: str) -> None:
     deadline = time.monotonic() + 1.5
     while time.monotonic() < deadline and any(wandb_dir.glob(f"*run-{time.strftime('%Y%m%d_%H%M%S')}-{run_id}")):
         time.sleep(0.05)
+
+
+def _system_metrics(interval: float | None) -> dict[str, Any]:
+    """wandb's settings for its system metrics: off (the default, as Aim's), or sampled every ``interval`` s."""
+    if interval is None:
+        return {"x_disable_stats": True}
+    return {"x_disable_stats": False, "x_stats_sampling_interval": float(interval)}
