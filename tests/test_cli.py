@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import FAST, external_plugins
+from conftest import FAST, external_plugins, installed
 
 
 def _imports_torch(*args: str) -> bool:
@@ -205,3 +205,20 @@ def test_an_unknown_plugin_name_is_an_error_on_every_route(cli, monkeypatch) -> 
     assert cli("config", "show", "-p", "no:wandb", "--set", "disable_plugins=[aim]").code == 0
     # ... and USB's use_wandb / use_aim never stop a run
     assert cli("config", "show", "--set", "use_wandb=false", "--set", "use_aim=false").code == 0
+
+
+def test_the_first_line_comes_before_the_configuration_is_resolved(process, tmp_path: Path) -> None:
+    """The headline is printed from the configuration as given, before torch and the
+    trackers start: it is there even when resolving then fails, and a run prints it once
+    (its log file has it too)."""
+    failed = process("run", "--set", "algorithm=fixmatch", "--set", "lr=fast")
+    assert failed.code == 2
+    assert failed.out.splitlines()[0] == "semilearn 0.1.0 · fixmatch on digits (40 labels, seed 0)"
+    assert "lr" in failed.err
+    done = process("run", *FAST, "--set", "num_train_iter=2", "--set", "save_dir=runs", "--set", "seed=3")
+    assert done.code == 0, done.err
+    headline = "semilearn 0.1.0 · flexmatch on digits (40 labels, seed 3)"
+    assert done.out.splitlines()[0] == headline and done.out.count(headline) == 1
+    if installed("semilearn-logging"):
+        (log,) = (tmp_path / "runs").glob("*/log.txt")
+        assert log.read_text(encoding="utf-8").count(headline) == 1

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .cli import CONSOLE_EXTRA
 from .config import Config, Option
 from .data.augment import BatchAugment
 from .data.sampler import SampleStream
@@ -66,9 +67,10 @@ class RunLogger:
 
         self._logger = logging.getLogger("semilearn")
 
-    def info(self, message: str) -> None:
+    def info(self, message: str, console: bool = True) -> None:
+        """``console=False``: to the run's files only (a line the console showed already)."""
         if global_rank() == 0:
-            self._logger.info(message)
+            self._logger.info(message, extra={CONSOLE_EXTRA: console})
 
     def warning(self, message: str) -> None:
         if global_rank() == 0:
@@ -205,7 +207,10 @@ class AlgorithmBase:
                 self.resuming = resume_state is not None
                 self.hook.before_run(algorithm=self)
                 for level, message in banner:
-                    (self.log.warning if level == "warning" else self.log.info)(message)
+                    if level == "warning":
+                        self.log.warning(message)
+                    else:  # "file": shown on the console before the run was built (the headline)
+                        self.log.info(message, console=level != "file")
                 if resume_state is not None:
                     self.load_checkpoint_state(resume_state)
                     self.hook.load_checkpoint(algorithm=self, state=resume_state)

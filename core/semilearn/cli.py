@@ -25,10 +25,12 @@ from .errors import SemilearnError
 from .plugins import PluginManager, parse_plugin_args
 from .rundir import CONFIG_FILE
 
-__all__ = ["main", "build_cli", "setup_console", "CONSOLE_HANDLER_NAME", "DEBUG_ENV"]
+__all__ = ["main", "build_cli", "setup_console", "CONSOLE_HANDLER_NAME", "CONSOLE_EXTRA", "DEBUG_ENV"]
 
 # The name of the handler setup_console adds: the logging plugin finds the console by it.
 CONSOLE_HANDLER_NAME = "semilearn-console"
+# A log record with this attribute false goes to the run's files only, not the console.
+CONSOLE_EXTRA = "semilearn_console"
 DEBUG_ENV = "SEMILEARN_DEBUG"
 
 
@@ -50,6 +52,7 @@ def setup_console(stream: Any = None) -> logging.Handler:
             logger.removeHandler(handler)
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.set_name(CONSOLE_HANDLER_NAME)
+    handler.addFilter(lambda record: bool(getattr(record, CONSOLE_EXTRA, True)))
     handler.setFormatter(_ConsoleFormatter())
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
@@ -109,7 +112,7 @@ def build_cli(manager: PluginManager) -> click.Group:
     def run(state: _State, config_file: Path | None, overrides: tuple[str, ...], plugin_args: tuple[str, ...],
             resume: str | None, nproc_per_node: int | None) -> int:
         """Train with CONFIG_FILE (YAML; optional) and --set overrides."""
-        from .runner import load_config
+        from .runner import headline_of, load_config
         from .runner import run as run_training
 
         if nproc_per_node is not None and nproc_per_node > 1 and "LOCAL_RANK" not in os.environ:
@@ -122,9 +125,13 @@ def build_cli(manager: PluginManager) -> click.Group:
                 logging.getLogger("semilearn").info(f"configuration: {beside} (from the resumed run)")
                 raw = read_config_file(beside)
                 raw.pop("stop_step", None)  # where the earlier process stopped, not where this one should
+        # the run's first line, before torch and the trackers start (resolving imports torch)
+        announced = headline_of(config_file, overrides, raw) if global_rank() == 0 else None
+        if announced is not None:
+            logging.getLogger("semilearn").info(announced)
         resolution = load_config(state.manager, config_file, overrides, raw=raw)
         result = run_training(resolution.config, state.manager, resume=resume or resolution.resume,
-                              warnings=resolution.warnings)
+                              warnings=resolution.warnings, announced=announced)
         return result.exit_code
 
     @cli.command()

@@ -230,20 +230,24 @@ def _plugins_line(manager: PluginManager) -> str:
 
 
 def run(
-    config: Config, manager: PluginManager, resume: str | None = None, warnings: Sequence[str] = ()
+    config: Config, manager: PluginManager, resume: str | None = None, warnings: Sequence[str] = (),
+    announced: str | None = None,
 ) -> RunResult:
     """Train ``config`` with the active plugins; resume when ``resume`` is given.
 
     ``warnings`` (from resolving the configuration) are logged with the run's banner. Under
     torchrun, every process calls this; they join the process group for the run.
+    ``announced``: the headline the console showed already (:func:`headline_of`); the
+    banner then writes it to the run's files only.
     """
     device = resolve_device(config.device)
     with process_group(device, config.dist_timeout):
-        return _run(config, manager, device, resume, warnings)
+        return _run(config, manager, device, resume, warnings, announced)
 
 
 def _run(
-    config: Config, manager: PluginManager, device: torch.device, resume: str | None, warnings: Sequence[str]
+    config: Config, manager: PluginManager, device: torch.device, resume: str | None, warnings: Sequence[str],
+    announced: str | None = None,
 ) -> RunResult:
     log = _logger()
     started = time.perf_counter()
@@ -268,9 +272,9 @@ def _run(
     algorithm = build_algorithm(config, manager, run_dir, device)
     processes = f" x {world_size()} processes" if world_size() > 1 else ""
     banner: list[tuple[str, str]] = [("warning", warning) for warning in warnings]
+    first = headline(config)
     banner += [
-        ("info", f"semilearn {__version__} · {config.algorithm} on {config.dataset} "
-                 f"({config.num_labels} labels, seed {config.seed})"),
+        ("file" if first == announced else "info", first),
         ("info", _plugins_line(manager)),
         ("info", f"data: {algorithm.data.summary()}"),
         ("info", f"net: {algorithm.net_name} ({_count_parameters(algorithm)} parameters) · "
@@ -288,6 +292,32 @@ def _run(
     if is_zero:
         log.info(_final_line(result))
     return result
+
+
+def headline(config: Mapping[str, Any]) -> str:
+    """The run's first line: ``semilearn 0.1.0 · flexmatch on digits (40 labels, seed 0)``."""
+    return (f"semilearn {__version__} · {config['algorithm']} on {config['dataset']} "
+            f"({config['num_labels']} labels, seed {config['seed']})")
+
+
+def headline_of(config_path: str | os.PathLike[str] | None, overrides: Sequence[str] = (),
+                raw: Mapping[str, Any] | None = None) -> str | None:
+    """:func:`headline` from the configuration file and overrides as given, before they are
+    resolved (resolving imports torch and the algorithms); ``None`` when they cannot be read
+    (resolving says why)."""
+    from .config import CORE_OPTIONS
+    from .errors import SemilearnError
+
+    try:
+        data: dict[str, Any] = dict(raw or {})
+        if config_path is not None:
+            data.update(read_config_file(config_path))
+        data = translate_usb(apply_overrides(data, overrides)).config
+        values = {option.name: option.coerce(data.get(option.name, option.default))
+                  for option in CORE_OPTIONS if option.name in ("algorithm", "dataset", "num_labels", "seed")}
+    except (SemilearnError, TypeError, ValueError):
+        return None
+    return headline(values)
 
 
 def _count_parameters(algorithm: AlgorithmBase) -> str:
