@@ -2,7 +2,7 @@
 
 Runs FixMatch on digits with the default settings (the same global batch: 64 labelled and 448
 unlabelled images per step) for ``--steps`` steps with one process and with
-``--nproc-per-node 2``, for each seed, and prints the final test accuracies. The two
+``--nproc-per-node 2``, for each seed, and prints the final eval accuracies. The two
 runs draw different samples and augmentations (the streams are split per process), so
 they are not equal step for step; they should end within a point or two of each other.
 This was a test once; an accuracy depends on the CPU's arithmetic, so it is measured here.
@@ -33,7 +33,7 @@ def final_accuracy(processes: int, steps: int, seed: int) -> float:
             threads = "1"
         result = subprocess.run(command, check=True, capture_output=True, text=True,
                                 env=dict(os.environ, OMP_NUM_THREADS=threads))
-    match = re.search(r"final test accuracy ([\d.]+)%", result.stdout)
+    match = re.search(r"final eval accuracy ([\d.]+)%", result.stdout)
     assert match, result.stdout[-2000:]
     return float(match.group(1))
 

@@ -115,7 +115,7 @@ def test_the_final_line_names_the_monitored_metric_of_a_replaced_evaluate(tmp_pa
     out = capsys.readouterr().out
     assert result.best_metrics == {"step": 10, "error_rate": 0.2}
     assert "completed at step 20/20 in " in out
-    assert "· final test error_rate 0.3000 (step 20) · best 0.2000 (step 10)" in out
+    assert "· final eval error_rate 0.3000 (step 20) · best 0.2000 (step 10)" in out
     assert "is not among the eval metrics" not in out
 
 
@@ -142,10 +142,12 @@ def test_logging_checkpoint_and_inspect_name_the_same_best(tmp_path: Path, capsy
     out = capsys.readouterr().out
     assert result.status == "completed"
     assert "eval step 5/20 · error_rate 0.5000 · time " in out and out.count(" · best error_rate 0.2000") == 3
-    assert "\n  best eval error_rate 0.2000 at step 10 · final 0.3000 at step 20\n" in out
-    assert "· final test error_rate 0.3000 (step 20) · best 0.2000 (step 10)" in out
+    # one summary line, on the console and in log.txt
+    summary = "· final eval error_rate 0.3000 (step 20) · best 0.2000 (step 10)"
+    assert out.count(summary) == 1
+    assert (result.run_dir / "log.txt").read_text(encoding="utf-8").count(summary) == 1
     folder = result.run_dir / "checkpoints"
-    assert f"checkpoints: {folder / 'last.pt'} (step 20), best.pt (step 10, error_rate 0.2000)" in out
+    assert f"checkpoints: {folder / 'last.pt'} (step 20), best.pt (step 10, eval error_rate 0.2000)" in out
     assert "not among the eval metrics" not in out
 
     best = torch.load(folder / "best.pt", map_location="cpu", weights_only=True)

@@ -509,7 +509,7 @@ def test_on_disk_full_warn_trains_on_and_the_next_checkpoint_tries_again(tmp_pat
         assert warnings[0].endswith(f"a resume would use {folder / 'last.pt'} (step 20), which is intact; training "
                                     "goes on (checkpoint.on_disk_full: warn) and the next checkpoint tries again")
         best = _load(folder / "best.pt")  # step 20 or 60: whichever evaluation written was better
-        assert warnings[1] == (f"checkpoints: {folder / 'last.pt'} (step 60), best.pt (step {best['step']}, top1_acc "
+        assert warnings[1] == (f"checkpoints: {folder / 'last.pt'} (step 60), best.pt (step {best['step']}, eval accuracy "
                                f"{100 * best['plugins']['checkpoint']['best_value']:.2f}%), "
                                "2 periodic; not written, the disk being full: step 40")
         assert sorted(path.name for path in folder.iterdir()) == ["best.pt", "last.pt", "step_0000020.pt",

@@ -166,7 +166,7 @@ def test_core_alone_runs_and_says_no_plugin_is_active(process) -> None:
     assert result.code == 0, result.err
     assert "plugins: none active" in result.out
     assert "completed at step 20/20" in result.out
-    assert "final test accuracy" in result.out
+    assert "final eval accuracy" in result.out
 
 
 def test_a_diverging_run_exits_3_and_says_why_once(tmp_path: Path) -> None:

@@ -125,5 +125,5 @@ def test_one_rank_raising_ends_the_job_with_a_clear_error(tmp_path: Path) -> Non
     assert "error: [rank 0] stopped because another process of the run failed" in result.stderr
     assert lines[-1] == "error: the distributed run failed: rank 1 exited with code 1 (its error is above)"
     assert "Traceback" not in result.stderr
-    assert "summary: failed" in result.stdout
+    assert "\nfailed at step " in result.stdout
     print(f"\nthe job ended {seconds:.1f} s after it started (failure at step 20)")

@@ -58,7 +58,7 @@ def _stopped_at(result: Result) -> int:
 
 
 def _final_accuracy(result: Result) -> str:
-    match = re.search(r"final test accuracy ([\d.]+%) \(step (\d+)\)", result.out)
+    match = re.search(r"final eval accuracy ([\d.]+%) \(step (\d+)\)", result.out)
     assert match is not None, result.out
     return f"{match.group(1)} at {match.group(2)}"
 

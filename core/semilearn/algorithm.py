@@ -110,6 +110,7 @@ class AlgorithmBase:
         run_dir: Path,
         device: torch.device,
     ) -> None:
+        self.started = time.monotonic()  # the run's clock: its summary's duration counts from here
         self.config = config
         self.data = data
         self.net_name = resolved_net_name(config, data)

@@ -15,8 +15,8 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["PERCENT_METRICS", "best_evaluation", "last_evaluation", "format_metric", "metric_label",
-           "missing_monitor_message"]
+__all__ = ["PERCENT_METRICS", "best_evaluation", "last_evaluation", "format_metric", "format_duration",
+           "metric_label", "missing_monitor_message"]
 
 # Metrics that are fractions of samples, printed as percentages.
 PERCENT_METRICS = frozenset({"top1_acc", "balanced_acc", "mask_ratio"})
@@ -79,3 +79,11 @@ def missing_monitor_message(monitor: str, metrics: Iterable[str]) -> str:
     reported = ", ".join(sorted(metrics)) or "none"
     return (f"monitor '{monitor}' is not among the eval metrics ({reported}); evaluations without it are never "
             "the best (nor kept as best.pt)")
+
+
+def format_duration(seconds: float) -> str:
+    """``1:12``, ``17:26``, ``1:02:03``: a duration as the summaries and the bar print it."""
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"

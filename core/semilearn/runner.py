@@ -22,7 +22,7 @@ from . import __version__
 from .config import Config, Resolution, apply_overrides, read_config_file, resolve_config, split_commas
 from .distributed import broadcast_object, global_rank, local_rank, process_group, world_size
 from .errors import CheckpointError, ConfigError, PluginError
-from .metrics import best_evaluation, format_metric, last_evaluation, metric_label
+from .metrics import best_evaluation, format_duration, format_metric, last_evaluation, metric_label
 from .plugins import install_hint
 from .rundir import CONFIG_FILE, ResumePoint, claim_run_directory, default_save_name
 from .usb import translate as translate_usb
@@ -32,8 +32,10 @@ if TYPE_CHECKING:
 
     from .algorithm import AlgorithmBase
     from .plugins import PluginManager
+    from .view import RunView
 
-__all__ = ["load_config", "run", "RunResult", "resolve_device", "build_algorithm", "TRAJECTORY_KEYS"]
+__all__ = ["load_config", "run", "RunResult", "resolve_device", "build_algorithm", "TRAJECTORY_KEYS", "run_summary",
+           "headline", "headline_of"]
 
 # Keys a resumed run must share with its checkpoint: they decide the data and the model.
 TRAJECTORY_KEYS = ("algorithm", "dataset", "net", "num_labels", "num_classes", "seed", "batch_size", "uratio")
@@ -250,7 +252,6 @@ def _run(
     announced: str | None = None,
 ) -> RunResult:
     log = _logger()
-    started = time.perf_counter()
     point: ResumePoint | None = None
     if resume:
         point = manager.hook.find_resume_point(config=config, resume=resume)
@@ -286,11 +287,21 @@ def _run(
     is_zero = global_rank() == 0
     if is_zero:
         write_config_file(run_dir, config, manager.versions())
-    status = algorithm.fit(point.state if point is not None else None, banner)
-    seconds = time.perf_counter() - started
-    result = RunResult(status, algorithm.exit_code, run_dir, algorithm, seconds)
+    first_step = int(point.state.get("step", 0)) if point is not None and point.state else 0
+
+    def summary(status: str) -> str:
+        seconds = time.monotonic() - algorithm.started
+        return run_summary(algorithm, status, seconds, algorithm.global_step - first_step, run_dir, algorithm.error)
+
+    try:
+        status = algorithm.fit(point.state if point is not None else None, banner)
+    except BaseException:
+        if is_zero and algorithm.status is not None:  # the run ended (after_run ran): say how, then the error
+            log.info(summary(algorithm.status))
+        raise
+    result = RunResult(status, algorithm.exit_code, run_dir, algorithm, time.monotonic() - algorithm.started)
     if is_zero:
-        log.info(_final_line(result))
+        log.info(summary(status))
     return result
 
 
@@ -325,20 +336,33 @@ def _count_parameters(algorithm: AlgorithmBase) -> str:
     return f"{count / 1e6:.2f}M" if count >= 1e6 else f"{count / 1e3:.1f}k"
 
 
-def _final_line(result: RunResult) -> str:
-    algorithm = result.algorithm
-    text = f"{result.status} at step {algorithm.global_step}/{algorithm.num_train_iter} in {result.seconds:.1f} s"
-    monitor = algorithm.config.monitor
+def run_summary(algorithm: RunView, status: str, seconds: float, steps: int, run_dir: Path,
+                error: BaseException | None = None) -> str:
+    """The one line that sums a run up, on the console and in its log file:
+
+    ``completed at step 3000/3000 in 1:12 (42.4 steps/s) · final eval accuracy 99.56% (step 3000) · best 99.56% (step 2000)``
+
+    ``seconds`` and ``steps``: this process's. The best is by the engine's ``monitor`` and
+    ``mode``; an interrupted run says why and how to continue it.
+    """
+    text = f"{status} at step {algorithm.global_step}/{algorithm.num_train_iter} in {format_duration(seconds)}"
+    if steps > 0 and seconds > 0:
+        text += f" ({steps / seconds:.1f} steps/s)"
+    monitor, mode = algorithm.config.monitor, algorithm.config.mode
     final = last_evaluation(algorithm.eval_history, monitor)
-    best = result.best_metrics
+    best = best_evaluation(algorithm.eval_history, monitor, mode)
     if final is not None and best is not None:
         text += (
-            f" · final test {metric_label(monitor)} {format_metric(monitor, final[monitor])}"
+            f" · final eval {metric_label(monitor)} {format_metric(monitor, final[monitor])}"
             f" (step {int(final['step'])}) · best {format_metric(monitor, best[monitor])} (step {int(best['step'])})"
         )
-    if result.status == "interrupted":
-        if result.algorithm.stopped_by_plugin:
-            text += f" · stopped: {result.algorithm.stop_reason}"
+    if status == "failed" and error is not None and not isinstance(error, KeyboardInterrupt):
+        text += f" · {type(error).__name__}"
+    if status == "interrupted":
+        if algorithm.stopped_by_plugin:
+            text += f" · stopped: {algorithm.stop_reason}"
         else:
-            text += f" · resume with: semilearn run --resume {result.run_dir}"
+            if algorithm.stop_reason and algorithm.stop_reason != "stop_step":
+                text += f" · {algorithm.stop_reason}"
+            text += f" · resume with: semilearn run --resume {run_dir}"
     return text

@@ -14,7 +14,7 @@ Read (properties, and so read-only to mypy):
 * what it trains: ``module`` (the network), ``model`` (what training calls: the network,
   or its DistributedDataParallel wrapper under torchrun), ``eval_model`` (the EMA model
   when there is one, else ``module``), ``optimizer``, ``scheduler``, ``scaler``;
-* where it is: ``global_step`` (finished steps), ``epoch``, ``num_train_iter``,
+* where it is: ``global_step`` (finished steps), ``epoch``, ``num_train_iter``, ``started``,
   ``iters_per_epoch``, ``resuming``, ``eval_history`` (every evaluation's metrics with its
   ``step``), ``status`` (``None`` until ``after_run``), ``stop_reason``,
   ``stopped_by_plugin``, ``exit_code``.
@@ -124,6 +124,11 @@ class RunView(TrainingProgress, Protocol):
     def scaler(self) -> torch.amp.GradScaler: ...
 
     # -- where it is --------------------------------------------------------------
+
+    @property
+    def started(self) -> float:
+        """``time.monotonic()`` when this process built the run: the summary's clock."""
+        ...
 
     @property
     def resuming(self) -> bool: ...

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from semilearn import CheckpointError, Hook, Option, hookimpl, on_all_ranks
-from semilearn.metrics import best_evaluation, format_metric
+from semilearn.metrics import best_evaluation, format_metric, metric_label
 from semilearn.rundir import ResumePoint, run_directories
 
 from .files import (
@@ -277,10 +277,11 @@ class CheckpointHook(Hook):
         monitor = algorithm.config.monitor
         if self._best_written is not None:
             best_step, best_value = self._best_written
-            text += f", best.pt (step {best_step}, {monitor} {format_metric(monitor, best_value)})"
+            text += f", best.pt (step {best_step}, eval {metric_label(monitor)} {format_metric(monitor, best_value)})"
         elif self.best_step is not None and self.best_value is not None and (self._folder / BEST).exists():
             # written by the process resumed
-            text += f", best.pt (step {self.best_step}, {monitor} {format_metric(monitor, self.best_value)})"
+            text += (f", best.pt (step {self.best_step}, eval {metric_label(monitor)} "
+                     f"{format_metric(monitor, self.best_value)})")
         periodic = [path for path in self._folder.iterdir() if PERIODIC_PATTERN.match(path.name)]
         if periodic:
             text += f", {len(periodic)} periodic"

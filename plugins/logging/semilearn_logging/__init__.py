@@ -31,11 +31,12 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from semilearn import Hook, Option, SemilearnError, hookimpl, on_all_ranks
-from semilearn.cli import CONSOLE_HANDLER_NAME
+from semilearn.cli import CONSOLE_EXTRA, CONSOLE_HANDLER_NAME
 from semilearn.errors import free_space, no_space
-from semilearn.metrics import best_evaluation, last_evaluation, metric_label
+from semilearn.metrics import best_evaluation, format_duration
+from semilearn.runner import run_summary
 
-from .progress import BarAwareStream, ProgressBar, format_duration, format_metrics, format_value, short_name
+from .progress import BarAwareStream, ProgressBar, format_metrics, format_value, short_name
 
 if TYPE_CHECKING:
     from semilearn import RunView
@@ -253,8 +254,8 @@ class LoggingHook(Hook):
                 self._write_file(
                     "the run failed:\n" + "".join(traceback.format_exception(type(error), error, error.__traceback__))
                 )
-            for line in self._summary(algorithm, status, error):
-                logging.getLogger("semilearn").info(line)
+            for line, console in self._summary(algorithm, status, error):
+                logging.getLogger("semilearn").info(line, extra={CONSOLE_EXTRA: console})
         finally:
             self._close()
 
@@ -323,34 +324,17 @@ class LoggingHook(Hook):
             os.replace(temporary, path)
         return dropped
 
-    def _summary(self, algorithm: RunView, status: str, error: BaseException | None) -> list[str]:
-        reason = ""
-        if status == "interrupted":
-            reason = f" ({algorithm.stop_reason})" if algorithm.stop_reason else ""
-        elif status == "failed" and error is not None:
-            # The message itself is the last line the command prints (and log.txt has the traceback):
-            # the summary names the error's kind only, so that the message is read once.
-            reason = f" ({type(error).__name__})"
-        lines = [f"summary: {status}{reason} at step {algorithm.global_step}/{algorithm.num_train_iter}"]
-        monitor = algorithm.config.monitor
-        best = best_evaluation(algorithm.eval_history, monitor, algorithm.config.mode)
-        final = last_evaluation(algorithm.eval_history, monitor)
-        if best is not None and final is not None:
-            lines.append(
-                f"  best eval {metric_label(monitor)} {format_value(monitor, best[monitor])} at step "
-                f"{int(best['step'])} · final {format_value(monitor, final[monitor])} at step {int(final['step'])}"
-            )
-        seconds = time.monotonic() - self._started
-        steps = algorithm.global_step - self._first_step
-        rate = steps / seconds if seconds > 0 else 0.0
-        lines.append(
-            f"  wall time {format_duration(self._elapsed())}"
-            + (f" (this process {format_duration(seconds)})" if self._elapsed_before else "")
-            + f" · {rate:.1f} steps/s"
-        )
+    def _summary(self, algorithm: RunView, status: str, error: BaseException | None) -> list[tuple[str, bool]]:
+        """``(line, on the console)``: the run's one summary line (the engine prints it on the
+        console when the run returns; here it goes to log.txt, with the wall time across
+        resumes), then where the logs are."""
+        seconds = time.monotonic() - algorithm.started
+        line = run_summary(algorithm, status, seconds, algorithm.global_step - self._first_step,
+                           Path(algorithm.run_dir), error)
+        if self._elapsed_before:
+            line += f" · {format_duration(self._elapsed())} in all, resumes included"
         run_dir = Path(algorithm.run_dir)
-        lines.append(f"  logs: {run_dir / self.config.log_file} · {run_dir / self.config.metrics_file}")
-        return lines
+        return [(line, False), (f"logs: {run_dir / self.config.log_file} · {run_dir / self.config.metrics_file}", True)]
 
     def _close(self) -> None:
         if self._metrics is not None:

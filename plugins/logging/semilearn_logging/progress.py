@@ -8,19 +8,12 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import IO, Any
 
-from semilearn.metrics import format_metric
+from semilearn.metrics import format_duration, format_metric
 
 __all__ = ["ProgressBar", "format_duration", "format_metrics", "format_value", "short_name", "BarAwareStream"]
 
 _SHORT = {"steps_per_sec": "it/s", "samples_per_sec": "samples/s", "mask_ratio": "mask", "top1_acc": "acc",
           "balanced_acc": "bal_acc", "seconds": "time"}
-
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
 
 
 def format_value(name: str, value: float) -> str:
