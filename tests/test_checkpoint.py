@@ -282,7 +282,7 @@ def test_best_by_minimum_loss(cli, tmp_path: Path, prefix: str) -> None:
     lowest = min(best["eval_history"], key=lambda entry: entry["loss"])
     assert best["step"] == lowest["step"]
     assert best["plugins"]["checkpoint"]["best_value"] == lowest["loss"]
-    assert f"best.pt (step {lowest['step']}, loss {lowest['loss']:.4f})" in result.out
+    assert f"best.pt (step {lowest['step']}, eval loss {lowest['loss']:.4f})" in result.out
     assert f"· best {lowest['loss']:.4f} (step {lowest['step']})" in result.out  # the final line agrees
     deprecated = [line for line in result.out.splitlines() if "is deprecated" in line]
     if prefix:  # the former keys still work, each with one warning
