@@ -201,6 +201,41 @@ def test_plot_writes_a_png(process, tmp_path: Path) -> None:
     assert custom.code == 0 and (tmp_path / "out" / "curves.png").is_file()
 
 
+def test_plot_shares_the_step_axis_marks_the_best_and_compares_runs(process, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from semilearn.metrics import best_evaluation
+    from semilearn_logging.plot import Run, plot_runs
+
+    for seed in (0, 1):
+        assert process("run", *FAST, "--set", f"seed={seed}", "--set", "save_dir=runs", *ONLY_LOGGING).code == 0
+    first, second = sorted(path.parent for path in (tmp_path / "runs").glob("*/metrics.jsonl"))
+    run = Run.read(first)
+    figure = plot_runs([run], tmp_path / "one.png", "one")
+    axes = {axis.get_title(): axis for axis in figure.axes if axis.get_visible()}
+    assert list(axes) == ["training loss", "evaluation loss", "accuracy (%)", "mask ratio (%)", "learning rate"]
+    panels = list(axes.values())
+    assert all(panels[0].get_shared_x_axes().joined(panels[0], axis) for axis in panels[1:])  # one step axis
+    accuracy = axes["accuracy (%)"]
+    assert accuracy.get_ylim() == (0.0, 100.0) and axes["mask ratio (%)"].get_ylim() == (0.0, 100.0)
+    curves = {line.get_label(): line for line in accuracy.get_lines()}
+    evaluations = [record for record in run.records if record["split"] == "eval"]
+    assert list(curves["eval/top1_acc"].get_ydata()) == pytest.approx([100 * e["top1_acc"] for e in evaluations])
+    best = best_evaluation(evaluations, "top1_acc", "max")
+    (star,) = [line for line in accuracy.get_lines() if line.get_marker() == "*"]
+    assert star.get_label() == f"best {100 * best['top1_acc']:.2f}% (step {best['step']})"
+    assert (list(star.get_xdata()), list(star.get_ydata())) == ([best["step"]], [pytest.approx(100 * best["top1_acc"])])
+    assert [line.get_label() for line in axes["evaluation loss"].get_lines()] == ["eval/loss"]  # a panel of its own
+
+    compared = process("plot", str(first), str(second), "-o", "both.png")
+    assert compared.code == 0, compared.err
+    assert (tmp_path / "both.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    figure = plot_runs([Run.read(first), Run.read(second)], tmp_path / "two.png")
+    accuracy = next(axis for axis in figure.axes if axis.get_title() == "accuracy (%)")
+    labels = [line.get_label() for line in accuracy.get_lines() if line.get_marker() != "*"]
+    assert labels == [first.name, second.name]  # one curve and one colour per run
+    assert len([line for line in accuracy.get_lines() if line.get_marker() == "*"]) == 2
+
+
 def test_plot_without_matplotlib_says_how_to_get_it(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run_dir = tmp_path / "run"
     run_dir.mkdir()
