@@ -171,3 +171,20 @@ def test_the_navigation_keeps_only_pages_that_exist() -> None:
     assert reference.prune_nav(nav, present.__contains__) == [
         {"Home": "index.md"}, {"Plugins": [{"logging": "plugins/logging.md"}]}, {"Web": "https://example.org/x.md"}
     ]
+
+
+def test_the_docs_build_strict_without_some_plugins_as_the_environment_says(tmp_path: Path) -> None:
+    """The site builds with the core alone or with plugins turned off: a missing shipped
+    plugin's options become a note (not a warning), and SEMILEARN_DISABLE_PLUGINS is honoured."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"),
+         "--site-dir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env={**_environment(), "NO_MKDOCS_2_WARNING": "1", "SEMILEARN_DISABLE_PLUGINS": "wandb,aim"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "WARNING" not in result.stderr, result.stderr
+    wandb_page = html.unescape((tmp_path / "plugins" / "wandb" / "index.html").read_text(encoding="utf-8"))
+    assert "when the docs are built with semilearn-wandb installed and active" in wandb_page
+    reference = (tmp_path / "reference" / "configuration" / "index.html").read_text(encoding="utf-8")
+    assert "key-wandb-" not in reference and "key-aim-" not in reference
