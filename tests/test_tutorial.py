@@ -57,3 +57,52 @@ def test_the_tutorial_is_plain_markdown_with_the_examples_code() -> None:
 
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
     TUTORIAL.write_text(refreshed(TUTORIAL.read_text(encoding="utf-8")), encoding="utf-8")
+
+
+def run_block(name: str) -> dict:
+    """The code block after ``<!-- tested: NAME -->`` in the tutorial, executed."""
+    markdown = TUTORIAL.read_text(encoding="utf-8")
+    start = markdown.index(f"<!-- tested: {name} -->")
+    code = markdown[markdown.index("```python\n", start) + len("```python\n"):]
+    namespace: dict = {"__name__": f"tutorial_{name.replace('-', '_')}"}
+    exec(compile(code[: code.index("```")], f"docs/writing-plugins.md ({name})", "exec"), namespace)  # noqa: S102
+    return namespace
+
+
+def test_the_tutorial_algorithm_is_fixmatch_at_power_zero_and_trains(tmp_path: Path) -> None:
+    import torch
+
+    from conftest import train_in_process
+
+    example = run_block("add-an-algorithm")
+    plugin = example["ConfidentFixMatchPlugin"]()
+    ours = train_in_process(tmp_path / "ours", "algorithm=confident_fixmatch", "confidence_power=0",
+                            "num_train_iter=3", "p_cutoff=0.1", plugins=[plugin])
+    theirs = train_in_process(tmp_path / "fixmatch", "algorithm=fixmatch", "num_train_iter=3", "p_cutoff=0.1")
+    assert ours.status == theirs.status == "completed"
+    for (name, mine), (_, reference) in zip(ours.algorithm.module.state_dict().items(),
+                                            theirs.algorithm.module.state_dict().items(), strict=True):
+        assert torch.equal(mine, reference), name  # weight 1: the very same steps as FixMatch
+    weighted = train_in_process(tmp_path / "weighted", "algorithm=confident_fixmatch", "confidence_power=2",
+                                "num_train_iter=3", "p_cutoff=0.1", plugins=[example["ConfidentFixMatchPlugin"]()])
+    assert weighted.status == "completed"
+    changed = weighted.algorithm.module.state_dict()
+    assert any(not torch.equal(changed[name], value) for name, value in theirs.algorithm.module.state_dict().items())
+
+
+def test_the_tutorial_data_set_trains_and_names_its_classes(tmp_path: Path) -> None:
+    import semilearn
+    from conftest import train_in_process
+
+    example = run_block("add-a-data-set")
+    result = train_in_process(tmp_path, "dataset=stripes", "num_labels=10", "num_train_iter=2",
+                              plugins=[example["StripesPlugin"]()])
+    assert result.status == "completed"
+    data = result.algorithm.data
+    assert data.name == "stripes" and data.image_shape == (1, 8, 8) and len(data.labelled_targets) == 10
+    assert data.class_names == ["horizontal", "vertical"]
+    path = tmp_path / "model.pt"
+    import torch
+
+    torch.save(result.algorithm.checkpoint_state(), path)
+    assert semilearn.load(path).classes == ["horizontal", "vertical"]

@@ -19,7 +19,26 @@ This module imports nothing heavy: it only lists the built-in data sets, which t
 
 from __future__ import annotations
 
-__all__ = ["BUILTIN_DATASETS"]
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .augment import AugmentSpec
+    from .base import SSLData
+
+__all__ = ["BUILTIN_DATASETS", "SSLData", "AugmentSpec"]
+
+
+def __getattr__(name: str) -> Any:
+    """``SSLData`` and ``AugmentSpec`` (what a data set builder returns), imported on first use."""
+    if name == "SSLData":
+        from .base import SSLData
+
+        return SSLData
+    if name == "AugmentSpec":
+        from .augment import AugmentSpec
+
+        return AugmentSpec
+    raise AttributeError(f"module 'semilearn.data' has no attribute {name!r}")
 
 # name -> ("module:builder", description); imported when the registry is first needed
 BUILTIN_DATASETS: dict[str, tuple[str, str]] = {
