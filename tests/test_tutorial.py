@@ -106,3 +106,18 @@ def test_the_tutorial_data_set_trains_and_names_its_classes(tmp_path: Path) -> N
 
     torch.save(result.algorithm.checkpoint_state(), path)
     assert semilearn.load(path).classes == ["horizontal", "vertical"]
+
+
+def test_the_tutorial_tracker_records_every_log_call_and_the_end(tmp_path: Path) -> None:
+    from conftest import train_in_process
+
+    example = run_block("add-a-tracker")
+    tracker = example["CsvTracker"]()
+    result = train_in_process(tmp_path, "num_train_iter=4", "num_log_iter=2", "num_eval_iter=4", plugins=[tracker])
+    assert result.status == "completed"
+    rows = (result.run_dir / f"tracker-{result.run_dir.name}-0.csv").read_text().splitlines()
+    assert rows[0] == "step,split,metric,value" and rows[-1] == "# completed, exit code 0"
+    logged = [row.split(",") for row in rows[1:-1]]
+    assert {(int(step), split) for step, split, _, _ in logged} == {(2, "train"), (4, "train"), (4, "eval")}
+    assert ["4", "eval", "top1_acc"] in [row[:3] for row in logged]
+    assert tracker.attempted["log"] == 3 and sum(tracker.dropped.values()) == 0
