@@ -25,6 +25,7 @@ from .errors import CheckpointError, ConfigError, PluginError
 from .metrics import best_evaluation, format_duration, format_metric, last_evaluation, metric_label
 from .plugins import install_hint
 from .rundir import CONFIG_FILE, ResumePoint, claim_run_directory, default_save_name
+from .usb import UsbTranslation
 from .usb import translate as translate_usb
 
 if TYPE_CHECKING:
@@ -47,6 +48,16 @@ def _logger() -> Any:
     return logging.getLogger("semilearn")
 
 
+def given_config(config_path: str | os.PathLike[str] | None = None, overrides: Sequence[str] = (),
+                 raw: Mapping[str, Any] | None = None) -> UsbTranslation:
+    """The configuration as given, before it is resolved: ``raw``, the file's keys, the
+    ``--set`` overrides, then USB's keys translated (with what that says)."""
+    data: dict[str, Any] = dict(raw or {})
+    if config_path is not None:
+        data.update(read_config_file(config_path))
+    return translate_usb(apply_overrides(data, overrides))
+
+
 def load_config(
     manager: PluginManager,
     config_path: str | os.PathLike[str] | None = None,
@@ -58,10 +69,7 @@ def load_config(
     Applies the configuration's ``disable_plugins`` to ``manager`` and raises the error of
     any plugin that failed to load and is still active.
     """
-    data: dict[str, Any] = dict(raw or {})
-    if config_path is not None:
-        data.update(read_config_file(config_path))
-    usb = translate_usb(apply_overrides(data, overrides))
+    usb = given_config(config_path, overrides, raw)
     data = usb.config
     disabled = data.get("disable_plugins") or []
     if isinstance(disabled, str):
@@ -320,10 +328,7 @@ def headline_of(config_path: str | os.PathLike[str] | None, overrides: Sequence[
     from .errors import SemilearnError
 
     try:
-        data: dict[str, Any] = dict(raw or {})
-        if config_path is not None:
-            data.update(read_config_file(config_path))
-        data = translate_usb(apply_overrides(data, overrides)).config
+        data = given_config(config_path, overrides, raw).config
         values = {option.name: option.coerce(data.get(option.name, option.default))
                   for option in CORE_OPTIONS if option.name in ("algorithm", "dataset", "num_labels", "seed")}
     except (SemilearnError, TypeError, ValueError):
