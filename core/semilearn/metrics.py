@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = ["PERCENT_METRICS", "best_evaluation", "last_evaluation", "format_metric", "format_duration",
-           "metric_label", "missing_monitor_message"]
+           "metric_label", "missing_monitor_message", "saved_monitor"]
 
 # Metrics that are fractions of samples, printed as percentages.
 PERCENT_METRICS = frozenset({"top1_acc", "balanced_acc", "mask_ratio"})
@@ -87,3 +87,13 @@ def format_duration(seconds: float) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, seconds = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+def saved_monitor(config: Mapping[str, Any], fallback: Mapping[str, Any] | None = None) -> tuple[str, str]:
+    """``(monitor, mode)`` of a run from its saved configuration (``config.yaml``, a
+    checkpoint's ``config``), else from ``fallback`` (what older runs kept elsewhere), else
+    the defaults ``top1_acc`` and ``max``; a mode other than ``max``/``min`` reads as ``max``."""
+    fallback = fallback or {}
+    monitor = str(config.get("monitor") or fallback.get("monitor") or "top1_acc")
+    mode = str(config.get("mode") or fallback.get("mode") or "max")
+    return monitor, mode if mode in ("max", "min") else "max"

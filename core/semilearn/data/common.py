@@ -72,14 +72,16 @@ def crop_geometry(config: Mapping[str, Any], native_size: int) -> tuple[int, int
     return int(size), int(size * (1 - ratio))
 
 
-def resize_images(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
-    """Resize uint8 images ``[N, C, H, W]`` to ``size`` x ``size`` (bilinear, antialiased); a no-op at that size."""
-    if images.shape[-2:] == (size, size):
+def resize_images(images: torch.Tensor, size: int | tuple[int, int], chunk: int = 4096) -> torch.Tensor:
+    """Resize uint8 images ``[N, C, H, W]`` to ``size`` x ``size`` (or ``(height, width)``), bilinear and
+    antialiased, rounded to whole levels; a no-op at that size."""
+    height, width = (size, size) if isinstance(size, int) else size
+    if tuple(images.shape[-2:]) == (height, width):
         return images
-    out = torch.empty((images.shape[0], images.shape[1], size, size), dtype=torch.uint8)
+    out = torch.empty((images.shape[0], images.shape[1], height, width), dtype=torch.uint8)
     for start in range(0, len(images), chunk):
         part = images[start : start + chunk].float()
-        resized = F.interpolate(part, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        resized = F.interpolate(part, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
         out[start : start + chunk] = resized.round_().clamp_(0, 255).to(torch.uint8)
     return out
 

@@ -11,7 +11,7 @@ matplotlib: ``pip install './plugins/logging[plot]'``).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,11 +85,6 @@ def score(logits: torch.Tensor, targets: torch.Tensor, classes: Sequence[str]) -
         support=[int(v) for v in support],
         confusion=confusion.tolist(),
     )
-
-
-def _run_evaluation(history: Sequence[Mapping[str, float]], step: int | None) -> Mapping[str, float] | None:
-    """The run's own evaluation of this checkpoint's weights: the one at its step."""
-    return next((entry for entry in reversed(history) if step is not None and entry.get("step") == step), None)
 
 
 def plot_confusion(report: Report, path: Path, title: str) -> None:
@@ -170,7 +165,7 @@ def evaluate_command(state: Any, target: Path, which: str, weights: str, overrid
                          f"{predictor.card.num_classes} ({predictor.card.dataset})")
     logits = predictor.logits(data.test_images, batch_size)
     report = score(logits, data.test_targets, predictor.classes)
-    own = None if overrides else _run_evaluation(predictor.eval_history, predictor.step)
+    own = None if overrides else predictor.run_evaluation
     if plot is not None:
         plot_confusion(report, plot, f"{predictor.card.algorithm} on {data.name}: top-1 {100 * report.top1_acc:.2f}%")
 

@@ -237,15 +237,11 @@ def _versions() -> dict[str, str]:
 
 def export_card(predictor: Predictor, format: str) -> dict[str, Any]:
     """The model card written beside an exported model (``PATH.json``)."""
-    from ..metrics import best_evaluation
+    from ..metrics import best_evaluation, saved_monitor
 
     config = predictor.config
-    monitor = str(config.get("monitor") or "top1_acc")
-    mode = str(config.get("mode") or "max")
+    monitor, mode = saved_monitor(config)
     history = predictor.eval_history
-    if mode not in ("max", "min"):
-        mode = "max"
-    at_step = [entry for entry in history if entry.get("step") == predictor.step]
     return {
         **predictor.card.to_dict(),
         "format": format,
@@ -256,7 +252,7 @@ def export_card(predictor: Predictor, format: str) -> dict[str, Any]:
         "step": predictor.step,
         "monitor": monitor,
         "mode": mode,
-        "evaluation": at_step[-1] if at_step else None,
+        "evaluation": predictor.run_evaluation,
         "final_evaluation": history[-1] if history else None,
         "best_evaluation": best_evaluation(history, monitor, mode),
         "versions": _versions(),

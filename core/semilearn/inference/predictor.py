@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 
+from ..data.common import resize_images
 from ..errors import CheckpointError, InputError
 from ..rundir import read_checkpoint, run_checkpoint
 
@@ -131,6 +131,12 @@ class Predictor:
     def classes(self) -> list[str]:
         return list(self.card.classes)
 
+    @property
+    def run_evaluation(self) -> dict[str, float] | None:
+        """The run's own evaluation of these weights: the last one at the checkpoint's step."""
+        return next((entry for entry in reversed(self.eval_history)
+                     if self.step is not None and entry.get("step") == self.step), None)
+
     def prepare(self, images: Any, name: str = "the input") -> torch.Tensor:
         """``images`` as uint8 ``[N, C, H, W]`` of the network's size (on the CPU)."""
         tensor = torch.as_tensor(images)
@@ -147,11 +153,7 @@ class Predictor:
             tensor = tensor.permute(0, 3, 1, 2)
         if tensor.shape[1] != channels:
             raise InputError(f"{name}: images have {tensor.shape[1]} channel(s); the network takes {channels}")
-        if tuple(tensor.shape[-2:]) != (height, width):
-            resized = F.interpolate(tensor.float(), size=(height, width), mode="bilinear", antialias=True,
-                                    align_corners=False)
-            tensor = resized.round_().clamp_(0, 255).to(torch.uint8)
-        return tensor.contiguous()
+        return resize_images(tensor, (height, width)).contiguous()
 
     @torch.no_grad()
     def logits(self, images: Any, batch_size: int = 256) -> torch.Tensor:

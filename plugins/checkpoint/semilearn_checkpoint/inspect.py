@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from semilearn.metrics import best_evaluation, format_metric
+from semilearn.metrics import best_evaluation, format_metric, saved_monitor
 from semilearn.rundir import run_checkpoint
 
 from .files import load_checkpoint_file
@@ -25,9 +25,8 @@ def describe(path: Path) -> dict[str, Any]:
     config = state.get("config") or {}
     saved = (state.get("plugins") or {}).get("checkpoint") or {}
     # the run's monitor and mode: engine keys now, the checkpoint plugin's before (its state has them too)
-    monitor = str(config.get("monitor") or saved.get("monitor") or "top1_acc")
-    mode = str(config.get("mode") or saved.get("mode") or "max")
-    best = best_evaluation(history, monitor, mode if mode in ("max", "min") else "max")
+    monitor, mode = saved_monitor(config, saved)
+    best = best_evaluation(history, monitor, mode)
     parameters = sum(tensor.numel() for tensor in state.get("model", {}).values() if hasattr(tensor, "numel"))
     return {
         "path": str(path),

@@ -18,7 +18,7 @@ import click
 import yaml
 
 from semilearn import SemilearnError
-from semilearn.metrics import PERCENT_METRICS, best_evaluation, format_metric
+from semilearn.metrics import PERCENT_METRICS, best_evaluation, format_metric, saved_monitor
 
 __all__ = ["plot_command", "read_metrics", "plot_metrics", "plot_runs", "Run"]
 
@@ -52,9 +52,7 @@ class Run:
         records = read_metrics(path)
         if not records:
             raise SemilearnError(f"{path} holds no metrics yet")
-        mode = str(config.get("mode") or "max")
-        return cls(name or run_dir.name, records, str(config.get("monitor") or "top1_acc"),
-                   mode if mode in ("max", "min") else "max")
+        return cls(name or run_dir.name, records, *saved_monitor(config))
 
     def series(self, split: str, name: str) -> tuple[list[int], list[float]]:
         points = [(r["step"], r[name]) for r in self.records if r.get("split") == split and name in r]
