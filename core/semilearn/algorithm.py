@@ -41,11 +41,11 @@ from torch import nn
 
 from .cli import CONSOLE_EXTRA
 from .config import Config, Option
-from .data.augment import BatchAugment
+from .data.modality import Views, count, modality_of, move, samples_device, take
 from .data.sampler import SampleStream
 from .data.transfer import HostGather
 from .distributed import StopVote, all_reduce_sum, global_rank, is_distributed, world_size
-from .errors import CheckpointError, SemilearnError, TrainingError
+from .errors import CheckpointError, ConfigError, SemilearnError, TrainingError
 from .metrics import missing_monitor_message
 from .optim import build_optimizer, cosine_schedule_with_warmup
 from .rundir import CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION
@@ -100,6 +100,11 @@ class AlgorithmBase:
     config_options: ClassVar[tuple[Option, ...]] = ()
     uses_unlabelled: ClassVar[bool] = True
     labels_every_image: ClassVar[bool] = False
+    # The modalities whose views the algorithm can use (None: any). Algorithms that work on
+    # pixels (rotations, MixUp of inputs) name "image", and are refused on other data.
+    modalities: ClassVar[tuple[str, ...] | None] = None
+    # what needs those modalities, for the refusal ("rotates its inputs" ...)
+    modality_reason: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -168,9 +173,12 @@ class AlgorithmBase:
         # at its start (see _seed_step), so a resumed run draws exactly what the
         # uninterrupted one would have, on every rank.
         self.augment_generator = torch.Generator(device=device)
-        self.augment = BatchAugment(data.augment, self.augment_generator)
-        # Images live on the device, or in (pinned) host memory for data sets too big for it.
-        self.data_device = data.labelled_images.device
+        # the data set's modality makes the views (for images: BatchAugment, batched on the device)
+        self.modality = modality_of(data)
+        self.check_modality(data)
+        self.augment: Views = manager.registry("modality").get(self.modality)(data, self.augment_generator)
+        # Samples live on the device, or in (pinned) host memory for data sets too big for it.
+        self.data_device = samples_device(data.labelled_images)
         host_resident = self.data_device != device or config.data_device == "host"
         self._host_gather = HostGather(device) if host_resident else None
         self.labelled_stream = SampleStream(
@@ -180,7 +188,7 @@ class AlgorithmBase:
         self.unlabelled_stream: SampleStream | None = None
         if self.uses_unlabelled:
             self.unlabelled_stream = SampleStream(
-                len(data.unlabelled_images), config.batch_size * config.uratio,
+                count(data.unlabelled_images), config.batch_size * config.uratio,
                 _derived_seed(config.seed, "unlabelled"), self.data_device, self.rank, self.world_size,
                 name="unlabelled",
             )
@@ -188,6 +196,17 @@ class AlgorithmBase:
     # ------------------------------------------------------------------
     # The run, in lifecycle order.
     # ------------------------------------------------------------------
+
+    @classmethod
+    def check_modality(cls, data: SSLData) -> None:
+        """ConfigError when the algorithm cannot use the views of ``data``'s modality."""
+        modality = modality_of(data)
+        if cls.modalities is not None and modality not in cls.modalities:
+            reason = f" ({cls.modality_reason})" if cls.modality_reason else ""
+            raise ConfigError(
+                f"algorithm '{cls.name}' needs {' or '.join(cls.modalities)} data{reason}; data set "
+                f"'{data.name}' is {modality}"
+            )
 
     def fit(
         self, resume_state: Mapping[str, Any] | None = None, banner: Sequence[tuple[str, str]] = ()
@@ -338,7 +357,8 @@ class AlgorithmBase:
         """Sample, augment, forward, backward and update; return the step's outputs."""
         batch = self.sample_batch()
         if self.config.channels_last:
-            batch = {name: _channels_last(value) for name, value in batch.items()}
+            batch = {name: _channels_last(value) if isinstance(value, torch.Tensor) else value
+                     for name, value in batch.items()}
         with self.autocast():
             loss, outputs = self.train_step(**batch)
         self._watch_loss(loss)
@@ -407,9 +427,9 @@ class AlgorithmBase:
                              f"(first at step {int(self._nonfinite_first.item())})")
 
     def sample_batch(self) -> dict[str, torch.Tensor]:
-        """Draw the step's batch and make its views.
+        """Draw the step's batch and make its views (by the data set's modality).
 
-        Labelled images get the weak view (``x_lb``, ``y_lb``); unlabelled images a weak
+        Labelled samples get the weak view (``x_lb``, ``y_lb``); unlabelled samples a weak
         and a strong view (``x_ulb_w``, ``x_ulb_s``). Override to make other views.
         """
         data = self.data
@@ -422,11 +442,14 @@ class AlgorithmBase:
             batch["x_ulb_s"] = self.augment.strong(unlabelled)
         return batch
 
-    def gather(self, tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """Rows ``index`` of a data tensor, on the training device (copied from host memory if need be)."""
+    def gather(self, samples: Any, index: torch.Tensor) -> Any:
+        """Rows ``index`` of a data tensor (or of each tensor of a dict of samples), on the
+        training device (copied from host memory if need be)."""
         if self._host_gather is None:
-            return tensor[index]
-        return self._host_gather.gather(tensor, index)
+            return take(samples, index)
+        if isinstance(samples, torch.Tensor):
+            return self._host_gather.gather(samples, index)
+        return {name: self._host_gather.gather(tensor, index) for name, tensor in samples.items()}
 
     def train_step(self, **batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The algorithm's math: return the loss and its parts as tensors (no ``.item()``)."""
@@ -459,17 +482,19 @@ class AlgorithmBase:
         return self.ema_model if self.ema_model is not None else self.module
 
     @torch.no_grad()
-    def predict(self, images: torch.Tensor, model: nn.Module | None = None) -> torch.Tensor:
-        """Logits of ``model`` (default: :attr:`eval_model`) for uint8 ``images``, in eval mode."""
+    def predict(self, images: Any, model: nn.Module | None = None) -> torch.Tensor:
+        """Logits of ``model`` (default: :attr:`eval_model`) for samples of the data set's
+        modality (uint8 images), in eval mode."""
         model = model if model is not None else self.eval_model
         was_training = model.training
         model.eval()
         try:
             chunks = []
-            for start in range(0, len(images), self.config.eval_batch_size):
-                chunk = images[start : start + self.config.eval_batch_size].to(self.device, non_blocking=True)
+            size = self.config.eval_batch_size
+            for start in range(0, count(images), size):
+                chunk = move(take(images, slice(start, start + size)), self.device, non_blocking=True)
                 batch = self.augment.plain(chunk)
-                if self.config.channels_last:
+                if self.config.channels_last and isinstance(batch, torch.Tensor):
                     batch = _channels_last(batch)
                 with self.autocast():
                     chunks.append(model(batch)["logits"].float())
@@ -592,7 +617,11 @@ class AlgorithmBase:
     def model_card(self) -> dict[str, Any]:
         """What using the trained network needs without the training data (``semilearn
         evaluate | predict | export``): the network's registered name, the input it takes
-        (uint8 images ``[C, H, W]``) and its normalisation, the class names."""
+        (uint8 images ``[C, H, W]``) and its normalisation, the class names. For other
+        modalities the card names the modality instead of an image input."""
+        if not self.data.is_image:
+            return {"net": self.net_name, "num_classes": self.data.num_classes, "modality": self.modality,
+                    "classes": self.data.class_names, "dataset": self.data.name, "algorithm": self.name}
         channels, height, width = self.data.image_shape
         spec = self.data.augment
         return {

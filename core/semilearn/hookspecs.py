@@ -90,7 +90,23 @@ def register_nets(register: Callable[..., None]) -> None:
 
     :param register: ``register(name, builder, description="", replace=False)`` where
         ``builder(num_classes, in_channels, image_size)`` returns a ``torch.nn.Module``
-        following the interface in :mod:`semilearn.nets`.
+        following the interface in :mod:`semilearn.nets` (``in_channels`` and
+        ``image_size`` are 0 for data sets of modalities other than images).
+    """
+
+
+@hookspec
+def register_modalities(register: Callable[..., None]) -> None:
+    """Add modalities (what a sample is, how a step's views are made) to the modality registry.
+
+    A data set names its modality (:attr:`semilearn.data.SSLData.modality`, ``"image"`` by
+    default); the engine asks this registry for the views of that modality. See
+    :mod:`semilearn.data.modality`.
+
+    :param register: ``register(name, factory, description="", replace=False)`` where
+        ``factory(data, generator)`` returns an object with ``weak``, ``strong``, ``plain``
+        (rows of samples on the device -> a view the network takes) and ``join`` (views ->
+        one batch), every random draw from ``generator``.
     """
 
 

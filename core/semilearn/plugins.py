@@ -545,14 +545,14 @@ class PluginManager(pluggy.PluginManager):
     # -- registries -----------------------------------------------------------
 
     def registry(self, kind: str) -> Registry[Any]:
-        """The registry of ``algorithm``, ``dataset``, ``net`` or ``policy`` (built on first use).
+        """The registry of ``algorithm``, ``dataset``, ``net``, ``modality`` or ``policy`` (built on first use).
 
         Policies are keyed ``kind/name`` (:attr:`semilearn.Policy.key`).
         """
         if kind not in self._registries:
             registry: Registry[Any] = Registry(kind)
             hook_name = {"algorithm": "register_algorithms", "dataset": "register_datasets", "net": "register_nets",
-                         "policy": "register_policies"}[kind]
+                         "policy": "register_policies", "modality": "register_modalities"}[kind]
             register: Callable[..., None] = registry.register if kind != "policy" else registry.register_policy
             caller = getattr(self.hook, hook_name)
             # in registration order (built-ins first), so that a plugin's replace=True

@@ -46,6 +46,8 @@ __all__ = [
     "RegisterDatasetsWrapper",
     "RegisterNets",
     "RegisterNetsWrapper",
+    "RegisterModalities",
+    "RegisterModalitiesWrapper",
     "RegisterPolicies",
     "RegisterPoliciesWrapper",
     "RegisterCommands",
@@ -88,6 +90,7 @@ HOOK_POINTS: tuple[str, ...] = (
     "register_algorithms",
     "register_datasets",
     "register_nets",
+    "register_modalities",
     "register_policies",
     "register_commands",
     "configure",
@@ -164,6 +167,25 @@ RegisterNets: TypeAlias = "_RegisterNets[None]"
 """An implementation of ``register_nets(register: Callable[..., None]) -> None``: Add networks to the network registry."""
 RegisterNetsWrapper: TypeAlias = "_RegisterNets[Generator[None, Any, Any]]"
 """A hook wrapper of ``register_nets`` (``@hookimpl(wrapper=True)``): it yields once."""
+
+
+# register_modalities(register) -> None ------------------------------------------------------------
+
+class _RegisterModalities__register(Protocol[_R_co]):
+    def __call__(self, *, register: Callable[..., None]) -> _R_co: ...
+
+class _RegisterModalities_without_arguments(Protocol[_R_co]):
+    def __call__(self) -> _R_co: ...
+
+
+_RegisterModalities: TypeAlias = (
+    _RegisterModalities__register[_R_co]
+    | _RegisterModalities_without_arguments[_R_co]
+)
+RegisterModalities: TypeAlias = "_RegisterModalities[None]"
+"""An implementation of ``register_modalities(register: Callable[..., None]) -> None``: Add modalities (what a sample is, how a step's views are made) to the modality registry."""
+RegisterModalitiesWrapper: TypeAlias = "_RegisterModalities[Generator[None, Any, Any]]"
+"""A hook wrapper of ``register_modalities`` (``@hookimpl(wrapper=True)``): it yields once."""
 
 
 # register_policies(register) -> None --------------------------------------------------------------

@@ -165,6 +165,7 @@ def build_algorithm(
     algorithm_cls = manager.registry("algorithm").get(config.algorithm)
     dataset_builder = manager.registry("dataset").get(config.dataset)
     data = dataset_builder(config, torch.device("cpu"))
+    algorithm_cls.check_modality(data)
     if algorithm_cls.labels_every_image and data.unlabelled_targets is not None:
         data = dataclasses.replace(data, labelled_images=data.unlabelled_images,
                                    labelled_targets=data.unlabelled_targets)
@@ -174,7 +175,8 @@ def build_algorithm(
 
     net_name = resolved_net_name(config, data)
     net_builder = manager.registry("net").get(net_name)
-    channels, height, width = data.image_shape
+    # networks of other modalities get 0 for the image's channels and size
+    channels, height, _ = data.image_shape if data.is_image else (0, 0, 0)
     model = net_builder(data.num_classes, channels, height)
     algorithm: AlgorithmBase = algorithm_cls(config, data, model, manager, run_dir, device)
     return algorithm

@@ -150,8 +150,9 @@ class RunView(TrainingProgress, Protocol):
 
     # -- what a plugin may call ---------------------------------------------------
 
-    def predict(self, images: torch.Tensor, model: nn.Module | None = None) -> torch.Tensor:
-        """Logits of ``model`` (default: :attr:`eval_model`) for uint8 ``images``, in eval mode."""
+    def predict(self, images: Any, model: nn.Module | None = None) -> torch.Tensor:
+        """Logits of ``model`` (default: :attr:`eval_model`) for samples of the data set's
+        modality (uint8 images), in eval mode."""
         ...
 
     def request_stop(self, reason: str) -> None:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     catalog_register_algorithms: protocols.RegisterAlgorithms = catalog.register_algorithms
     catalog_register_datasets: protocols.RegisterDatasets = catalog.register_datasets
     catalog_register_nets: protocols.RegisterNets = catalog.register_nets
+    catalog_register_modalities: protocols.RegisterModalities = catalog.register_modalities
     catalog_register_commands: protocols.RegisterCommands = catalog.register_commands
 
     ema = EMAHook()

@@ -27,6 +27,7 @@ from torch import nn
 
 from ..algorithm import AlgorithmBase
 from ..config import Config, Option
+from ..data.modality import count
 from ..errors import PluginError
 from ..nets.heads import NetWithHeads, frozen_batch_norm_stats, unwrap
 from ..policy import Policy
@@ -332,28 +333,29 @@ class SSLAlgorithm(AlgorithmBase):
 
     # -- views ----------------------------------------------------------------
 
-    def draw_labelled(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The next labelled batch on the training device: indices, uint8 images, targets."""
+    def draw_labelled(self) -> tuple[torch.Tensor, Any, torch.Tensor]:
+        """The next labelled batch on the training device: indices, samples (uint8 images), targets."""
         index = self.labelled_stream.next()
         images, targets = self.gather(self.data.labelled_images, index), self.gather(self.data.labelled_targets, index)
         return index.to(self.device, non_blocking=True), images, targets
 
-    def draw_unlabelled(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The next unlabelled batch on the training device: indices (into the unlabelled set), uint8 images."""
+    def draw_unlabelled(self) -> tuple[torch.Tensor, Any]:
+        """The next unlabelled batch on the training device: indices (into the unlabelled set), samples."""
         if self.unlabelled_stream is None:  # pragma: no cover - every SSL algorithm has one
             raise RuntimeError(f"algorithm '{self.name}' draws unlabelled data but has no unlabelled stream")
         index = self.unlabelled_stream.next()
         return index.to(self.device, non_blocking=True), self.gather(self.data.unlabelled_images, index)
 
-    def forward_views(self, *views: torch.Tensor) -> tuple[dict[str, torch.Tensor], list[int]]:
-        """One forward pass over the concatenated ``views``; returns the outputs and view sizes.
+    def forward_views(self, *views: Any) -> tuple[dict[str, torch.Tensor], list[int]]:
+        """One forward pass over ``views`` joined by the modality; returns the outputs and
+        view sizes.
 
         Use :func:`split` on an output with the sizes to get the per-view parts.
         """
-        sizes = [view.shape[0] for view in views]
-        return self.model(torch.cat(views) if len(views) > 1 else views[0]), sizes
+        sizes = [count(view) for view in views]
+        return self.model(self.augment.join(views) if len(views) > 1 else views[0]), sizes
 
-    def forward_logits(self, *views: torch.Tensor) -> list[torch.Tensor]:
+    def forward_logits(self, *views: Any) -> list[torch.Tensor]:
         """The logits of each of ``views``, from one forward pass over all of them."""
         outputs, sizes = self.forward_views(*views)
         return split(outputs["logits"], sizes)
@@ -370,7 +372,7 @@ class SSLAlgorithm(AlgorithmBase):
             return values
         return values.pin_memory().to(self.device, non_blocking=True)
 
-    def forward_each(self, *views: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+    def forward_each(self, *views: Any) -> list[dict[str, torch.Tensor]]:
         """Each view through the network on its own, as USB's Pi-Model, Mean Teacher, VAT,
         MixMatch and ReMixMatch do: the first pass moves the batch-norm running statistics,
         the others leave them alone, and each normalises with its own batch's statistics.

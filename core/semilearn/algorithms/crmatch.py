@@ -30,6 +30,7 @@ from torch import nn
 
 from ..algorithm import _derived_seed
 from ..config import Config, Option
+from ..data.modality import IMAGE
 from ..data.sampler import SampleStream
 from ..nets.heads import FeatureMapHead, RotationHead, feature_map_size
 from .common import (
@@ -60,6 +61,8 @@ class CRMatch(SSLAlgorithm):
     """FixMatch + rotation prediction + a feature-distance loss between weak and strong views."""
 
     name = "crmatch"
+    modalities = (IMAGE,)
+    modality_reason = "rotates its inputs"
     description = "FixMatch + rotation-prediction head + feature-distance loss between weak and strong views"
     config_options: ClassVar[tuple[Option, ...]] = (
         p_cutoff_option(0.95),

@@ -16,6 +16,7 @@ from typing import ClassVar
 import torch
 
 from ..config import Option
+from ..data.modality import count
 from .common import (
     SSLAlgorithm,
     hard_label_option,
@@ -62,7 +63,7 @@ class FlexMatch(SSLAlgorithm):
         """The class-wise curriculum mask of ``probs``, the unlabelled samples ``indices``."""
         config = self.config
         return self.mask("flexmatch", probs, indices=indices, p_cutoff=config.p_cutoff,
-                         thresh_warmup=config.thresh_warmup, num_samples=len(self.data.unlabelled_images))
+                         thresh_warmup=config.thresh_warmup, num_samples=count(self.data.unlabelled_images))
 
     def train_step(  # type: ignore[override]
         self, x_lb: torch.Tensor, y_lb: torch.Tensor, idx_ulb: torch.Tensor, x_ulb_w: torch.Tensor,

@@ -23,6 +23,7 @@ from typing import ClassVar
 import torch
 
 from ..config import Option
+from ..data.modality import IMAGE
 from ..nets.heads import frozen_batch_norm_stats, unwrap
 from .common import (
     SSLAlgorithm,
@@ -49,6 +50,8 @@ class MixMatch(SSLAlgorithm):
     """Sharpened K-view label guesses, MixUp across labelled and unlabelled data, MSE on the latter."""
 
     name = "mixmatch"
+    modalities = (IMAGE,)
+    modality_reason = "mixes its inputs pixel by pixel (MixUp)"
     description = "K-view label guessing with sharpening, then MixUp of labelled and unlabelled data"
     config_options: ClassVar[tuple[Option, ...]] = (
         temperature_option(0.5),

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config, Option
+from ..data.modality import IMAGE
 from ..nets.heads import RotationHead, frozen_batch_norm_stats, unwrap
 from .common import (
     SSLAlgorithm,
@@ -53,6 +54,8 @@ class ReMixMatch(SSLAlgorithm):
     """Aligned, sharpened weak-view guesses anchor two strong views; MixUp; rotation prediction."""
 
     name = "remixmatch"
+    modalities = (IMAGE,)
+    modality_reason = "rotates its inputs and mixes them pixel by pixel (MixUp)"
     description = "distribution alignment + augmentation anchoring (strong views) + MixUp + rotation loss"
     config_options: ClassVar[tuple[Option, ...]] = (
         temperature_option(0.5),

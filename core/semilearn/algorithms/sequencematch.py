@@ -15,9 +15,13 @@ here is its loss.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 
+from ..data.augment import BatchAugment
+from ..data.modality import IMAGE
 from .common import (
     masked_loss,
     probabilities,
@@ -40,6 +44,8 @@ class SequenceMatch(FlexMatch):
     """FlexMatch with weak, medium and strong views tied by three KL terms."""
 
     name = "sequencematch"
+    modalities = (IMAGE,)
+    modality_reason = "its medium view is a one-operation RandAugment"
     description = "FlexMatch + a medium view: KL from medium to weak, strong to medium and strong to weak"
 
     def sample_batch(self) -> dict[str, torch.Tensor]:
@@ -47,7 +53,7 @@ class SequenceMatch(FlexMatch):
         index, unlabelled = self.draw_unlabelled()
         return {
             "x_lb": self.augment.weak(images), "y_lb": targets, "idx_ulb": index,
-            "x_ulb_w": self.augment.weak(unlabelled), "x_ulb_m": self.augment.medium(unlabelled),
+            "x_ulb_w": self.augment.weak(unlabelled), "x_ulb_m": cast(BatchAugment, self.augment).medium(unlabelled),
             "x_ulb_s": self.augment.strong(unlabelled),
         }
 

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import Option
+from ..data.modality import IMAGE
 from ..nets.heads import frozen_batch_norm_stats, unwrap
 from .common import (
     SSLAlgorithm,
@@ -98,6 +99,8 @@ class VAT(SSLAlgorithm):
     """Smoothness against the virtual adversarial direction, plus entropy minimisation."""
 
     name = "vat"
+    modalities = (IMAGE,)
+    modality_reason = "perturbs its inputs adversarially"
     description = "virtual adversarial perturbations (consistency against the worst direction) + entropy minimisation"
     config_options: ClassVar[tuple[Option, ...]] = (
         Option("vat_eps", float, 6.0, "L2 norm of the adversarial perturbation of each (normalised) image.",

@@ -1,4 +1,4 @@
-"""The built-in algorithms, data sets and networks, registered through the registration hooks.
+"""The built-in algorithms, data sets, modalities and networks, registered through the registration hooks.
 
 The lists live beside what they list (``semilearn.algorithms``, ``semilearn.data``,
 ``semilearn.nets``); the ``semilearn data`` commands come from :mod:`semilearn.data.commands`.
@@ -14,15 +14,16 @@ if TYPE_CHECKING:
 
 from ..algorithms import BUILTIN_ALGORITHMS
 from ..data import BUILTIN_DATASETS
+from ..data.modality import BUILTIN_MODALITIES
 from ..hook import Hook, hookimpl, on_all_ranks
 from ..nets import BUILTIN_NETS
 from ..plugins import import_target
 
-__all__ = ["Catalog", "BUILTIN_ALGORITHMS", "BUILTIN_DATASETS", "BUILTIN_NETS", "import_target"]
+__all__ = ["Catalog", "BUILTIN_ALGORITHMS", "BUILTIN_DATASETS", "BUILTIN_NETS", "BUILTIN_MODALITIES", "import_target"]
 
 
 class Catalog(Hook):
-    """Registers the built-in algorithms, data sets and networks."""
+    """Registers the built-in algorithms, data sets, modalities and networks."""
 
     @hookimpl
     def register_algorithms(self, register: Callable[..., None]) -> None:
@@ -32,6 +33,11 @@ class Catalog(Hook):
     @hookimpl
     def register_datasets(self, register: Callable[..., None]) -> None:
         for name, (target, description) in BUILTIN_DATASETS.items():
+            register(name, import_target(target), description)
+
+    @hookimpl
+    def register_modalities(self, register: Callable[..., None]) -> None:
+        for name, (target, description) in BUILTIN_MODALITIES.items():
             register(name, import_target(target), description)
 
     @hookimpl

@@ -26,6 +26,7 @@ class EvaluationHook(Hook):
         import torch
         import torch.nn.functional as F
 
+        from ..data.modality import take
         from ..distributed import all_reduce_sum
 
         data = algorithm.data
@@ -34,7 +35,7 @@ class EvaluationHook(Hook):
             _share_buffers(algorithm.eval_model)
         shard = -(-len(data.test_targets) // algorithm.world_size)
         start = algorithm.rank * shard
-        images = data.test_images[start : start + shard]
+        images = take(data.test_images, slice(start, start + shard))
         targets = data.test_targets[start : start + shard].to(algorithm.device)
         logits = algorithm.predict(images)
         correct = (logits.argmax(dim=-1) == targets).float()

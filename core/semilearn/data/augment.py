@@ -17,6 +17,7 @@ half the image side.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -223,7 +224,7 @@ def cutout(
 
 
 class BatchAugment:
-    """The views an SSL step needs, from uint8 batches on the device.
+    """The views an SSL step needs, from uint8 batches on the device (the ``image`` modality).
 
     Args:
         spec: the data set's augmentation and normalisation.
@@ -272,3 +273,7 @@ class BatchAugment:
         """Between weak and strong (SequenceMatch): one RandAugment operation and cutout, as USB's
         ``RandAugment(1, ...)``."""
         return self.strong(images, num_ops=1)
+
+    def join(self, views: Sequence[torch.Tensor]) -> torch.Tensor:
+        """One batch of ``views`` (the image modality's :meth:`~semilearn.data.modality.Views.join`)."""
+        return torch.cat(list(views))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ import torch
 
 from ..errors import ConfigError, DataError
 from .augment import AugmentSpec
+from .modality import IMAGE, Samples, count, move
 
 __all__ = ["SSLData", "AugmentSpec", "balanced_labelled_indices", "check_num_classes"]
 
@@ -17,30 +19,37 @@ __all__ = ["SSLData", "AugmentSpec", "balanced_labelled_indices", "check_num_cla
 class SSLData:
     """A semi-supervised data set held in memory.
 
+    The ``*_images`` fields hold the samples of the data set's :attr:`modality`: uint8
+    images ``[N, C, H, W]`` for ``"image"``, or a dict of tensors with the sample first for
+    modalities whose samples have several parts (see :mod:`semilearn.data.modality`).
+
     Attributes:
         name: the registry name.
         num_classes: number of classes.
         labelled_images, labelled_targets: the labelled training subset.
-        unlabelled_images: the images whose labels are not used (usually the whole training
-            set, including the labelled images, as USB does).
+        unlabelled_images: the samples whose labels are not used (usually the whole training
+            set, including the labelled samples, as USB does).
         unlabelled_targets: their true labels where known (diagnostics only), else ``None``.
         test_images, test_targets: the evaluation split.
-        augment: how views are made and normalised.
+        augment: how image views are made and normalised (other modalities: their own
+            settings, read by their view factory).
         default_net: the network ``net: auto`` picks.
         classes: the class names, index by index (``None``: the indices, ``"0"`` ...).
+        modality: the registered modality whose views a step reads (``"image"``).
     """
 
     name: str
     num_classes: int
-    labelled_images: torch.Tensor
+    labelled_images: Samples
     labelled_targets: torch.Tensor
-    unlabelled_images: torch.Tensor
+    unlabelled_images: Samples
     unlabelled_targets: torch.Tensor | None
-    test_images: torch.Tensor
+    test_images: Samples
     test_targets: torch.Tensor
-    augment: AugmentSpec
+    augment: Any
     default_net: str
     classes: tuple[str, ...] | None = None
+    modality: str = IMAGE
 
     @property
     def class_names(self) -> list[str]:
@@ -48,36 +57,37 @@ class SSLData:
         return list(self.classes) if self.classes is not None else [str(index) for index in range(self.num_classes)]
 
     @property
+    def is_image(self) -> bool:
+        return self.modality == IMAGE
+
+    @property
     def image_shape(self) -> tuple[int, int, int]:
+        """``(channels, height, width)`` of the images; DataError for other modalities."""
+        if not self.is_image or not isinstance(self.test_images, torch.Tensor):
+            raise DataError(f"data set '{self.name}' holds {self.modality} samples, not images")
         channels, height, width = self.test_images.shape[1:]
         return int(channels), int(height), int(width)
 
     def to(self, device: torch.device | str) -> SSLData:
         """Move every tensor to ``device`` (uint8 stays uint8)."""
-
-        def move(tensor: Any) -> Any:
-            return tensor.to(device) if isinstance(tensor, torch.Tensor) else tensor
-
-        return SSLData(
-            self.name,
-            self.num_classes,
-            move(self.labelled_images),
-            move(self.labelled_targets),
-            move(self.unlabelled_images),
-            move(self.unlabelled_targets),
-            move(self.test_images),
-            move(self.test_targets),
-            self.augment,
-            self.default_net,
-            self.classes,
+        return dataclasses.replace(
+            self,
+            labelled_images=move(self.labelled_images, device),
+            labelled_targets=move(self.labelled_targets, device),
+            unlabelled_images=move(self.unlabelled_images, device),
+            unlabelled_targets=move(self.unlabelled_targets, device),
+            test_images=move(self.test_images, device),
+            test_targets=move(self.test_targets, device),
         )
 
     def summary(self) -> str:
+        counts = f"{len(self.labelled_targets)} labelled, {count(self.unlabelled_images)} unlabelled, "
+        if not self.is_image:
+            return f"{self.name}: {counts}{len(self.test_targets)} test samples ({self.modality}), " \
+                   f"{self.num_classes} classes"
         channels, height, width = self.image_shape
-        return (
-            f"{self.name}: {len(self.labelled_targets)} labelled, {len(self.unlabelled_images)} unlabelled, "
-            f"{len(self.test_targets)} test images of {channels}x{height}x{width}, {self.num_classes} classes"
-        )
+        return f"{self.name}: {counts}{len(self.test_targets)} test images of {channels}x{height}x{width}, " \
+               f"{self.num_classes} classes"
 
 
 def balanced_labelled_indices(targets: np.ndarray, num_labels: int, num_classes: int, seed: int) -> np.ndarray:

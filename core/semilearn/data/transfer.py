@@ -8,13 +8,22 @@ the copy that last read it has finished (a CUDA event), so two steps never share
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 
 __all__ = ["HostGather", "data_bytes"]
 
 
-def data_bytes(*tensors: torch.Tensor | None) -> int:
-    return sum(tensor.numel() * tensor.element_size() for tensor in tensors if tensor is not None)
+def data_bytes(*samples: Any) -> int:
+    """Bytes held by tensors, or by each tensor of dicts of them (``None`` counts 0)."""
+    total = 0
+    for item in samples:
+        for tensor in item.values() if isinstance(item, Mapping) else [item]:
+            if isinstance(tensor, torch.Tensor):
+                total += tensor.numel() * tensor.element_size()
+    return total
 
 
 class HostGather:

@@ -48,6 +48,10 @@ class ModelCard:
 
     @classmethod
     def from_mapping(cls, card: Mapping[str, Any]) -> ModelCard:
+        modality = card.get("modality", "image")
+        if modality != "image":
+            raise InputError(f"the checkpoint's network takes {modality} data (data set '{card.get('dataset')}'); "
+                             "evaluate, predict, export and semilearn.load take image networks only so far")
         channels, height, width = (int(size) for size in card["input_shape"])
         num_classes = int(card["num_classes"])
         classes = card.get("classes") or [str(index) for index in range(num_classes)]

@@ -1,0 +1,152 @@
+"""Modalities: what a sample is, and how the views a step reads are made from a batch of samples.
+
+A data set declares its modality by name (:attr:`SSLData.modality
+<semilearn.data.base.SSLData.modality>`, ``"image"`` unless it says otherwise). The
+modality registry, filled through the ``register_modalities`` hook point, maps that name
+to a factory ``factory(data, generator)`` returning a :class:`Views` object: the
+modality's weak, strong and plain views and the joining of views into one batch.
+
+Two shapes of data cross this boundary:
+
+* **samples** -- what a data set stores and the engine draws rows of: a tensor whose
+  first dimension is the sample (uint8 images ``[N, C, H, W]``), or a dict of such tensors
+  (token ids, attention masks and the stored back-translations of text; waveforms and
+  their lengths for audio);
+* **views** -- what a network takes: a float tensor ``[B, ...]``, or a dict of tensors
+  with the batch first (``input_ids`` and ``attention_mask``).
+
+The engine only moves batches: it draws rows of samples by index (:func:`take`), hands
+them to the modality's :class:`Views` for the views, and joins views for one forward pass
+(:meth:`Views.join`). Algorithms read views by name (``x_lb``, ``x_ulb_w``, ``x_ulb_s``
+...) and pass them to the network. An algorithm that needs pixels (rotation heads, MixUp
+of inputs) lists the modalities it supports in ``AlgorithmBase.modalities`` and is refused
+on any other with one line that says why.
+
+The ``image`` modality is the batched on-device augmentation of
+:mod:`semilearn.data.augment`, unchanged. Modalities that need heavy libraries live in
+their own plugin distributions, so the core never imports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
+
+import torch
+
+if TYPE_CHECKING:
+    from .base import SSLData
+
+__all__ = [
+    "View",
+    "Samples",
+    "Views",
+    "ModalityFactory",
+    "IMAGE",
+    "BUILTIN_MODALITIES",
+    "take",
+    "count",
+    "move",
+    "join_views",
+    "samples_device",
+    "image_views",
+    "modality_of",
+]
+
+# A batch of one view, or rows of samples: a tensor with the batch first, or named tensors.
+View: TypeAlias = torch.Tensor | Mapping[str, torch.Tensor]
+Samples: TypeAlias = View
+
+IMAGE = "image"
+
+
+@runtime_checkable
+class Views(Protocol):
+    """The views of one modality, made on the device from drawn rows of samples.
+
+    Every random draw comes from the generator the factory was given (seeded by the
+    engine at the start of each step), so a resumed run makes the same views.
+    """
+
+    def weak(self, samples: Any) -> Any:
+        """The weakly augmented view (labelled batches, the unlabelled weak view)."""
+        ...
+
+    def strong(self, samples: Any) -> Any:
+        """The strongly augmented view (for text: a stored back-translation)."""
+        ...
+
+    def plain(self, samples: Any) -> Any:
+        """No augmentation (evaluation, prediction)."""
+        ...
+
+    def join(self, views: Sequence[Any]) -> Any:
+        """One batch of ``views`` in order, for one forward pass."""
+        ...
+
+
+class ModalityFactory(Protocol):
+    """What ``register_modalities`` registers: ``factory(data, generator) -> Views``."""
+
+    def __call__(self, data: SSLData, generator: torch.Generator) -> Views: ...
+
+
+# name -> ("module:factory", description); imported when the registry is first needed
+BUILTIN_MODALITIES: dict[str, tuple[str, str]] = {
+    IMAGE: ("semilearn.data.modality:image_views",
+            "uint8 images [N, C, H, W]; flip, shift and RandAugment batched on the device"),
+}
+
+
+def image_views(data: SSLData, generator: torch.Generator) -> Views:
+    """The image modality: :class:`~semilearn.data.augment.BatchAugment` with the data set's spec."""
+    from .augment import BatchAugment
+
+    return BatchAugment(data.augment, generator)
+
+
+def take(samples: Samples, index: torch.Tensor | slice) -> Samples:
+    """Rows ``index`` of ``samples`` (a tensor, or each tensor of a dict)."""
+    if isinstance(samples, torch.Tensor):
+        return samples[index]
+    return {name: tensor[index] for name, tensor in samples.items()}
+
+
+def count(samples: Samples) -> int:
+    """The number of rows (samples, or the batch size of a view)."""
+    if isinstance(samples, torch.Tensor):
+        return int(samples.shape[0])
+    return int(next(iter(samples.values())).shape[0])
+
+
+def move(samples: Any, device: torch.device | str, non_blocking: bool = False) -> Any:
+    """``samples`` on ``device`` (a tensor, each tensor of a dict; anything else as it is)."""
+    if isinstance(samples, torch.Tensor):
+        return samples.to(device, non_blocking=non_blocking)
+    if isinstance(samples, Mapping):
+        return {name: tensor.to(device, non_blocking=non_blocking) for name, tensor in samples.items()}
+    return samples
+
+
+def samples_device(samples: Samples) -> torch.device:
+    """The device ``samples`` live on."""
+    if isinstance(samples, torch.Tensor):
+        return samples.device
+    return next(iter(samples.values())).device
+
+
+def join_views(views: Sequence[View]) -> View:
+    """Concatenate ``views`` along the batch (each tensor of a dict for dict views).
+
+    Dict views must have equal shapes beyond the batch; a modality whose views differ
+    (text padded per batch) joins them in its own :meth:`Views.join`.
+    """
+    first = views[0]
+    if isinstance(first, torch.Tensor):
+        return torch.cat(list(views))  # type: ignore[arg-type]
+    return {name: torch.cat([view[name] for view in views]) for name in first}  # type: ignore[index]
+
+
+def modality_of(data: SSLData) -> str:
+    """The modality ``data`` declares (``"image"`` for data sets written before modalities)."""
+    return getattr(data, "modality", IMAGE) or IMAGE
