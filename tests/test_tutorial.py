@@ -108,6 +108,27 @@ def test_the_tutorial_data_set_trains_and_names_its_classes(tmp_path: Path) -> N
     assert semilearn.load(path).classes == ["horizontal", "vertical"]
 
 
+def test_the_tutorial_modality_trains_fixmatch_and_refuses_pixel_algorithms(tmp_path: Path) -> None:
+    import pytest
+
+    from conftest import train_in_process
+    from semilearn.errors import ConfigError
+
+    example = run_block("add-a-modality")
+    result = train_in_process(tmp_path / "ok", "dataset=blobs", "num_labels=30", "algorithm=fixmatch",
+                              "num_train_iter=40", "num_eval_iter=40", "batch_size=8", "lr=0.1",
+                              plugins=[example["FeaturesPlugin"]()])
+    assert result.status == "completed"
+    assert result.algorithm.data.summary() == "blobs: 30 labelled, 600 unlabelled, 150 test samples (features), " \
+                                              "3 classes"
+    assert result.algorithm.eval_history[-1]["top1_acc"] > 0.6  # it learns (chance: 1/3)
+    with pytest.raises(ConfigError) as refused:
+        train_in_process(tmp_path / "refused", "dataset=blobs", "num_labels=30", "algorithm=remixmatch",
+                         plugins=[example["FeaturesPlugin"]()])
+    assert str(refused.value) == ("algorithm 'remixmatch' needs image data (rotates its inputs and mixes them pixel "
+                                  "by pixel (MixUp)); data set 'blobs' is features")
+
+
 def test_the_tutorial_tracker_records_every_log_call_and_the_end(tmp_path: Path) -> None:
     from conftest import train_in_process
 
