@@ -1,7 +1,7 @@
 """Vision transformers against USB's own class (fixtures by tests/parity/usb_generate_vit.py).
 
 ``vit.pt`` holds a small ViT of USB's class (width 24, 2 blocks, 32x32 images in patches
-of 4) built at seed 0: its state dict and its outputs for fixed images. ``vit_names.json``
+of 4) built at seed 0: its state dict and its outputs for fixed images. ``names.json``
 holds the parameter names and shapes of USB's ``vit_*`` builders. See tests/parity/README.md.
 """
 
@@ -20,7 +20,7 @@ from semilearn.nets import BUILTIN_NETS
 from semilearn.nets import vit as vit_module
 from semilearn.nets.vit import VisionTransformer
 
-FIXTURES = Path(__file__).resolve().parent / "parity" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "parity" / "fixtures" / "vit"  # apart from the algorithms' fixtures
 
 
 @functools.cache
@@ -61,7 +61,7 @@ def test_the_same_seed_gives_usbs_initial_weights() -> None:
 @pytest.mark.parametrize("builder", ["vit_tiny_patch2_32", "vit_small_patch2_32", "vit_small_patch16_224",
                                      "vit_base_patch16_224", "vit_base_patch16_96"])
 def test_builders_have_usbs_names_shapes_and_stochastic_depth(builder: str) -> None:
-    usb = json.loads((FIXTURES / "vit_names.json").read_text())[builder]
+    usb = json.loads((FIXTURES / "names.json").read_text())[builder]
     size = int(builder.rsplit("_", 1)[1])
     with torch.device("meta"):  # shapes only: nothing allocated
         net = getattr(vit_module, builder)(usb["num_classes"], 3, size)

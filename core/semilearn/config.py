@@ -248,6 +248,9 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("nesterov", bool, True, "Use Nesterov momentum with SGD."),
     Option("weight_decay", float, 5e-4, "Weight decay of weights (not of biases and norm layers).", minimum=0,
            usb=True),
+    Option("layer_decay", float, 1.0, "Layer-wise learning-rate decay: each layer below the classifier learns at "
+           "this times the rate of the one above (ViTs, wide ResNets, ResNet-18; docs/pretrained.md); 1 turns it off.",
+           minimum=0, maximum=1, usb=True),
     Option("clip_grad", float, 0.0, "Clip the gradient norm to this value; 0 turns clipping off (USB also: clip).",
            minimum=0, usb=True),
     Option("compile", bool, False, "Compile the training forward pass with torch.compile (minutes of start-up; "

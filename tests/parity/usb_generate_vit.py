@@ -1,6 +1,6 @@
 """Write the vision-transformer parity fixtures with USB's own code (run beside USB 0.3.2).
 
-    python tests/parity/usb_generate_vit.py --out tests/parity/fixtures
+    python tests/parity/usb_generate_vit.py --out tests/parity/fixtures/vit
 
 Writes, with USB's classes and functions (see tests/parity/README.md):
 
@@ -12,7 +12,7 @@ Writes, with USB's classes and functions (see tests/parity/README.md):
   as USB's ``load_checkpoint`` leaves a small ViT for 24x24 images after reading a weight
   file saved from one for 16x16 images (nested under ``model``, with a ``module.``
   prefix and a classifier of another class count).
-* ``vit_names.json``: parameter and buffer names and shapes of USB's ``vit_*`` builders.
+* ``names.json``: parameter and buffer names and shapes of USB's ``vit_*`` builders.
 
 USB's ViT imports ``DropPath`` and ``to_2tuple`` from timm, which is not installed here:
 stand-ins of the same behaviour are put in its place (``DropPath`` is only used by the
@@ -82,7 +82,7 @@ def optimizer_table(get_optimizer: Any, net: torch.nn.Module, **kwargs: Any) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "fixtures")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "fixtures" / "vit")
     options = parser.parse_args()
     install_timm_stand_ins()
     usb = import_usb()
@@ -150,8 +150,8 @@ def main() -> None:
                                         if type(module).__name__ == "DropPath"],
                           "state_dict": [[name, list(value.shape)] for name, value in model.state_dict().items()],
                           "parameters": [name for name, _ in model.named_parameters()]}
-    (options.out / "vit_names.json").write_text(json.dumps(names, indent=None, separators=(",", ":")) + "\n")
-    print("vit.pt, vit_names.json", flush=True)
+    (options.out / "names.json").write_text(json.dumps(names, indent=None, separators=(",", ":")) + "\n")
+    print("vit.pt, names.json", flush=True)
 
 
 if __name__ == "__main__":

@@ -155,6 +155,13 @@ class NetWithHeads(nn.Module):
             outputs[name] = head(feat_map if getattr(head, "takes_feature_map", False) else feat)
         return outputs
 
+    def layer_key(self, name: str) -> tuple[int, ...] | None:
+        """The backbone's layers for layer-wise learning-rate decay; the heads sit with its classifier (as USB's)."""
+        layer_key = getattr(self.backbone, "layer_key", None)
+        if layer_key is None or not name.startswith("backbone."):
+            return None
+        return layer_key(name[len("backbone."):])  # type: ignore[no-any-return]
+
 
 def unwrap(model: nn.Module) -> nn.Module:
     """The network inside a ``DistributedDataParallel`` / ``DataParallel`` wrapper, else ``model``."""
