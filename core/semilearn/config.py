@@ -201,6 +201,10 @@ CORE_OPTIONS: tuple[Option, ...] = (
            "is what reaches 97% on digits over seeds (USB's files name theirs).", usb=True),
     Option("dataset", str, "digits", "Data set (`semilearn datasets` lists them).", usb=True),
     Option("net", str, "auto", "Network; `auto` picks the data set's default network.", usb=True),
+    Option("use_pretrain", bool, False, "Load the network's weights from `pretrain_path` before training "
+           "(docs/pretrained.md).", usb=True),
+    Option("pretrain_path", str, "", "Weight file for `use_pretrain`: a local path, or an http(s) URL fetched once "
+           "into the weights cache ($SEMILEARN_CACHE/weights, default ~/.cache/semilearn/weights).", usb=True),
     Option("num_classes", int, None, "Number of classes; taken from the data set when null, checked when set.",
            nullable=True, minimum=2, usb=True),
     Option("num_labels", int, 40, "Labelled samples in total, drawn balanced across classes by `seed`.",

@@ -176,6 +176,10 @@ def build_algorithm(
     net_builder = manager.registry("net").get(net_name)
     channels, height, width = data.image_shape
     model = net_builder(data.num_classes, channels, height)
+    if config.use_pretrain:  # before the algorithm wraps it, as USB's network builders load
+        from .nets.pretrained import load_for_run
+
+        _logger().info(load_for_run(model, config.pretrain_path, net_name, report=_logger().info))
     algorithm: AlgorithmBase = algorithm_cls(config, data, model, manager, run_dir, device)
     return algorithm
 

@@ -55,8 +55,6 @@ FIXED: dict[str, tuple[Any, str]] = {
     "net_from_name": (False, "networks come from the network registry (semilearn nets)"),
     "train_sampler": ("RandomSampler", "batches are drawn from seeded permutations"),
     "include_lb_to_ulb": (True, "the unlabelled set always includes the labelled images"),
-    "use_pretrain": (False, "pretrained weights are not loaded"),
-    "pretrain_path": ("", "pretrained weights are not loaded"),
     "imb_algorithm": (None, "imbalanced-SSL algorithms are not implemented"),
     "lb_imb_ratio": (1, "imbalanced splits are not implemented"),
     "ulb_imb_ratio": (1, "imbalanced splits are not implemented"),
