@@ -102,3 +102,18 @@ def test_a_small_vit_builds_and_trains_one_step_through_the_registry() -> None:
     assert output["logits"].shape == (2, 10) and output["feat"].shape == (2, 192)
     output["logits"].sum().backward()
     assert net.head.weight.grad is not None and net.patch_embed.proj.weight.grad is not None
+
+
+@pytest.mark.parametrize("algorithm", ["crmatch", "comatch", "simmatch", "remixmatch", "fixmatch"])
+def test_algorithms_with_heads_train_a_vit(tmp_path: Path, algorithm: str) -> None:
+    """As USB's wrappers: CR-Match's feature-distance head reads the class token, not a feature map."""
+    from test_algorithms import make
+
+    torch.manual_seed(0)
+    net = VisionTransformer(10, img_size=8, patch_size=4, in_channels=1, embed_dim=8, depth=1, num_heads=2)
+    built = make(tmp_path, algorithm, "layer_decay=0.5", model=net)
+    loss, _ = built.train_step(**built.sample_batch())
+    loss.backward()
+    assert torch.isfinite(loss) and net.patch_embed.proj.weight.grad is not None
+    rates = sorted({group["lr"] for group in built.optimizer.param_groups})
+    assert rates == pytest.approx([built.config.lr * 0.5 ** k for k in (2, 1, 0)])  # embeddings, block, top

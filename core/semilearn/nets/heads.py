@@ -101,7 +101,8 @@ class FeatureMapHead(nn.Linear):
 
 
 def feature_map_size(backbone: nn.Module, in_channels: int, image_size: int) -> int | None:
-    """``C * h * w`` of ``backbone.extract`` for one image of that size, or None without ``extract``.
+    """``C * h * w`` of ``backbone.extract`` for one image of that size; None without ``extract`` or when it
+    returns no ``[B, C, h, w]`` map (a ViT's tokens: there USB's CR-Match head reads ``feat``).
 
     Measured with one forward pass in evaluation mode, which changes nothing in the network.
     """
@@ -117,7 +118,7 @@ def feature_map_size(backbone: nn.Module, in_channels: int, image_size: int) -> 
                                               dtype=parameter.dtype))
     finally:
         backbone.train(was_training)
-    return int(feature_map[0].numel())
+    return int(feature_map[0].numel()) if feature_map.ndim == 4 else None
 
 
 class NetWithHeads(nn.Module):
