@@ -149,6 +149,14 @@ def test_an_unreachable_host_says_where_to_put_the_file(tmp_path: Path) -> None:
     assert f"put it at {tmp_path / 'vit_small_patch2_32_mlp_im_1k_32.pth'}" in message
 
 
+def test_a_server_error_also_says_where_to_put_the_file(mirror: Mirror, tmp_path: Path) -> None:  # noqa: F811
+    mirror.status = 404  # as USB's files that name github.com/microsoft/Semi-supervised-learning/<file>
+    with pytest.raises(CheckpointError) as failure:
+        weight_file(f"{mirror.url}/vit.pth", cache=tmp_path)
+    message = str(failure.value)
+    assert "the server answered 404" in message and f"put the file at {tmp_path / 'vit.pth'} by hand" in message
+
+
 def test_local_files_flat_state_dicts_and_wrong_files(tmp_path: Path) -> None:
     source = small_cnn(10, 1, 8)
     flat = tmp_path / "flat.pt"

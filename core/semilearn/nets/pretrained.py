@@ -124,7 +124,10 @@ def weight_file(source: str, *, cache: Path | None = None, attempts: int = 3, ti
                    resume_hint="run again to resume",
                    offline_hint=f"Download it elsewhere and put it at {target}, or set pretrain_path to a local copy")
     except DataError as error:
-        raise CheckpointError(str(error)) from None
+        message = str(error)
+        if str(target) not in message:  # a server error: the file can still come by hand
+            message += f"; or put the file at {target} by hand"
+        raise CheckpointError(message) from None
     return target, loaded[0]
 
 
