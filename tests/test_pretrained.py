@@ -21,7 +21,7 @@ from test_vit import FIXTURES
 from conftest import FAST
 from semilearn.errors import CheckpointError
 from semilearn.nets.cnn import small_cnn
-from semilearn.nets.pretrained import load_pretrained, weight_file
+from semilearn.nets.pretrained import UnsafeWeightFile, load_pretrained, weight_file
 from semilearn.nets.vit import VisionTransformer
 
 
@@ -147,6 +147,27 @@ def test_an_unreachable_host_says_where_to_put_the_file(tmp_path: Path) -> None:
     message = str(failure.value)
     assert "\n" not in message and f"cannot reach {url}" in message
     assert f"put it at {tmp_path / 'vit_small_patch2_32_mlp_im_1k_32.pth'}" in message
+
+
+def test_a_file_with_other_python_objects_is_kept_but_refused(mirror: Mirror, tmp_path: Path) -> None:  # noqa: F811
+    import argparse
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    torch.save({"model": _vit(16, 5, seed=0).state_dict(), "args": argparse.Namespace(lr=0.1)}, buffer)
+    mirror.files["with_args.pth"] = buffer.getvalue()  # training arguments: read
+    path, content = weight_file(f"{mirror.url}/with_args.pth", cache=tmp_path)
+    assert content["args"].lr == 0.1
+    buffer = io.BytesIO()
+    torch.save({"model": _vit(16, 5, seed=0).state_dict(), "best": np.float64(0.5)}, buffer)
+    mirror.files["numpy.pth"] = buffer.getvalue()
+    for _ in range(2):  # downloaded, then refused from the cache without a new request
+        with pytest.raises(UnsafeWeightFile, match=r"numpy.pth \(from .*\) holds Python objects beyond tensors "
+                                                   r"\(numpy\S*scalar\)"):
+            weight_file(f"{mirror.url}/numpy.pth", cache=tmp_path)
+    assert (tmp_path / "numpy.pth").read_bytes() == buffer.getvalue()
+    assert [name for name, _ in mirror.requests].count("numpy.pth") == 1
 
 
 def test_a_server_error_also_says_where_to_put_the_file(mirror: Mirror, tmp_path: Path) -> None:  # noqa: F811

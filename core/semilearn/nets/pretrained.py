@@ -7,7 +7,9 @@ without the variable), through the data sets' resumable downloader
 any network, so an offline machine takes a copy put there by hand (or a local path).
 USB publishes no checksums: a weight file counts as complete when PyTorch reads it with
 ``weights_only=True``. A download that does not read is deleted; a cached file that does
-not read is renamed ``<file>.bad`` and fetched again.
+not read is renamed ``<file>.bad`` and fetched again. A complete file that holds Python
+objects beyond tensors (and ``argparse.Namespace``, training arguments) is kept but
+refused, with the way out (save the state dict alone).
 
 What is loaded, as USB's ``load_checkpoint`` for networks does:
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import urllib.parse
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -41,8 +44,8 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["CACHE_ENV", "weights_cache", "weight_file", "read_weights", "load_pretrained", "usb_state_dict",
-           "resize_position_embedding"]
+__all__ = ["CACHE_ENV", "UnsafeWeightFile", "weights_cache", "weight_file", "read_weights", "load_pretrained",
+           "usb_state_dict", "resize_position_embedding"]
 
 CACHE_ENV = "SEMILEARN_CACHE"
 DROPPED_PREFIXES = ("fc", "classifier", "mlp", "head")  # USB's: never loaded from a pretrained file
@@ -57,18 +60,34 @@ def _is_url(source: str) -> bool:
     return source.lower().startswith(("http://", "https://"))
 
 
+class UnsafeWeightFile(CheckpointError):
+    """A complete weight file that holds Python objects ``weights_only`` does not unpickle."""
+
+
 def read_weights(path: Path, url: str | None = None) -> Any:
-    """What ``path`` holds, read with ``weights_only=True`` on the CPU; CheckpointError if it does not read."""
+    """What ``path`` holds, read with ``weights_only=True`` on the CPU.
+
+    Raises :class:`UnsafeWeightFile` for a file holding other Python objects than tensors
+    (and the training arguments USB's files may carry), else
+    :class:`~semilearn.errors.CheckpointError` for a file that does not read (truncated,
+    corrupted, not PyTorch's).
+    """
     import argparse
 
     import torch
 
+    origin = f" (from {url})" if url else ""
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):  # training arguments saved beside the weights
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - a truncated or foreign file fails in many ways
-        origin = f" (from {url})" if url else ""
         text = str(error).strip()
+        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        if unsafe:
+            raise UnsafeWeightFile(
+                f"{path}{origin} holds Python objects beyond tensors ({unsafe.group(1)}), which are not unpickled "
+                "(weights_only): save its state dict alone with torch.save and set pretrain_path to that file"
+            ) from None
         reason = text.splitlines()[0].split(". ", 1)[0].rstrip(".") if text else type(error).__name__
         raise CheckpointError(f"{path}{origin} is not a complete PyTorch weight file ({reason})") from None
 
@@ -97,6 +116,8 @@ def weight_file(source: str, *, cache: Path | None = None, attempts: int = 3, ti
     if target.is_file():
         try:
             return target, read_weights(target, source)
+        except UnsafeWeightFile:
+            raise
         except CheckpointError as error:
             bad = target.with_name(target.name + ".bad")
             target.replace(bad)
@@ -111,6 +132,8 @@ def weight_file(source: str, *, cache: Path | None = None, attempts: int = 3, ti
     def verify(partial: Path) -> str | None:
         try:
             loaded.append(read_weights(partial))
+        except UnsafeWeightFile:
+            return None  # complete: kept in the cache, and refused below
         except CheckpointError as error:
             reason = str(error).split(" is not a complete PyTorch weight file ", 1)[-1]
             return (f"{source} is not a complete PyTorch weight file {reason}, so the download was deleted; run "
@@ -128,7 +151,7 @@ def weight_file(source: str, *, cache: Path | None = None, attempts: int = 3, ti
         if str(target) not in message:  # a server error: the file can still come by hand
             message += f"; or put the file at {target} by hand"
         raise CheckpointError(message) from None
-    return target, loaded[0]
+    return target, loaded[0] if loaded else read_weights(target, source)
 
 
 def usb_state_dict(content: Any, source: str) -> dict[str, torch.Tensor]:
