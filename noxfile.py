@@ -292,6 +292,8 @@ def usb_parity(session: nox.Session) -> None:
     session.install("--no-deps", "semilearn==0.3.2")
     session.install(*USB_IMPORTS)
     session.run("python", "tests/parity/usb_generate.py", "--out", "tests/parity/fixtures", *session.posargs)
+    if not session.posargs:  # the ViT, optimizer-group and weight-loading fixtures (seconds)
+        session.run("python", "tests/parity/usb_generate_vit.py", "--out", "tests/parity/fixtures/vit")
 
 
 @nox.session(venv_backend="none")

@@ -67,7 +67,6 @@ def test_usb_spellings_and_tracker_switches() -> None:
 @pytest.mark.parametrize(
     ("key", "value", "reason"),
     [
-        ("layer_decay", 0.65, "layer-wise learning-rate decay is not implemented"),
         ("use_cat", False, "the FixMatch-like algorithms put their views through one pass"),
         ("net_from_name", True, "networks come from the network registry"),
         ("imb_algorithm", "abc", "imbalanced-SSL algorithms are not implemented"),

@@ -311,7 +311,7 @@ class AlgorithmBase:
         *values, elsewhere = stacked.tolist()
         self.check_finite(_elsewhere=int(elsewhere))
         metrics: dict[str, float] = dict(zip(names, values, strict=True))
-        metrics["lr"] = float(self.optimizer.param_groups[0]["lr"])
+        metrics["lr"] = float(self.optimizer.param_groups[-1]["lr"])  # as USB: the top layer's, with layer_decay
         self._log("train", step, metrics)
 
     def _evaluate(self, step: int) -> None:

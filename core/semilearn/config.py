@@ -201,6 +201,10 @@ CORE_OPTIONS: tuple[Option, ...] = (
            "is what reaches 97% on digits over seeds (USB's files name theirs).", usb=True),
     Option("dataset", str, "digits", "Data set (`semilearn datasets` lists them).", usb=True),
     Option("net", str, "auto", "Network; `auto` picks the data set's default network.", usb=True),
+    Option("use_pretrain", bool, False, "Load the network's weights from `pretrain_path` before training "
+           "(docs/pretrained.md).", usb=True),
+    Option("pretrain_path", str, "", "Weight file for `use_pretrain`: a local path, or an http(s) URL fetched once "
+           "into the weights cache ($SEMILEARN_CACHE/weights, default ~/.cache/semilearn/weights).", usb=True),
     Option("num_classes", int, None, "Number of classes; taken from the data set when null, checked when set.",
            nullable=True, minimum=2, usb=True),
     Option("num_labels", int, 40, "Labelled samples in total, drawn balanced across classes by `seed`.",
@@ -248,6 +252,9 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("nesterov", bool, True, "Use Nesterov momentum with SGD."),
     Option("weight_decay", float, 5e-4, "Weight decay of weights (not of biases and norm layers).", minimum=0,
            usb=True),
+    Option("layer_decay", float, 1.0, "Layer-wise learning-rate decay: each layer below the classifier learns at "
+           "this times the rate of the one above (ViTs, wide ResNets, ResNet-18; docs/pretrained.md); 1 turns it off.",
+           minimum=0, maximum=1, usb=True),
     Option("clip_grad", float, 0.0, "Clip the gradient norm to this value; 0 turns clipping off (USB also: clip).",
            minimum=0, usb=True),
     Option("compile", bool, False, "Compile the training forward pass with torch.compile (minutes of start-up; "

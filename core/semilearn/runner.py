@@ -178,6 +178,10 @@ def build_algorithm(
     # networks of other modalities get 0 for the image's channels and size
     channels, height, _ = data.image_shape if data.is_image else (0, 0, 0)
     model = net_builder(data.num_classes, channels, height)
+    if config.use_pretrain:  # before the algorithm wraps it, as USB's network builders load
+        from .nets.pretrained import load_for_run
+
+        _logger().info(load_for_run(model, config.pretrain_path, net_name, report=_logger().info))
     algorithm: AlgorithmBase = algorithm_cls(config, data, model, manager, run_dir, device)
     return algorithm
 

@@ -11,7 +11,7 @@ things that torchrun, the engine or plugins now handle. :func:`translate` maps t
   file exists, else ``auto``);
 * ``use_amp`` and ``clip`` are USB's other spellings of ``amp`` and ``clip_grad``;
 * keys for behaviour semilearn has exactly one way of doing (``use_cat: true``,
-  ``layer_decay: 1.0``, ``train_sampler: RandomSampler`` ...) are accepted silently at that
+  ``net_from_name: false``, ``train_sampler: RandomSampler`` ...) are accepted silently at that
   value, and refused with the reason at any other.
 
 :func:`usb_parameter_name` and :func:`import_usb_checkpoint` carry USB's checkpoints over.
@@ -52,12 +52,9 @@ REPLACED: dict[str, str] = {
 FIXED: dict[str, tuple[Any, str]] = {
     "use_cat": (True, "the FixMatch-like algorithms put their views through one pass; the others have the passes "
                       "of USB's own code (which ignores use_cat for them), or joint_forward"),
-    "layer_decay": (1.0, "layer-wise learning-rate decay is not implemented"),
     "net_from_name": (False, "networks come from the network registry (semilearn nets)"),
     "train_sampler": ("RandomSampler", "batches are drawn from seeded permutations"),
     "include_lb_to_ulb": (True, "the unlabelled set always includes the labelled images"),
-    "use_pretrain": (False, "pretrained weights are not loaded"),
-    "pretrain_path": ("", "pretrained weights are not loaded"),
     "imb_algorithm": (None, "imbalanced-SSL algorithms are not implemented"),
     "lb_imb_ratio": (1, "imbalanced splits are not implemented"),
     "ulb_imb_ratio": (1, "imbalanced splits are not implemented"),

@@ -12,6 +12,9 @@ A file already in place is verified and used without any network, so a machine
 without internet access takes a copy made elsewhere: put the official file in the data
 set's folder and run ``semilearn data download NAME``.
 
+:func:`fetch_file` is the transfer itself (resume, retries, verification by the caller's
+check), also used for pretrained weights (:mod:`semilearn.nets.pretrained`).
+
 Only the standard library is used here (no torch), so the command starts fast.
 """
 
@@ -37,6 +40,7 @@ __all__ = [
     "SOURCES",
     "MIRROR_ENV",
     "download",
+    "fetch_file",
     "file_md5",
     "missing_files",
     "source_home",
@@ -212,30 +216,78 @@ def _fetch(
     name: str, url: str, target: Path, md5: str, attempts: int, timeout: float, report: Callable[[str], None]
 ) -> None:
     """Download ``url`` into ``target`` through ``target.part``, resuming, then verify its MD5."""
+    command = _command(name, target.parent)
+
+    def verify(partial: Path) -> str | None:
+        actual = file_md5(partial)
+        if actual == md5:
+            return None
+        return (f"{url} has MD5 {actual}, expected {md5}: the file is corrupt or not the official one, "
+                f"so it was deleted; run `{command}` again")
+
+    fetch_file(url, target, label=name, verify=verify, attempts=attempts, timeout=timeout, report=report,
+               resume_hint=f"run `{command}` again to resume",
+               offline_hint=f"Fetch the file elsewhere, put it in {target.parent}/ and run `{command}` again to "
+                            "verify and unpack it")
+    report(f"{name}: {target.name} verified (md5 {md5})")
+
+
+def fetch_file(
+    url: str,
+    target: Path,
+    *,
+    label: str,
+    verify: Callable[[Path], str | None],
+    resume_hint: str,
+    offline_hint: str,
+    attempts: int = 3,
+    timeout: float = 60.0,
+    report: Callable[[str], None] = lambda message: None,
+) -> None:
+    """Download ``url`` to ``target`` through ``target.part``: resumable, verified, then renamed.
+
+    A partial file left by an earlier call is continued with an HTTP range request (a
+    server that ignores ranges sends the whole file again), and so is a transfer that
+    breaks off or delivers fewer bytes than its ``Content-Length``, up to ``attempts``
+    tries. ``verify(partial)`` then returns None for a good file, else the reason (the
+    partial file is deleted); only a verified file takes the name ``target``.
+
+    Args:
+        url: an http(s) URL.
+        target: where the file ends up.
+        label: what the messages start with (the data set's name, a weight file's name).
+        verify: checks the complete download.
+        resume_hint: how to continue, said when the tries run out (the partial file stays).
+        offline_hint: how to get the file without this machine's network, said when the
+            host cannot be reached.
+        attempts: tries; each retry continues where the last one stopped.
+        timeout: seconds a connection may stay silent.
+        report: receives one line per event (start, progress, resume).
+
+    Raises:
+        DataError: the host cannot be reached, answers with an error, the transfer keeps
+            breaking off, or ``verify`` refuses the file.
+    """
     partial = target.with_name(target.name + ".part")
     for attempt in range(1, attempts + 1):
         try:
-            _transfer(name, url, partial, target.name, timeout, report)
+            _transfer(label, url, partial, target.name, timeout, report, offline_hint)
             break
         except _Interrupted as interruption:
             if attempt == attempts:
                 raise DataError(
-                    f"{name}: the transfer of {url} broke off at {interruption.received} of "
+                    f"{label}: the transfer of {url} broke off at {interruption.received} of "
                     f"{interruption.expected or 'unknown'} bytes ({interruption.reason}) after {attempts} tries; "
-                    f"the partial file {partial} is kept: run `{_command(name, target.parent)}` again to resume"
+                    f"the partial file {partial} is kept: {resume_hint}"
                 ) from None
-            report(f"{name}: transfer broke off at {interruption.received} bytes ({interruption.reason}); "
+            report(f"{label}: transfer broke off at {interruption.received} bytes ({interruption.reason}); "
                    f"resuming (try {attempt + 1} of {attempts})")
             time.sleep(min(2.0 ** (attempt - 1), 10.0) * 0.1)
-    actual = file_md5(partial)
-    if actual != md5:
+    problem = verify(partial)
+    if problem is not None:
         partial.unlink()
-        raise DataError(
-            f"{name}: {url} has MD5 {actual}, expected {md5}: the file is corrupt or not the official one, "
-            f"so it was deleted; run `{_command(name, target.parent)}` again"
-        )
+        raise DataError(f"{label}: {problem}")
     partial.replace(target)
-    report(f"{name}: {target.name} verified (md5 {md5})")
 
 
 def _command(name: str, home: Path) -> str:
@@ -252,7 +304,7 @@ class _Interrupted(Exception):
 
 
 def _transfer(
-    name: str, url: str, partial: Path, label: str, timeout: float, report: Callable[[str], None]
+    name: str, url: str, partial: Path, label: str, timeout: float, report: Callable[[str], None], offline_hint: str
 ) -> None:
     """One request: continue ``partial`` from its size when the server allows, else start over."""
     offset = partial.stat().st_size if partial.is_file() else 0
@@ -268,10 +320,7 @@ def _transfer(
         raise DataError(f"{name}: the server answered {error.code} {error.reason} for {url}") from None
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
-        raise DataError(
-            f"{name}: cannot reach {url} ({reason}); no network? Fetch the file elsewhere, put it in "
-            f"{partial.parent}/ and run `{_command(name, partial.parent)}` again to verify and unpack it"
-        ) from None
+        raise DataError(f"{name}: cannot reach {url} ({reason}); no network? {offline_hint}") from None
     with response:
         status = response.status
         if status == 206 and offset:

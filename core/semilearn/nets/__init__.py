@@ -8,7 +8,10 @@ takes a float batch ``[B, C, H, W]`` and returns a dict:
 * ``logits``: ``[B, num_classes]`` class scores;
 * ``feat``: ``[B, num_features]`` the features before the classifier.
 
-It exposes ``num_features`` (the width of ``feat``). Algorithms that need more heads
+It exposes ``num_features`` (the width of ``feat``). Optionally, as USB's networks,
+``no_weight_decay()`` names parameters of more than one dimension that get no weight
+decay, and ``layer_key(name)`` places a parameter for layer-wise learning-rate decay
+(see :mod:`semilearn.optim`). Algorithms that need more heads
 (projection, rotation) add them around the network, reading ``feat``
 (:mod:`semilearn.nets.heads`: ``NetWithHeads``, ``ProjectionHead``, ``RotationHead``).
 
@@ -27,4 +30,9 @@ BUILTIN_NETS: dict[str, tuple[str, str]] = {
     "wrn_28_8": ("semilearn.nets.wrn:wrn_28_8", "Wide ResNet 28-8 (USB's CIFAR-100 network, 32x32)"),
     "wrn_var_37_2": ("semilearn.nets.wrn:wrn_var_37_2", "Wide ResNet variant, 4 groups (USB's STL-10 network, 96x96)"),
     "resnet18": ("semilearn.nets.resnet:resnet18", "ResNet-18 (ImageNet stem from 64 pixels, CIFAR stem below)"),
+    "vit_tiny_patch2_32": ("semilearn.nets.vit:vit_tiny_patch2_32", "ViT-Ti/2 (USB's usb_cv network, 32x32)"),
+    "vit_small_patch2_32": ("semilearn.nets.vit:vit_small_patch2_32", "ViT-S/2 (USB's usb_cv network, 32x32)"),
+    "vit_small_patch16_224": ("semilearn.nets.vit:vit_small_patch16_224", "ViT-S/16 (USB's usb_cv network, 224x224)"),
+    "vit_base_patch16_224": ("semilearn.nets.vit:vit_base_patch16_224", "ViT-B/16 (224x224)"),
+    "vit_base_patch16_96": ("semilearn.nets.vit:vit_base_patch16_96", "ViT-B/16 (USB's usb_cv STL-10 network, 96x96)"),
 }

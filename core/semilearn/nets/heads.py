@@ -101,7 +101,8 @@ class FeatureMapHead(nn.Linear):
 
 
 def feature_map_size(backbone: nn.Module, in_channels: int, image_size: int) -> int | None:
-    """``C * h * w`` of ``backbone.extract`` for one image of that size, or None without ``extract``.
+    """``C * h * w`` of ``backbone.extract`` for one image of that size; None without ``extract`` or when it
+    returns no ``[B, C, h, w]`` map (a ViT's tokens: there USB's CR-Match head reads ``feat``).
 
     Measured with one forward pass in evaluation mode, which changes nothing in the network.
     """
@@ -117,7 +118,7 @@ def feature_map_size(backbone: nn.Module, in_channels: int, image_size: int) -> 
                                               dtype=parameter.dtype))
     finally:
         backbone.train(was_training)
-    return int(feature_map[0].numel())
+    return int(feature_map[0].numel()) if feature_map.ndim == 4 else None
 
 
 class NetWithHeads(nn.Module):
@@ -154,6 +155,13 @@ class NetWithHeads(nn.Module):
         for name, head in self.heads.items():
             outputs[name] = head(feat_map if getattr(head, "takes_feature_map", False) else feat)
         return outputs
+
+    def layer_key(self, name: str) -> tuple[int, ...] | None:
+        """The backbone's layers for layer-wise learning-rate decay; the heads sit with its classifier (as USB's)."""
+        layer_key = getattr(self.backbone, "layer_key", None)
+        if layer_key is None or not name.startswith("backbone."):
+            return None
+        return layer_key(name[len("backbone."):])  # type: ignore[no-any-return]
 
 
 def unwrap(model: nn.Module) -> nn.Module:

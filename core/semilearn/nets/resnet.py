@@ -11,6 +11,8 @@ keeps a 32x32 image at 4x4 before pooling instead of 1x1; USB has no such stem.
 
 from __future__ import annotations
 
+import re
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,6 +21,7 @@ __all__ = ["ResNet", "resnet18"]
 
 # Below this side the network uses the small-image stem.
 LARGE_STEM_MIN_SIZE = 64
+_BLOCK = re.compile(r"layer(\d+)\.(\d+)\.")
 
 
 class _BasicBlock(nn.Module):
@@ -98,6 +101,14 @@ class ResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         feat = torch.flatten(F.adaptive_avg_pool2d(self.extract(x), 1), 1)
         return {"logits": self.classifier(feat), "feat": feat}
+
+    def layer_key(self, name: str) -> tuple[int, ...] | None:
+        """Layer of parameter ``name`` for layer-wise learning-rate decay (:mod:`semilearn.optim`), as USB:
+        the stem, then each block of each stage, then the classifier."""
+        if name.startswith(("conv1", "bn1")):
+            return (0,)
+        block = _BLOCK.match(name)
+        return (1, int(block.group(1)), int(block.group(2))) if block else None
 
 
 def resnet18(num_classes: int, in_channels: int, image_size: int) -> ResNet:

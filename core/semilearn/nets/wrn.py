@@ -20,6 +20,8 @@ as USB's.
 
 from __future__ import annotations
 
+import re
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,6 +29,7 @@ from torch import nn
 __all__ = ["WideResNet", "wrn_28_2", "wrn_28_8", "wrn_var_37_2", "init_weights"]
 
 _BN_MOMENTUM = 0.001
+_BLOCK = re.compile(r"block(\d+)\.layer\.(\d+)\.")
 _LEAKY_SLOPE = 0.1
 
 
@@ -130,6 +133,14 @@ class WideResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         feat = torch.flatten(F.adaptive_avg_pool2d(self.extract(x), 1), 1)
         return {"logits": self.classifier(feat), "feat": feat}
+
+    def layer_key(self, name: str) -> tuple[int, ...] | None:
+        """Layer of parameter ``name`` for layer-wise learning-rate decay (:mod:`semilearn.optim`), as USB:
+        the first convolution, then each residual block, then the rest (final norm, classifier)."""
+        if name.startswith("conv1"):
+            return (0,)
+        block = _BLOCK.match(name)
+        return (1, int(block.group(1)), int(block.group(2))) if block else None
 
 
 def wrn_28_2(num_classes: int, in_channels: int, image_size: int) -> WideResNet:
