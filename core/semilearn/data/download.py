@@ -65,7 +65,8 @@ class RemoteFile:
 
     @property
     def filename(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
+        """The file's name: the URL's last part, without a query (``tissuemnist.npz?download=1``)."""
+        return self.url.rsplit("/", 1)[-1].split("?", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,14 @@ SOURCES: dict[str, Source] = {
         "svhn", "svhn", (_SVHN_TRAIN, _SVHN_TEST, _SVHN_EXTRA), ("train_32x32.mat", "test_32x32.mat", "extra_32x32.mat")
     ),
     "svhn_noextra": Source("svhn_noextra", "svhn", (_SVHN_TRAIN, _SVHN_TEST), ("train_32x32.mat", "test_32x32.mat")),
+    # MedMNIST v2's record, with the MD5 MedMNIST publishes in its INFO table (the one USB uses)
+    "tissuemnist": Source(
+        "tissuemnist",
+        "medmnist/tissuemnist",
+        (RemoteFile("https://zenodo.org/record/5208230/files/tissuemnist.npz?download=1",
+                    "ebe78ee8b05294063de985d821c1c34b"),),
+        ("tissuemnist.npz",),
+    ),
     "stl10": Source(
         "stl10",
         "stl10",
@@ -239,8 +248,11 @@ def _fetch(
 
 
 def _command(name: str, home: Path) -> str:
-    """The command that continues this download (``home`` is ``<data_dir>/<folder>``)."""
-    return f"semilearn data download {name} --data-dir {home.parent}"
+    """The command that continues this download (``home`` is ``<data_dir>/<the source's home>``)."""
+    data_dir = home
+    for _ in Path(_source(name).home).parts:
+        data_dir = data_dir.parent
+    return f"semilearn data download {name} --data-dir {data_dir}"
 
 
 class _Interrupted(Exception):
