@@ -122,7 +122,63 @@ def test_eurosat_accepts_the_unzipped_folder_and_names_what_is_missing(tmp_path:
         _build("eurosat", _config(tmp_path / "data", **USB_CV))
     message = str(error.value)
     assert "\n" not in message and "eurosat/2750/Forest/ not found" in message
-    assert "https://madm.dfki.de/files/sentinel/EuroSAT.zip" in message
+    assert "https://madm.dfki.de/files/sentinel/EuroSAT.zip" in message and "semilearn data download eurosat" in message
+
+
+def _serve(monkeypatch, tmp_path: Path, name: str, filename: str, payload: bytes) -> str:
+    """A file:// mirror serving ``payload`` as ``filename``, and ``name``'s source expecting its MD5."""
+    import hashlib
+
+    import semilearn.data.download as download
+    from semilearn.data.download import RemoteFile, Source
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir(exist_ok=True)
+    (mirror / filename).write_bytes(payload)
+    digest = hashlib.md5(payload, usedforsecurity=False).hexdigest()
+    original = download.SOURCES[name]
+    remote = original.files[0]
+    patched = Source(original.name, original.home, (RemoteFile(remote.url, digest, remote.unpack),), original.expected)
+    monkeypatch.setitem(download.SOURCES, name, patched)
+    return mirror.as_uri()
+
+
+def _zip(folder: Path, arcname: str, extra: str | None = None) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        for path in sorted(folder.rglob("*")):
+            bundle.write(path, f"{arcname}/{path.relative_to(folder)}")
+        if extra:
+            bundle.writestr(extra, b"x")
+    return buffer.getvalue()
+
+
+def test_eurosat_downloads_the_zip_with_its_published_md5_and_unpacks_it(cli, tmp_path: Path, monkeypatch) -> None:
+    from semilearn.data.download import SOURCES
+
+    (remote,) = SOURCES["eurosat"].files
+    assert remote.url == "https://madm.dfki.de/files/sentinel/EuroSAT.zip" and remote.unpack
+    assert remote.md5 == "c8fa014336c82ac7804f0398fcb19387"  # torchvision's published checksum of this file
+    write_eurosat(tmp_path / "made")
+    mirror = _serve(monkeypatch, tmp_path, "eurosat", "EuroSAT.zip", _zip(tmp_path / "made" / "eurosat", "2750"))
+    result = cli("data", "download", "eurosat", "--data-dir", str(tmp_path / "data"), "--mirror", mirror)
+    assert result.code == 0, result.text
+    assert (tmp_path / "data" / "eurosat" / "2750" / "SeaLake" / "SeaLake_1.jpg").is_file()
+    assert len(_build("eurosat", _config(tmp_path / "data", **USB_CV)).test_images) == 21  # n - int(0.8 n) per class
+    listed = cli("data", "list", "--data-dir", str(tmp_path / "data"))
+    assert any(line.startswith("eurosat") and "complete" in line for line in listed.out.splitlines())
+
+
+def test_a_zip_with_an_unsafe_entry_is_refused(cli, tmp_path: Path, monkeypatch) -> None:
+    write_eurosat(tmp_path / "made", counts=(1,) * 10)
+    payload = _zip(tmp_path / "made" / "eurosat", "2750", extra="../escape.txt")
+    mirror = _serve(monkeypatch, tmp_path, "eurosat", "EuroSAT.zip", payload)
+    result = cli("data", "download", "eurosat", "--data-dir", str(tmp_path / "data"), "--mirror", mirror)
+    assert result.code != 0 and "unsafe entry '../escape.txt'" in result.text
+    assert not (tmp_path / "data" / "escape.txt").exists() and not (tmp_path / "escape.txt").exists()
 
 
 # ---------------------------------------------------------------------------
@@ -176,21 +232,10 @@ def test_tissuemnist_has_a_download_source_with_medmnists_published_md5() -> Non
 
 
 def test_tissuemnist_downloads_from_a_mirror_into_usbs_place(cli, tmp_path: Path, monkeypatch) -> None:
-    import hashlib
-
-    import semilearn.data.download as download
-    from semilearn.data.download import RemoteFile, Source
-
     write_tissuemnist(tmp_path / "made")
     payload = (tmp_path / "made" / "medmnist" / "tissuemnist" / "tissuemnist.npz").read_bytes()
-    mirror = tmp_path / "mirror"
-    mirror.mkdir()
-    (mirror / "tissuemnist.npz").write_bytes(payload)
-    digest = hashlib.md5(payload, usedforsecurity=False).hexdigest()
-    original = download.SOURCES["tissuemnist"]
-    patched = Source(original.name, original.home, (RemoteFile(original.files[0].url, digest),), original.expected)
-    monkeypatch.setitem(download.SOURCES, "tissuemnist", patched)
-    result = cli("data", "download", "tissuemnist", "--data-dir", str(tmp_path / "data"), "--mirror", mirror.as_uri())
+    mirror = _serve(monkeypatch, tmp_path, "tissuemnist", "tissuemnist.npz", payload)
+    result = cli("data", "download", "tissuemnist", "--data-dir", str(tmp_path / "data"), "--mirror", mirror)
     assert result.code == 0, result.text
     assert (tmp_path / "data" / "medmnist" / "tissuemnist" / "tissuemnist.npz").read_bytes() == payload
     assert len(_build("tissuemnist", _config(tmp_path / "data", num_labels=16)).test_images) == 16

@@ -1,7 +1,8 @@
 """EuroSAT (RGB): 27000 Sentinel-2 satellite images of 64x64 in 10 land-use classes, as USB uses it.
 
-Files: the JPEG images of ``EuroSAT.zip`` (the RGB release, https://github.com/phelber/EuroSAT;
-download https://madm.dfki.de/files/sentinel/EuroSAT.zip), one folder per class, in
+Files: the JPEG images of ``EuroSAT.zip`` (the RGB release, https://github.com/phelber/EuroSAT,
+https://madm.dfki.de/files/sentinel/EuroSAT.zip; ``semilearn data download eurosat``
+fetches and unpacks it into ``<data_dir>/eurosat/2750/``), one folder per class, in
 USB's place::
 
     <data_dir>/eurosat/AnnualCrop/AnnualCrop_1.jpg ...
@@ -68,8 +69,9 @@ def _class_root(data_dir: str) -> Path:
         home = candidates[0]
     missing = next(name for name in EUROSAT_CLASSES if not (home / name).is_dir())
     raise DataError(
-        f"eurosat: {home / missing}/ not found (data_dir is '{data_dir}'); download the RGB EuroSAT.zip from "
-        f"{EUROSAT_URL} and unzip it so that {home}/ holds the ten class folders ({', '.join(EUROSAT_CLASSES[:3])} ...)"
+        f"eurosat: {home / missing}/ not found (data_dir is '{data_dir}'); run `semilearn data download eurosat "
+        f"--data-dir {data_dir}` or unzip the RGB EuroSAT.zip ({EUROSAT_URL}) so that {home}/ holds the ten class "
+        f"folders ({', '.join(EUROSAT_CLASSES[:3])} ...)"
     )
 
 
