@@ -33,6 +33,20 @@ PIL = pytest.importorskip("PIL.Image")
 CPU = torch.device("cpu")
 USB_CV = {"img_size": 32, "crop_ratio": 0.875}
 
+# USB's labelled draws, made with USB 0.3.2's own split_ssl_data (semilearn/datasets/utils.py) after
+# the np.random.seed(seed) of its train.py and the np.random.shuffle of the whole training split that
+# its get_eurosat and get_medmnist do first (a script loading that one module; torchvision not needed).
+# Training labels: EUROSAT_TRAIN (4, 5, 6, 7, 8, 8, 9, 4, 4, 5 images of classes 0..9, in order) and
+# TISSUE_TRAIN (classes 0..7 repeated 4 times); the big case: 5000 labels RandomState(123).randint(0, 10).
+EUROSAT_TRAIN = np.repeat(np.arange(10), [4, 5, 6, 7, 8, 8, 9, 4, 4, 5])
+USB_EUROSAT_30_SEED_0 = [0, 3, 1, 8, 5, 7, 11, 9, 13, 19, 16, 17, 28, 27, 26, 36, 37, 35, 41, 43, 38, 47, 50, 48, 53,
+                         51, 52, 55, 56, 57]
+USB_EUROSAT_30_SEED_1 = [0, 1, 3, 8, 5, 4, 10, 12, 9, 15, 16, 17, 28, 27, 26, 32, 30, 37, 44, 42, 46, 47, 48, 49, 54,
+                         53, 51, 56, 58, 55]
+TISSUE_TRAIN = np.tile(np.arange(8), 4)
+USB_TISSUE_16_SEED_0 = [16, 8, 17, 25, 18, 26, 27, 3, 12, 20, 13, 5, 14, 6, 31, 7]
+USB_BIG_40_SEED_3_FIRST_10 = [3710, 4687, 2243, 4777, 4113, 3341, 767, 1484, 4598, 1062]
+
 
 def _config(data_dir: Path | str, **values: object) -> Config:
     base: dict[str, object] = {"num_classes": None, "num_labels": 20, "seed": 0, "data_dir": str(data_dir)}
@@ -65,6 +79,21 @@ def test_the_usb_cv_data_sets_are_registered_with_descriptions() -> None:
         assert BUILTIN_DATASETS[name][1]
 
 
+def test_the_labelled_draw_of_eurosat_and_medmnist_is_usbs_index_for_index() -> None:
+    from semilearn.data.common import usb_shuffled_labelled_indices as draw
+    from semilearn.errors import ConfigError
+
+    assert draw(EUROSAT_TRAIN, 30, 10, 0).tolist() == USB_EUROSAT_30_SEED_0
+    assert draw(EUROSAT_TRAIN, 30, 10, 1).tolist() == USB_EUROSAT_30_SEED_1
+    assert draw(TISSUE_TRAIN, 16, 8, 0).tolist() == USB_TISSUE_16_SEED_0
+    big = np.random.RandomState(123).randint(0, 10, 5000)
+    assert draw(big, 40, 10, 3)[:10].tolist() == USB_BIG_40_SEED_3_FIRST_10
+    with pytest.raises(ConfigError, match="multiple of the 10 classes"):
+        draw(EUROSAT_TRAIN, 25, 10, 0)
+    with pytest.raises(ConfigError, match="class 0 has only 4 training images"):
+        draw(EUROSAT_TRAIN, 50, 10, 0)
+
+
 # ---------------------------------------------------------------------------
 # EuroSAT
 # ---------------------------------------------------------------------------
@@ -91,14 +120,13 @@ def test_eurosat_splits_each_class_80_20_in_sorted_file_order_as_usb(tmp_path: P
     first_train = sorted(written["Forest"], key=lambda path: path.name)[0]
     index = _is_row_of(_pil(first_train, resize), data.unlabelled_images)
     assert data.unlabelled_targets[index] == 1
-    # the labelled split: 3 of each class, drawn from the training split by seed, reproducibly
+    # the labelled split: 3 of each class, USB's draw from the training split (in file order) by seed
+    assert data.unlabelled_targets.tolist() == EUROSAT_TRAIN.tolist()
     assert np.bincount(data.labelled_targets.numpy()).tolist() == [3] * 10
-    for image, label in zip(data.labelled_images, data.labelled_targets, strict=True):
-        assert data.unlabelled_targets[_is_row_of(image, data.unlabelled_images)] == label
-    again = _build("eurosat", _config(tmp_path / "data", num_labels=30, **USB_CV))
-    assert torch.equal(again.labelled_images, data.labelled_images)
+    assert torch.equal(data.labelled_images, data.unlabelled_images[USB_EUROSAT_30_SEED_0])
+    assert torch.equal(data.labelled_targets, data.unlabelled_targets[USB_EUROSAT_30_SEED_0])
     other = _build("eurosat", _config(tmp_path / "data", num_labels=30, seed=1, **USB_CV))
-    assert not torch.equal(other.labelled_images, data.labelled_images)
+    assert torch.equal(other.labelled_images, data.unlabelled_images[USB_EUROSAT_30_SEED_1])
 
 
 def test_eurosat_views_and_normalisation_are_usb(tmp_path: Path) -> None:
@@ -201,6 +229,8 @@ def test_tissuemnist_reads_train_and_test_as_rgb_at_img_size_as_usb(tmp_path: Pa
     assert torch.equal(data.test_targets, torch.from_numpy(test_labels))
     assert torch.equal(data.test_images[:, :1], resize_images(torch.from_numpy(test_images).unsqueeze(1), 32))
     assert np.bincount(data.labelled_targets.numpy()).tolist() == [2] * 8
+    assert train_labels.tolist() == TISSUE_TRAIN.tolist()
+    assert torch.equal(data.labelled_images, data.unlabelled_images[USB_TISSUE_16_SEED_0])  # USB's draw
     assert data.classes is not None and data.classes[0] == "Collecting Duct, Connecting Tubule" and len(data.classes) == 8
     spec = data.augment
     assert spec.mean == (0.5,) * 3 and spec.std == (0.5,) * 3

@@ -14,9 +14,10 @@ The folder the archive unpacks to (``2750/`` or ``EuroSAT_RGB/``) is accepted in
 USB's split (``semilearn/datasets/cv_datasets/eurosat.py``): the classes in sorted folder
 order; within each class the files in sorted name order, the first
 ``int((0.6 + 0.2) * n)`` of them (80%, rounded down) are the training split and the rest
-the test split, so 21600 training and 5400 test images. ``num_labels`` labelled images
-are drawn from the training split balanced across classes by ``seed``; the whole
-training split is the unlabelled set.
+the test split, so 21600 training and 5400 test images. ``num_labels`` labelled images,
+``num_labels // 10`` of each class, are drawn from the training split by ``seed``
+exactly as USB draws them (its shuffle of the split, then of each class, with NumPy's
+generator seeded by ``seed``); the whole training split is the unlabelled set.
 
 USB's views (``img_size: 32``, ``crop_ratio: 0.875`` in the usb_cv configs): every image
 resized to ``img_size`` (here once, when loading); weak: a reflect-padded random crop
@@ -36,8 +37,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..errors import DataError
-from .base import SSLData
-from .common import benchmark_augment, benchmark_split, crop_geometry
+from .base import SSLData, check_num_classes
+from .common import benchmark_augment, benchmark_split, crop_geometry, usb_shuffled_labelled_indices
 from .custom import image_files
 from .imagefiles import decode_files, resize_exactly
 
@@ -111,6 +112,8 @@ def build_eurosat(config: Config, device: torch.device) -> SSLData:
     labels = torch.tensor(targets, dtype=torch.int64)
     train = torch.tensor(train_index, dtype=torch.int64)
     test = torch.tensor(test_index, dtype=torch.int64)
+    check_num_classes(config.num_classes, len(EUROSAT_CLASSES), "eurosat")
+    labelled = usb_shuffled_labelled_indices(labels[train].numpy(), config.num_labels, len(EUROSAT_CLASSES), config.seed)
     return benchmark_split(
         "eurosat",
         config,
@@ -123,4 +126,5 @@ def build_eurosat(config: Config, device: torch.device) -> SSLData:
         augment=replace(benchmark_augment(_MEAN, _STD, shift, flip=True), vflip=True),
         default_net="wrn_28_2",
         classes=EUROSAT_CLASSES,
+        labelled_indices=labelled,
     )

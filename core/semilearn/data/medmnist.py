@@ -7,9 +7,10 @@ is accepted too). The archive holds uint8 ``train_images`` ``[165466, 28, 28]``,
 ``*_labels`` ``[N, 1]`` (classes 0..7).
 
 USB's use (``semilearn/datasets/cv_datasets/medmnist.py``): the training split alone is
-the training split (the validation split is not used); ``num_labels`` labelled images
-are drawn from it balanced across classes by ``seed`` and all of it is the unlabelled
-set; evaluation on the test split. Images are converted to RGB (the grey level in all
+the training split (the validation split is not used); ``num_labels`` labelled images,
+``num_labels // 8`` of each class, are drawn from it by ``seed`` exactly as USB draws
+them (as for EuroSAT: :func:`~semilearn.data.common.usb_shuffled_labelled_indices`) and
+all of it is the unlabelled set; evaluation on the test split. Images are converted to RGB (the grey level in all
 three channels) and resized to ``img_size``.
 
 USB's views (``img_size: 32``, ``crop_ratio: 0.95`` in the usb_cv configs): weak:
@@ -31,8 +32,15 @@ import torch
 
 from ..errors import DataError
 from .augment import NO_COLOUR_OPS
-from .base import SSLData
-from .common import benchmark_augment, benchmark_split, crop_geometry, locate, resize_images
+from .base import SSLData, check_num_classes
+from .common import (
+    benchmark_augment,
+    benchmark_split,
+    crop_geometry,
+    locate,
+    resize_images,
+    usb_shuffled_labelled_indices,
+)
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -84,6 +92,8 @@ def build_tissuemnist(config: Config, device: torch.device) -> SSLData:
     size, shift = crop_geometry(config, _NATIVE_SIZE)
     (train_images, train_labels), (test_images, test_labels) = arrays["train"], arrays["test"]
     spec = replace(benchmark_augment(_MEAN, _STD, shift, flip=True), vflip=True, strong_ops=NO_COLOUR_OPS)
+    check_num_classes(config.num_classes, len(TISSUEMNIST_CLASSES), "tissuemnist")
+    labelled = usb_shuffled_labelled_indices(train_labels, config.num_labels, len(TISSUEMNIST_CLASSES), config.seed)
     return benchmark_split(
         "tissuemnist",
         config,
@@ -96,4 +106,5 @@ def build_tissuemnist(config: Config, device: torch.device) -> SSLData:
         augment=spec,
         default_net="wrn_28_2",
         classes=TISSUEMNIST_CLASSES,
+        labelled_indices=labelled,
     )
