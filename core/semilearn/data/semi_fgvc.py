@@ -31,7 +31,9 @@ normalisation (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225).
 
 Here the first, deterministic step of each is done once when loading: training images
 are stored at S x S and test images at ``img_size`` x ``img_size``, uint8, so the views
-on the device are USB's. Memory: 3 x S^2 bytes per training image (196608 bytes at 256)
+on the device are USB's (one difference: the strong view's resized crop is bilinear
+without Pillow's antialiasing, which matters only for crops shrunk, by at most 256/224).
+Memory: 3 x S^2 bytes per training image (196608 bytes at 256)
 and 3 x img_size^2 per test image (150528 at 224): Semi-Aves 7.6 GB, Semi-iNat 2021
 (9721 labelled and 313248 unlabelled images) about 64 GB, in host memory where the device
 is too small.
