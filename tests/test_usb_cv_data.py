@@ -334,6 +334,17 @@ def test_semi_aves_and_semi_inat_name_the_missing_file_and_the_layout(tmp_path: 
         _build("semi_aves", _config(tmp_path / "other", **USB_CV))
 
 
+def test_semi_aves_class_names_come_from_the_species_list_when_there(tmp_path: Path) -> None:
+    write_semi_fgvc(tmp_path / "data", num_classes=3)
+    names = tmp_path / "data" / "semi_fgvc" / "semi_aves_species_names.txt"  # where ssl-evaluation's data/ puts it
+    names.write_text("0 Charadrius_semipalmatus\n1 Tachycineta_thalassina\n2 Stelgidopteryx_serripennis\n")
+    data = _build("semi_aves", _config(tmp_path / "data", **USB_CV))
+    assert data.classes == ("Charadrius_semipalmatus", "Tachycineta_thalassina", "Stelgidopteryx_serripennis")
+    names.write_text("0 Charadrius_semipalmatus\n")
+    with pytest.raises(DataError, match="names 1 classes; the lists have 3"):
+        _build("semi_aves", _config(tmp_path / "data", **USB_CV))
+
+
 def test_semi_inat_reads_the_same_layout(tmp_path: Path) -> None:
     write_semi_fgvc(tmp_path / "data", task="semi_inat", num_classes=4, per_class=2, unlabelled=3)
     data = _build("semi_inat", _config(tmp_path / "data", num_classes=4, **USB_CV))

@@ -20,7 +20,10 @@ USB's use: every image of ``l_train_val.txt`` is labelled (5959 for Semi-Aves; U
 ``num_labels`` does not choose them: its configs say 3959, the size of ``l_train.txt``,
 yet read ``l_train_val.txt``); the unlabelled set is ``u_train_in.txt`` alone (26640
 for Semi-Aves; the labelled images are not added); evaluation on ``test.txt`` (8000).
-Semi-Aves has 200 classes, Semi-iNat 810.
+Semi-Aves has 200 classes, Semi-iNat 810. Their names are read, when there, from
+``<task>_species_names.txt`` (lines ``<class> <name>``, as ssl-evaluation publishes
+``data/semi_aves_species_names.txt``) in ``<data_dir>/semi_fgvc/<task>/`` or
+``<data_dir>/semi_fgvc/``; without it the classes are their numbers.
 
 USB's views (``img_size: 224``, ``crop_ratio: 0.875``; side ``S = int(img_size /
 crop_ratio)`` = 256): training images resized to S x S (aspect not kept); weak: a random
@@ -128,6 +131,25 @@ def read_image_list(path: Path, image_roots: tuple[Path, ...]) -> ImageList:
     return ImageList(path, paths, targets)
 
 
+def _species_names(task: str, folder: Path, num_classes: int) -> tuple[str, ...] | None:
+    """The class names of ``<task>_species_names.txt`` beside the lists or one folder up, if there."""
+    path = next((place / f"{task}_species_names.txt" for place in (folder, folder.parent)
+                 if (place / f"{task}_species_names.txt").is_file()), None)
+    if path is None:
+        return None
+    names: dict[int, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        fields = line.split(maxsplit=1)
+        if not fields:
+            continue
+        if len(fields) != 2 or not fields[0].isdigit():
+            raise DataError(f"{path}, line {number}: expected '<class> <name>', got '{line.strip()}'")
+        names[int(fields[0])] = fields[1].strip()
+    if sorted(names) != list(range(num_classes)):
+        raise DataError(f"{path} names {len(names)} classes; the lists have {num_classes} (0..{num_classes - 1})")
+    return tuple(names[index] for index in range(num_classes))
+
+
 def _build(task: str, config: Config, device: torch.device) -> SSLData:
     folder = _lists_folder(task, config.data_dir)
     roots = (folder, folder.parent)
@@ -157,7 +179,7 @@ def _build(task: str, config: Config, device: torch.device) -> SSLData:
         test_targets=torch.tensor(test.targets, dtype=torch.int64),
         augment=replace(benchmark_augment(_IMAGENET_MEAN, _IMAGENET_STD, 0, flip=True), crop=size),
         default_net="resnet18",
-        classes=None,
+        classes=_species_names(task, folder, num_classes),
     )
     return data.to(device)
 
