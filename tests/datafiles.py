@@ -26,6 +26,9 @@ __all__ = [
     "write_cifar100",
     "write_svhn",
     "write_stl10",
+    "write_eurosat",
+    "write_tissuemnist",
+    "write_semi_fgvc",
     "tar_gz",
 ]
 
@@ -140,6 +143,83 @@ def write_stl10(data_dir: Path, per_class: int = 2, test_per_class: int = 1, unl
     (folder / "class_names.txt").write_text("\n".join(f"class{i}" for i in range(10)) + "\n")
     return Written(folder, train_images, train_targets, test_images, test_targets, unlabelled_images,
                    unlabelled_targets)
+
+
+def _save_jpeg(path: Path, image: np.ndarray) -> None:
+    """``image`` ``[C, H, W]`` uint8 as a JPEG file (as EuroSAT and the FGVC sets publish them)."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.ascontiguousarray(image.transpose(1, 2, 0))).save(path, format="JPEG", quality=95)
+
+
+EUROSAT_NAMES = ("AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture",
+                 "PermanentCrop", "Residential", "River", "SeaLake")
+
+
+def write_eurosat(data_dir: Path, counts: tuple[int, ...] = (6, 7, 8, 9, 10, 11, 12, 5, 6, 7),
+                  seed: int = 0) -> dict[str, list[Path]]:
+    """``data_dir/eurosat/<class>/<class>_<i>.jpg`` (i from 1, as in EuroSAT.zip), 64x64 JPEGs,
+    ``counts[k]`` images of class k; returns each class's files in the order written."""
+    written: dict[str, list[Path]] = {}
+    for label, (name, count) in enumerate(zip(EUROSAT_NAMES, counts, strict=True)):
+        images = class_images(count, 10, 64, seed + label)[0][label::10]  # count images of this class's colour
+        written[name] = []
+        for index in range(count):
+            path = data_dir / "eurosat" / name / f"{name}_{index + 1}.jpg"
+            _save_jpeg(path, images[index])
+            written[name].append(path)
+    return written
+
+
+def write_tissuemnist(data_dir: Path, per_class: int = 4, val_per_class: int = 1, test_per_class: int = 2,
+                      seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``data_dir/medmnist/tissuemnist/tissuemnist.npz`` in MedMNIST's layout: uint8 images ``[N, 28, 28]``,
+    uint8 labels ``[N, 1]``; returns ``split -> (images, labels [N])``."""
+    folder = data_dir / "medmnist" / "tissuemnist"
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, np.ndarray] = {}
+    written = {}
+    for offset, (split, count) in enumerate((("train", per_class), ("val", val_per_class), ("test", test_per_class))):
+        images, labels = class_images(count, 8, 28, seed + offset, channels=1)
+        arrays[f"{split}_images"] = images[:, 0]
+        arrays[f"{split}_labels"] = labels.astype(np.uint8).reshape(-1, 1)
+        written[split] = (images[:, 0], labels)
+    np.savez_compressed(folder / "tissuemnist.npz", **arrays)
+    return written
+
+
+def write_semi_fgvc(data_dir: Path, task: str = "semi_aves", num_classes: int = 3, per_class: int = 3,
+                    unlabelled: int = 5, test_per_class: int = 2, size: tuple[int, int] = (60, 40),
+                    seed: int = 0) -> dict[str, list[tuple[Path, int]]]:
+    """``data_dir/semi_fgvc/<task>/``: ``l_train_val.txt``, ``u_train_in.txt``, ``test.txt`` (lines
+    ``<path> <class>``, as cvl-umass/ssl-evaluation publishes them) and the JPEGs they name
+    (``trainval_images/<c>/<i>.jpg``, ``u_train_in/<i>.jpg``, ``test/<c>/<i>.jpg``), ``size`` (width, height);
+    returns each list's (file, class) entries."""
+    folder = data_dir / "semi_fgvc" / task
+    rng = np.random.default_rng(seed)
+    width, height = size
+    written: dict[str, list[tuple[Path, int]]] = {}
+
+    def image(label: int) -> np.ndarray:
+        colour = np.array([40 + 60 * (label % 4), 200 - 50 * (label % 3), 90 + 30 * (label % 5)])
+        noise = rng.integers(-25, 26, size=(3, height, width))
+        picture = np.clip(colour[:, None, None] + noise, 0, 255).astype(np.uint8)
+        picture[:, : height // 4, : width // 8] = 255  # an asymmetric mark
+        return picture
+
+    entries = {
+        "l_train_val.txt": [(f"trainval_images/{c}/{i}.jpg", c) for c in range(num_classes) for i in range(per_class)],
+        "u_train_in.txt": [(f"u_train_in/{i}.jpg", -1) for i in range(unlabelled)],
+        "test.txt": [(f"test/{c}/{i}.jpg", c) for c in range(num_classes) for i in range(test_per_class)],
+    }
+    for list_name, rows in entries.items():
+        written[list_name] = []
+        for relative, label in rows:
+            _save_jpeg(folder / relative, image(max(label, 0)))
+            written[list_name].append((folder / relative, label))
+        (folder / list_name).write_text("".join(f"{relative} {label}\n" for relative, label in rows))
+    return written
 
 
 def tar_gz(folder: Path) -> bytes:

@@ -7,9 +7,10 @@ and the :class:`~semilearn.data.augment.AugmentSpec` saying how views are made. 
 are index draws from seeded streams (:mod:`semilearn.data.sampler`); augmentation is
 batched on the device (:mod:`semilearn.data.augment`).
 
-File-backed data sets (``cifar10``, ``cifar100``, ``svhn``, ``svhn_noextra``, ``stl10``)
+File-backed data sets (``cifar10``, ``cifar100``, ``svhn``, ``svhn_noextra``, ``stl10``,
+``tissuemnist``; ``eurosat``, ``semi_aves`` and ``semi_inat`` of USB's usb_cv benchmark)
 read the official files under ``data_dir`` (``semilearn data download NAME`` fetches
-them); ``npz`` and ``image_folder`` read your own data (docs/custom-data.md). Builders
+those with a published checksum); ``npz`` and ``image_folder`` read your own data (docs/custom-data.md). Builders
 make every tensor on the host and move the finished :class:`SSLData` to the device last,
 so a builder called with the CPU device leaves uint8 host tensors that can be pinned.
 
@@ -49,6 +50,14 @@ BUILTIN_DATASETS: dict[str, tuple[str, str]] = {
     "svhn": ("semilearn.data.svhn:build_svhn", "SVHN train + extra (604388) and test 32x32 digits, as USB (data_dir)"),
     "svhn_noextra": ("semilearn.data.svhn:build_svhn_noextra", "SVHN train (73257) and test, without extra (data_dir)"),
     "stl10": ("semilearn.data.stl10:build_stl10", "STL-10: 5000 labelled + 100000 unlabelled 96x96 images (data_dir)"),
+    "eurosat": ("semilearn.data.eurosat:build_eurosat",
+                "EuroSAT RGB: 21600 + 5400 64x64 satellite images, 10 classes, USB's split (data_dir)"),
+    "tissuemnist": ("semilearn.data.medmnist:build_tissuemnist",
+                    "TissueMNIST (MedMNIST): 165466 + 47280 grey 28x28 cell images, 8 classes (data_dir)"),
+    "semi_aves": ("semilearn.data.semi_fgvc:build_semi_aves",
+                  "Semi-Aves: 5959 labelled + 26640 unlabelled / 8000 test bird photos, 200 classes (data_dir)"),
+    "semi_inat": ("semilearn.data.semi_fgvc:build_semi_inat",
+                  "Semi-iNat 2021: image lists as Semi-Aves, 810 classes (data_dir)"),
     "npz": ("semilearn.data.custom:build_npz", "your arrays: the .npz file data_dir names (docs/custom-data.md)"),
     "image_folder": ("semilearn.data.custom:build_image_folder",
                      "your images: data_dir/train/<class>/, test/<class>/ (docs/custom-data.md)"),

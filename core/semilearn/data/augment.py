@@ -12,6 +12,12 @@ The strong pool follows the FixMatch/USB RandAugment variant: ``num_ops`` operat
 sample (two by default; USB's classic-CV benchmarks use three) drawn from fourteen, each
 with a magnitude drawn uniformly from its range, followed by a cutout whose side is up to
 half the image side.
+
+Some of USB's usb_cv data sets need more, each behind an :class:`AugmentSpec` field that
+is off by default: a vertical flip (EuroSAT, TissueMNIST), a smaller RandAugment pool
+without the colour operations (TissueMNIST), and views cropped out of larger stored
+images (Semi-Aves: a random crop for the weak view, a random resized crop for the strong
+one).
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["AugmentSpec", "BatchAugment", "random_translate", "random_hflip", "rand_augment", "cutout"]
+__all__ = ["AugmentSpec", "BatchAugment", "random_translate", "random_hflip", "random_vflip", "random_crop",
+           "random_resized_crop", "rand_augment", "cutout", "STRONG_OPS", "NO_COLOUR_OPS"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,14 @@ class AugmentSpec:
         cutout_fill: per-channel value (in ``[0, 1]``) of the cutout square, when it differs
             from ``fill`` (USB fills geometric borders with black and cutout with grey
             ``(125, 123, 114) / 255``); ``None`` uses ``fill``.
+        vflip: weak and strong views: random vertical flip too (USB's EuroSAT and MedMNIST).
+        strong_ops: strong view: the names of the RandAugment operations drawn from
+            (:data:`STRONG_OPS`); ``None`` draws from all fourteen (USB's
+            ``exclude_color_aug`` pool is :data:`NO_COLOUR_OPS`).
+        crop: views are ``crop`` x ``crop`` pixels cut out of larger stored images: the
+            weak view a random crop, the strong view a random resized crop (area 8% to
+            100%, aspect ratio 3/4 to 4/3, resized to ``crop``); 0 keeps the stored size.
+            Evaluation images must be stored at ``crop`` already.
     """
 
     mean: tuple[float, ...]
@@ -52,6 +67,9 @@ class AugmentSpec:
     cutout: float = 0.5
     fill: float = 0.0
     cutout_fill: tuple[float, ...] | None = None
+    vflip: bool = False
+    strong_ops: tuple[str, ...] | None = None
+    crop: int = 0
 
 
 def _uniform(shape: tuple[int, ...], low: float, high: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -83,6 +101,84 @@ def random_hflip(images: torch.Tensor, generator: torch.Generator) -> torch.Tens
     """Flip each image left-right with probability one half."""
     flip = torch.rand((images.shape[0], 1, 1, 1), generator=generator, device=images.device) < 0.5
     return torch.where(flip, images.flip(-1), images)
+
+
+def random_vflip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Flip each image upside down with probability one half."""
+    flip = torch.rand((images.shape[0], 1, 1, 1), generator=generator, device=images.device) < 0.5
+    return torch.where(flip, images.flip(-2), images)
+
+
+def random_crop(images: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """A random ``size`` x ``size`` window of each image, at a whole-pixel offset (no padding)."""
+    batch, channels, height, width = images.shape
+    if size > height or size > width:
+        raise ValueError(f"cannot crop {size}x{size} out of {height}x{width} images")
+    device = images.device
+    draws = torch.rand((2, batch), generator=generator, device=device)
+    top = (draws[0] * (height - size + 1)).long().clamp_(max=height - size)
+    left = (draws[1] * (width - size + 1)).long().clamp_(max=width - size)
+    rows = top[:, None] + torch.arange(size, device=device)  # [B, size]
+    cols = left[:, None] + torch.arange(size, device=device)
+    index = (rows[:, :, None] * width + cols[:, None, :]).reshape(batch, 1, -1)
+    flat = images.reshape(batch, channels, -1)
+    return flat.gather(2, index.expand(batch, channels, -1)).reshape(batch, channels, size, size)
+
+
+def random_resized_crop(
+    images: torch.Tensor,
+    size: int,
+    generator: torch.Generator,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    attempts: int = 10,
+) -> torch.Tensor:
+    """A random region of each image, resized (bilinear) to ``size`` x ``size``.
+
+    The region's area is a uniform fraction ``scale`` of the image and its aspect ratio
+    log-uniform in ``ratio``; a draw that does not fit is drawn again, ``attempts`` times
+    in all, after which the whole image is used with its aspect ratio clamped to
+    ``ratio`` (torchvision's ``RandomResizedCrop``, which USB's Semi-Aves strong view uses).
+    """
+    batch, channels, height, width = images.shape
+    device = images.device
+    area = height * width
+    draws = torch.rand((4, attempts, batch), generator=generator, device=device)
+    target_area = area * (scale[0] + (scale[1] - scale[0]) * draws[0])
+    log_low, log_high = math.log(ratio[0]), math.log(ratio[1])
+    aspect = torch.exp(log_low + (log_high - log_low) * draws[1])
+    crop_w = torch.sqrt(target_area * aspect).round()
+    crop_h = torch.sqrt(target_area / aspect).round()
+    fits = (crop_w > 0) & (crop_h > 0) & (crop_w <= width) & (crop_h <= height)  # [attempts, B]
+    first = torch.where(fits.any(0), fits.float().argmax(0), torch.full((batch,), -1, device=device))
+    # fallback: the whole image, aspect clamped to the range (centred)
+    whole_ratio = width / height
+    if whole_ratio < ratio[0]:
+        fallback_w, fallback_h = float(width), float(round(width / ratio[0]))
+    elif whole_ratio > ratio[1]:
+        fallback_w, fallback_h = float(round(height * ratio[1])), float(height)
+    else:
+        fallback_w, fallback_h = float(width), float(height)
+    pick = first.clamp(min=0).view(1, batch)
+    chosen_w = crop_w.gather(0, pick)[0]
+    chosen_h = crop_h.gather(0, pick)[0]
+    top = ((height - chosen_h + 1) * draws[2].gather(0, pick)[0]).floor().clamp(min=0)
+    left = ((width - chosen_w + 1) * draws[3].gather(0, pick)[0]).floor().clamp(min=0)
+    top = torch.minimum(top, height - chosen_h)
+    left = torch.minimum(left, width - chosen_w)
+    use_fallback = first < 0
+    chosen_w = torch.where(use_fallback, torch.full_like(chosen_w, fallback_w), chosen_w)
+    chosen_h = torch.where(use_fallback, torch.full_like(chosen_h, fallback_h), chosen_h)
+    top = torch.where(use_fallback, torch.full_like(top, (height - fallback_h) // 2), top)
+    left = torch.where(use_fallback, torch.full_like(left, (width - fallback_w) // 2), left)
+    # the region as an affine map of normalised coordinates (align_corners=False)
+    theta = torch.zeros(batch, 2, 3, device=device)
+    theta[:, 0, 0] = chosen_w / width
+    theta[:, 0, 2] = (2 * left + chosen_w) / width - 1
+    theta[:, 1, 1] = chosen_h / height
+    theta[:, 1, 2] = (2 * top + chosen_h) / height - 1
+    grid = F.affine_grid(theta, [batch, channels, size, size], align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def _grayscale(images: torch.Tensor) -> torch.Tensor:
@@ -131,6 +227,13 @@ def _sharpness_degenerate(images: torch.Tensor) -> torch.Tensor:
 _IDENTITY, _AUTOCONTRAST, _BRIGHTNESS, _COLOR, _CONTRAST, _EQUALIZE, _POSTERIZE = range(7)
 _SHARPNESS, _SOLARIZE, _ROTATE, _SHEAR_X, _SHEAR_Y, _TRANSLATE_X, _TRANSLATE_Y = range(7, 14)
 NUM_STRONG_OPS = 14
+STRONG_OPS = ("identity", "autocontrast", "brightness", "color", "contrast", "equalize", "posterize", "sharpness",
+              "solarize", "rotate", "shear_x", "shear_y", "translate_x", "translate_y")
+"""The RandAugment pool, by name, in operation-id order."""
+NO_COLOUR_OPS = ("identity", "brightness", "equalize", "sharpness", "rotate", "shear_x", "shear_y", "translate_x",
+                 "translate_y")
+"""USB's ``RandAugment(..., exclude_color_aug=True)`` pool (MedMNIST): no autocontrast, colour,
+contrast, posterize or solarize."""
 
 
 def _affine_theta(op: torch.Tensor, magnitude: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -189,12 +292,27 @@ def _apply_strong_op(images: torch.Tensor, op: torch.Tensor, magnitude: torch.Te
     return torch.where(geometric.view(batch, 1, 1, 1), warped, out)
 
 
-def rand_augment(images: torch.Tensor, num_ops: int, generator: torch.Generator, fill: float = 0.0) -> torch.Tensor:
-    """RandAugment (FixMatch pool): ``num_ops`` random operations per sample, random magnitudes."""
+def rand_augment(
+    images: torch.Tensor, num_ops: int, generator: torch.Generator, fill: float = 0.0,
+    ops: tuple[str, ...] | None = None,
+) -> torch.Tensor:
+    """RandAugment (FixMatch pool): ``num_ops`` random operations per sample, random magnitudes.
+
+    ``ops`` names the operations drawn from (:data:`STRONG_OPS`; ``None``: all of them).
+    """
     batch = images.shape[0]
     device = images.device
+    pool = None
+    if ops is not None:
+        unknown = sorted(set(ops) - set(STRONG_OPS))
+        if unknown or not ops:
+            raise ValueError(f"unknown RandAugment operations {unknown}; known: {', '.join(STRONG_OPS)}")
+        pool = torch.tensor([STRONG_OPS.index(name) for name in ops], device=device)
     for _ in range(num_ops):
-        op = torch.randint(0, NUM_STRONG_OPS, (batch,), generator=generator, device=device)
+        if pool is None:
+            op = torch.randint(0, NUM_STRONG_OPS, (batch,), generator=generator, device=device)
+        else:
+            op = pool[torch.randint(0, len(pool), (batch,), generator=generator, device=device)]
         magnitude = _uniform((batch,), -1.0, 1.0, generator, device)
         images = _apply_strong_op(images, op, magnitude, fill)
     return images
@@ -251,21 +369,33 @@ class BatchAugment:
         """No augmentation (evaluation)."""
         return self.normalize(self.to_float(images))
 
-    def _flip_and_shift(self, images: torch.Tensor) -> torch.Tensor:
+    def _flips(self, images: torch.Tensor) -> torch.Tensor:
         if self.spec.flip:
             images = random_hflip(images, self.generator)
+        if self.spec.vflip:
+            images = random_vflip(images, self.generator)
+        return images
+
+    def _flip_and_shift(self, images: torch.Tensor) -> torch.Tensor:
+        if self.spec.crop:
+            images = random_crop(images, self.spec.crop, self.generator)
+        images = self._flips(images)
         return random_translate(images, self.spec.max_shift, self.generator, self.spec.padding_mode)
 
     def weak(self, images: torch.Tensor) -> torch.Tensor:
-        """Flip (where the data set allows it) and random translation."""
+        """Random crop (where the spec crops), flips (where the data set allows them) and random translation."""
         return self.normalize(self._flip_and_shift(self.to_float(images)))
 
     def strong(self, images: torch.Tensor, num_ops: int | None = None) -> torch.Tensor:
-        """The weak view's flip and shift, then RandAugment (``num_ops`` operations, default the
+        """The weak view's flips and shift (a random resized crop where the spec crops), then RandAugment (``num_ops`` operations, default the
         data set's) and cutout."""
         spec = self.spec
-        images = self._flip_and_shift(self.to_float(images))
-        images = rand_augment(images, spec.num_ops if num_ops is None else num_ops, self.generator, spec.fill)
+        if spec.crop:  # USB's RandomResizedCrop, then the flips
+            images = self._flips(random_resized_crop(self.to_float(images), spec.crop, self.generator))
+        else:
+            images = self._flip_and_shift(self.to_float(images))
+        images = rand_augment(images, spec.num_ops if num_ops is None else num_ops, self.generator, spec.fill,
+                              spec.strong_ops)
         images = cutout(images, spec.cutout, self.generator, self._cutout_fill)
         return self.normalize(images)
 

@@ -35,7 +35,7 @@ def download_command(name: str, data_dir: str, mirror: str | None, force: bool, 
                      remove_archive: bool) -> int:
     """Fetch data set NAME from its official host, verify its checksum and unpack it.
 
-    NAME is one of: cifar10, cifar100, svhn (with the extra split), svhn_noextra, stl10.
+    NAME is one of: cifar10, cifar100, svhn (with the extra split), svhn_noextra, stl10, tissuemnist, eurosat.
     A partial download is resumed; a file already in place (copied from elsewhere) is
     verified and unpacked without any network.
     """

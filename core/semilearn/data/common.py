@@ -31,6 +31,7 @@ __all__ = [
     "benchmark_augment",
     "benchmark_split",
     "channel_statistics",
+    "usb_shuffled_labelled_indices",
 ]
 
 # USB's classic-CV crop ratio: the weak view pads by 12.5% of the side and crops back.
@@ -130,6 +131,41 @@ def channel_statistics(images: torch.Tensor, chunk: int = 8192) -> tuple[tuple[f
     return tuple(round(float(value), 4) for value in mean), tuple(round(float(value), 4) for value in std)
 
 
+def usb_shuffled_labelled_indices(targets: np.ndarray, num_labels: int, num_classes: int, seed: int) -> np.ndarray:
+    """USB's labelled draw for EuroSAT and MedMNIST, index for index.
+
+    USB seeds NumPy's global generator with ``seed`` at start (nothing draws from it
+    before the data set is built), shuffles the order of the whole training split, then,
+    class by class, shuffles the positions of that class in the shuffled order and takes
+    the first ``num_labels // num_classes``. The same legacy Mersenne Twister, seeded
+    alike, gives the same draws here. Returns the chosen training indices in USB's order
+    (class by class).
+
+    Raises ConfigError as :func:`~semilearn.data.base.balanced_labelled_indices` does.
+    """
+    if num_labels % num_classes:
+        raise ConfigError(
+            f"num_labels ({num_labels}) must be a multiple of the {num_classes} classes: labels are drawn "
+            "balanced across classes"
+        )
+    per_class = num_labels // num_classes
+    generator = np.random.RandomState(seed)  # what np.random.seed(seed) sets up
+    order = list(range(len(targets)))
+    generator.shuffle(order)
+    shuffled = np.asarray(targets)[order]
+    chosen: list[int] = []
+    for label in range(num_classes):
+        members = np.where(shuffled == label)[0]
+        if len(members) < per_class:
+            raise ConfigError(
+                f"num_labels ({num_labels}) asks for {per_class} labels per class, but class {label} has only "
+                f"{len(members)} training images"
+            )
+        generator.shuffle(members)
+        chosen.extend(int(index) for index in members[:per_class])
+    return np.asarray(order, dtype=np.int64)[np.asarray(chosen, dtype=np.int64)]
+
+
 def benchmark_split(
     name: str,
     config: Any,
@@ -145,8 +181,12 @@ def benchmark_split(
     unlabelled_images: torch.Tensor | None = None,
     unlabelled_targets: torch.Tensor | None = None,
     classes: tuple[str, ...] | None = None,
+    labelled_indices: np.ndarray | None = None,
 ) -> SSLData:
     """USB's split: ``num_labels`` training images balanced across classes, drawn by ``seed``.
+
+    ``labelled_indices`` gives the labelled training images instead of the draw (USB's own
+    draw where it is reproduced: :func:`usb_shuffled_labelled_indices`).
 
     The unlabelled set is the whole training split unless ``unlabelled_images`` is given
     (then it is that, e.g. STL-10's unlabelled images together with the training images).
@@ -156,7 +196,9 @@ def benchmark_split(
     labels = train_targets.numpy()
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise DataError(f"{name}: training labels must be in 0..{num_classes - 1}, found {labels.min()}..{labels.max()}")
-    labelled = torch.from_numpy(balanced_labelled_indices(labels, config.num_labels, num_classes, config.seed))
+    if labelled_indices is None:
+        labelled_indices = balanced_labelled_indices(labels, config.num_labels, num_classes, config.seed)
+    labelled = torch.from_numpy(labelled_indices)
     if unlabelled_images is None:
         unlabelled_images, unlabelled_targets = train_images, train_targets
     data = SSLData(

@@ -28,6 +28,7 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +61,7 @@ class RemoteFile:
     Attributes:
         url: where the data set's authors publish it.
         md5: its published MD5 checksum (hex).
-        unpack: a ``.tar.gz`` archive whose contents are unpacked beside it.
+        unpack: a ``.tar.gz`` or ``.zip`` archive whose contents are unpacked beside it.
     """
 
     url: str
@@ -69,7 +70,8 @@ class RemoteFile:
 
     @property
     def filename(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
+        """The file's name: the URL's last part, without a query (``tissuemnist.npz?download=1``)."""
+        return self.url.rsplit("/", 1)[-1].split("?", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,24 @@ SOURCES: dict[str, Source] = {
         "svhn", "svhn", (_SVHN_TRAIN, _SVHN_TEST, _SVHN_EXTRA), ("train_32x32.mat", "test_32x32.mat", "extra_32x32.mat")
     ),
     "svhn_noextra": Source("svhn_noextra", "svhn", (_SVHN_TRAIN, _SVHN_TEST), ("train_32x32.mat", "test_32x32.mat")),
+    # MedMNIST v2's record, with the MD5 MedMNIST publishes in its INFO table (the one USB uses)
+    "tissuemnist": Source(
+        "tissuemnist",
+        "medmnist/tissuemnist",
+        (RemoteFile("https://zenodo.org/record/5208230/files/tissuemnist.npz?download=1",
+                    "ebe78ee8b05294063de985d821c1c34b"),),
+        ("tissuemnist.npz",),
+    ),
+    # the RGB release from the authors' host; the MD5 is the one torchvision publishes for this file
+    "eurosat": Source(
+        "eurosat",
+        "eurosat",
+        (RemoteFile("https://madm.dfki.de/files/sentinel/EuroSAT.zip", "c8fa014336c82ac7804f0398fcb19387",
+                    unpack=True),),
+        tuple(f"2750/{name}/{name}_1.jpg" for name in
+              ("AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture", "PermanentCrop",
+               "Residential", "River", "SeaLake")),
+    ),
     "stl10": Source(
         "stl10",
         "stl10",
@@ -291,8 +311,11 @@ def fetch_file(
 
 
 def _command(name: str, home: Path) -> str:
-    """The command that continues this download (``home`` is ``<data_dir>/<folder>``)."""
-    return f"semilearn data download {name} --data-dir {home.parent}"
+    """The command that continues this download (``home`` is ``<data_dir>/<the source's home>``)."""
+    data_dir = home
+    for _ in Path(_source(name).home).parts:
+        data_dir = data_dir.parent
+    return f"semilearn data download {name} --data-dir {data_dir}"
 
 
 class _Interrupted(Exception):
@@ -389,15 +412,18 @@ def _unpack(name: str, archive: Path, home: Path, report: Callable[[str], None])
     staging.mkdir()
     try:
         try:
-            with tarfile.open(archive, "r:*") as tar:
-                members = tar.getmembers()
-                for member in members:
-                    _check_member(name, archive, member)
-                if hasattr(tarfile, "data_filter"):
-                    tar.extractall(staging, members=members, filter="data")
-                else:  # pragma: no cover - Python before 3.10.12 / 3.11.4
-                    tar.extractall(staging, members=members)
-        except (tarfile.TarError, EOFError, OSError) as error:
+            if archive.suffix == ".zip":
+                _unzip(name, archive, staging)
+            else:
+                with tarfile.open(archive, "r:*") as tar:
+                    members = tar.getmembers()
+                    for member in members:
+                        _check_member(name, archive, member)
+                    if hasattr(tarfile, "data_filter"):
+                        tar.extractall(staging, members=members, filter="data")
+                    else:  # pragma: no cover - Python before 3.10.12 / 3.11.4
+                        tar.extractall(staging, members=members)
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as error:
             raise DataError(
                 f"{name}: cannot unpack {archive} ({error}); delete it and run `{_command(name, home)}`"
             ) from None
@@ -417,3 +443,16 @@ def _check_member(name: str, archive: Path, member: tarfile.TarInfo) -> None:
     parts = Path(member.name).parts
     if member.name.startswith(("/", "\\")) or ".." in parts or not (member.isfile() or member.isdir()):
         raise DataError(f"{name}: {archive} holds an unsafe entry '{member.name}'; it is not the official archive")
+
+
+def _unzip(name: str, archive: Path, staging: Path) -> None:
+    """Extract a zip archive into ``staging``, refusing absolute paths, ``..`` and links."""
+    with zipfile.ZipFile(archive) as bundle:
+        for info in bundle.infolist():
+            parts = Path(info.filename).parts
+            is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
+            if info.filename.startswith(("/", "\\")) or ".." in parts or ":" in info.filename or is_link:
+                raise DataError(
+                    f"{name}: {archive} holds an unsafe entry '{info.filename}'; it is not the official archive"
+                )
+        bundle.extractall(staging)

@@ -1,0 +1,100 @@
+"""Decoding many image files at once into one uint8 tensor (Pillow, a pool of threads).
+
+Pillow releases the interpreter lock while it decodes and resizes, so threads decode in
+parallel; the result is in the order of the files whatever the order of completion.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+
+__all__ = ["decode_files", "resize_exactly", "resize_shorter_and_centre_crop", "pillow"]
+
+
+def pillow() -> Any:
+    """The ``PIL.Image`` module, or a DataError saying how to install it."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise DataError("image data sets are decoded with Pillow: pip install pillow") from None
+    return Image
+
+
+def resize_exactly(width: int, height: int) -> Callable[[Any], Any]:
+    """``image -> image`` resized to ``width`` x ``height`` (bilinear; torchvision's ``Resize((h, w))`` on PIL)."""
+    image_module = pillow()
+
+    def prepare(image: Any) -> Any:
+        return image if image.size == (width, height) else image.resize((width, height), image_module.Resampling.BILINEAR)
+
+    return prepare
+
+
+def resize_shorter_and_centre_crop(shorter: int, crop: int) -> Callable[[Any], Any]:
+    """``image -> image``: the shorter side resized to ``shorter`` (bilinear, aspect kept), then the
+    centre ``crop`` x ``crop`` (torchvision's ``Resize(shorter)`` then ``CenterCrop(crop)`` on PIL)."""
+    image_module = pillow()
+
+    def prepare(image: Any) -> Any:
+        width, height = image.size
+        if width <= height:
+            size = (shorter, int(shorter * height / width))
+        else:
+            size = (int(shorter * width / height), shorter)
+        if size != image.size:
+            image = image.resize(size, image_module.Resampling.BILINEAR)
+        left = int(round((size[0] - crop) / 2.0))
+        top = int(round((size[1] - crop) / 2.0))
+        return image.crop((left, top, left + crop, top + crop))
+
+    return prepare
+
+
+def decode_files(
+    files: Sequence[Path],
+    prepare: Callable[[Any], Any],
+    size: tuple[int, int],
+    mode: str = "RGB",
+    workers: int | None = None,
+) -> torch.Tensor:
+    """Decode ``files`` into uint8 ``[N, C, H, W]`` (``size`` is height, width after ``prepare``).
+
+    Each image is converted to Pillow ``mode`` (``"RGB"`` or ``"L"``) and passed through
+    ``prepare``, which must return it at ``size``. A file that cannot be decoded is a
+    DataError naming it.
+    """
+    image_module = pillow()
+    channels = 1 if mode == "L" else 3
+    height, width = size
+    out = np.empty((len(files), height, width, channels), dtype=np.uint8)
+
+    def decode(index: int) -> None:
+        path = files[index]
+        try:
+            with image_module.open(path) as image:
+                prepared = prepare(image.convert(mode))
+                array = np.asarray(prepared)
+        except (OSError, ValueError) as error:
+            raise DataError(f"cannot decode image {path} ({error}); replace the file") from None
+        if array.shape[:2] != (height, width):
+            raise DataError(f"{path}: decoded to {array.shape[1]}x{array.shape[0]}, expected {width}x{height}")
+        out[index] = array.reshape(height, width, channels)
+
+    workers = workers or min(16, os.cpu_count() or 1)
+    if workers <= 1 or len(files) < 64:
+        for index in range(len(files)):
+            decode(index)
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            for _ in pool.map(decode, range(len(files)), chunksize=64):
+                pass
+    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
