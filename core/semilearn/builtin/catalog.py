@@ -13,8 +13,7 @@ if TYPE_CHECKING:
     import click
 
 from ..algorithms import BUILTIN_ALGORITHMS
-from ..data import BUILTIN_DATASETS
-from ..data.modality import BUILTIN_MODALITIES
+from ..data import BUILTIN_DATASETS, BUILTIN_MODALITIES
 from ..hook import Hook, hookimpl, on_all_ranks
 from ..nets import BUILTIN_NETS
 from ..plugins import import_target

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .augment import AugmentSpec
     from .base import SSLData
 
-__all__ = ["BUILTIN_DATASETS", "SSLData", "AugmentSpec"]
+__all__ = ["BUILTIN_DATASETS", "BUILTIN_MODALITIES", "SSLData", "AugmentSpec"]
 
 
 def __getattr__(name: str) -> Any:
@@ -42,6 +42,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'semilearn.data' has no attribute {name!r}")
 
 # name -> ("module:builder", description); imported when the registry is first needed
+# modality name -> ("module:factory", description), see semilearn.data.modality
+BUILTIN_MODALITIES: dict[str, tuple[str, str]] = {
+    "image": ("semilearn.data.modality:image_views",
+              "uint8 images [N, C, H, W]; flip, shift and RandAugment batched on the device"),
+}
+
 BUILTIN_DATASETS: dict[str, tuple[str, str]] = {
     "digits": ("semilearn.data.digits:build_digits", "scikit-learn's 8x8 handwritten digits (1797 images, offline)"),
     "synthetic": ("semilearn.data.synthetic:build_synthetic", "generated 32x32x3 images of 10 classes (speed work)"),

@@ -43,7 +43,6 @@ __all__ = [
     "Views",
     "ModalityFactory",
     "IMAGE",
-    "BUILTIN_MODALITIES",
     "take",
     "count",
     "move",
@@ -57,7 +56,7 @@ __all__ = [
 View: TypeAlias = torch.Tensor | Mapping[str, torch.Tensor]
 Samples: TypeAlias = View
 
-IMAGE = "image"
+IMAGE = "image"  # the built-in modality (listed in semilearn.data.BUILTIN_MODALITIES)
 
 
 @runtime_checkable
@@ -89,13 +88,6 @@ class ModalityFactory(Protocol):
     """What ``register_modalities`` registers: ``factory(data, generator) -> Views``."""
 
     def __call__(self, data: SSLData, generator: torch.Generator) -> Views: ...
-
-
-# name -> ("module:factory", description); imported when the registry is first needed
-BUILTIN_MODALITIES: dict[str, tuple[str, str]] = {
-    IMAGE: ("semilearn.data.modality:image_views",
-            "uint8 images [N, C, H, W]; flip, shift and RandAugment batched on the device"),
-}
 
 
 def image_views(data: SSLData, generator: torch.Generator) -> Views:
