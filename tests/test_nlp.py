@@ -320,15 +320,15 @@ def test_fixmatch_on_text_resumes_bit_for_bit(tmp_path: Path, stand_in) -> None:
 @needs_entry_point
 def test_the_cli_trains_on_usbs_text_layout(cli, stand_in, tmp_path: Path) -> None:
     data_dir, model = stand_in
-    result = cli("run", "--set", "dataset=ag_news", "--set", f"data_dir={data_dir}", "--set",
+    result = cli("run", "-p", "no:wandb", "-p", "no:aim", "--set", "dataset=ag_news", "--set", f"data_dir={data_dir}", "--set",
                  f"nlp.pretrain_path={model}", "--set", "nlp.max_length=10", "--set", "num_labels=8", "--set",
                  "batch_size=4", "--set", "uratio=1", "--set", "num_train_iter=3", "--set", "num_eval_iter=3",
                  "--set", "num_log_iter=3", "--set", "epoch=1", "--set", "eval_batch_size=8", "--set",
                  "device=cpu", "--set", "algorithm=fixmatch", "--set", f"save_dir={tmp_path / 'runs'}")
     assert result.code == 0, result.text
     assert "ag_news: 8 labelled, 24 unlabelled, 8 test samples (text), 4 classes" in result.text
-    saved = next((tmp_path / "runs").iterdir())
-    assert "pretrain_path: " + str(model) in (saved / "config.yaml").read_text()
+    saved = (tmp_path / "runs" / "fixmatch_ag_news_8_0" / "config.yaml").read_text()
+    assert f"pretrain_path: {model}" in saved and "max_length: 10" in saved
 
 
 # --- without the plugin -----------------------------------------------------------------
