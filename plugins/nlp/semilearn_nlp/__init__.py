@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["NlpPlugin", "__version__"]
 __version__ = "0.1.0"
 
+
 class NlpPlugin(Hook):
     """Text: the ``text`` modality, USB's BERT networks and its six text data sets."""
 
