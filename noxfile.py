@@ -40,7 +40,7 @@ nox.options.reuse_existing_virtualenvs = False
 nox.options.error_on_missing_interpreters = True  # a missing interpreter fails, never skips quietly
 nox.options.download_python = "never"  # use the interpreters this machine has
 nox.options.sessions = [
-    "lint", "typecheck", "core", "plugin_api", "logging", "checkpoint", "wandb", "aim", "all", "docs", "example",
+    "lint", "typecheck", "core", "plugin_api", "logging", "checkpoint", "wandb", "aim", "nlp", "all", "docs", "example",
     "tests_ran",
 ]
 
@@ -52,10 +52,11 @@ SHARED = (*TORCH, "numpy>=1.24", "scikit-learn>=1.2")
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 PLUGINS = {"logging": "plugins/logging[plot]", "checkpoint": "plugins/checkpoint"}
 TRACKERS = {"wandb": "plugins/wandb", "aim": "plugins/aim"}  # not in PLUGINS: `benchmarks` stays tracker-free
+MODALITIES = {"nlp": "plugins/nlp"}  # data beyond images; they pull transformers
 # Plugins whose libraries have no build for some of PYTHONS (the matrix leaves them out there)
 NOT_ON = {"plugins/aim": ("3.13",)}  # Aim 3.29 needs aimrocks, which has no Python 3.13 build
 PLUGIN_PACKAGES = ["plugins/logging/semilearn_logging", "plugins/checkpoint/semilearn_checkpoint",
-                   "plugins/wandb/semilearn_wandb", "plugins/aim/semilearn_aim"]
+                   "plugins/wandb/semilearn_wandb", "plugins/aim/semilearn_aim", "plugins/nlp/semilearn_nlp"]
 TEST_PLUGINS = "tests/plugin_dists/recorder"
 EXAMPLE = "examples/early-stopping"
 DOCS = ("mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26")
@@ -118,7 +119,7 @@ def _install_core(session: nox.Session, *extra: str) -> None:
 
 
 def _all_plugins() -> list[str]:
-    return [f"./{path}" for path in (*PLUGINS.values(), *TRACKERS.values())]
+    return [f"./{path}" for path in (*PLUGINS.values(), *TRACKERS.values(), *MODALITIES.values())]
 
 
 def _tracker_homes(session: nox.Session) -> None:
@@ -190,6 +191,18 @@ def aim(session: nox.Session) -> None:
     session.install(f"./{TRACKERS['aim']}")
     session.run("python", "-m", "pip", "check")
     _pytest(session, "tests/test_aim.py", "tests/test_trackers.py")
+
+
+@nox.session
+@_timed
+def nlp(session: nox.Session) -> None:
+    """The core with semilearn-nlp alone (a tiny BERT the tests save; the hub is never asked)."""
+    _install_core(session)
+    session.install(f"./{MODALITIES['nlp']}")
+    session.run("python", "-m", "pip", "check")
+    session.env["HF_HUB_OFFLINE"] = "1"
+    session.env["HF_HOME"] = os.path.join(session.create_tmp(), "huggingface")
+    _pytest(session, "tests/test_nlp.py")
 
 
 @nox.session

@@ -87,17 +87,27 @@ class ShippedPlugin:
 
     distribution: str
     usb_key: str | None = None  # the key of USB's configuration files that turns it on or off
+    folder: str = ""  # where it lives in a semilearn checkout, for `pip install ./FOLDER`
+    nets: tuple[str, ...] = ()  # registry names it adds, named by "unknown net/dataset" errors
+    datasets: tuple[str, ...] = ()
+
+    def provides(self, kind: str, name: str) -> bool:
+        return name in {"net": self.nets, "dataset": self.datasets}.get(kind, ())
 
 
 # The one place the core names plugins that are not built in, and only for two things: the
 # install hints of its messages (nothing reads checkpoints: "pip install semilearn-checkpoint")
-# and USB's configuration keys ``use_wandb`` / ``use_aim`` (semilearn.usb). The engine calls
-# these plugins through hook points like any other; nothing else depends on their names.
+# and USB's configuration keys ``use_wandb`` / ``use_aim`` (semilearn.usb), and the networks and
+# data sets a modality plugin adds, so that asking for one without it names what to install.
+# The engine calls these plugins through hook points like any other; nothing else depends on
+# their names.
 SHIPPED_PLUGINS: dict[str, ShippedPlugin] = {
     "logging": ShippedPlugin("semilearn-logging"),
     "checkpoint": ShippedPlugin("semilearn-checkpoint"),
     "wandb": ShippedPlugin("semilearn-wandb", usb_key="use_wandb"),
     "aim": ShippedPlugin("semilearn-aim", usb_key="use_aim"),
+    "nlp": ShippedPlugin("semilearn-nlp", folder="plugins/nlp", nets=("bert_base_cased", "bert_base_uncased"),
+                         datasets=("aclImdb", "ag_news", "amazon_review", "dbpedia", "yahoo_answers", "yelp_review")),
 }
 
 
@@ -191,6 +201,12 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
+            shipped = next((plugin for plugin in SHIPPED_PLUGINS.values() if plugin.provides(self.kind, name)), None)
+            if shipped is not None:
+                raise ConfigError(
+                    f"{self.kind} '{name}' comes with the plugin distribution {shipped.distribution}, which is not "
+                    f"installed or is disabled (pip install ./{shipped.folder} from a semilearn checkout)"
+                ) from None
             suggestion = did_you_mean(name, self._items)
             hint = f" (did you mean '{suggestion}'?)" if suggestion else ""
             raise ConfigError(

@@ -1,0 +1,55 @@
+"""Text networks: a pretrained transformer encoder, pooled, and USB's two-layer classifier.
+
+USB's ``bert_base_cased`` and ``bert_base_uncased`` (its ``ClassificationBert``): the
+encoder's last hidden states, dropout (p = 0.1), the mean over the token positions, then
+``Linear(hidden, hidden)``, GELU and ``Linear(hidden, num_classes)``. The parameters are
+named as USB names them (``bert.*``, ``classifier.0.*``, ``classifier.2.*``), so USB's
+fine-tuned weights load into these networks.
+
+USB's mean runs over every position of the padded batch, padding included
+(``pooling: mean``, the default); ``pooling: masked_mean`` averages the real tokens only,
+so that a text's features do not depend on the batch it is padded with.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .names import POOLINGS
+
+__all__ = ["TextClassifier"]
+
+
+class TextClassifier(nn.Module):
+    """A transformer encoder (``bert``), pooled token features (``feat``) and a classifier.
+
+    Args:
+        backbone: the encoder, called with ``input_ids`` and ``attention_mask``; its
+            ``config.hidden_size`` is the width of the features.
+        num_classes: outputs of the classifier.
+        pooling: ``"mean"`` (USB: every position, padding included) or ``"masked_mean"``.
+        dropout: dropout on the last hidden states before pooling (USB: 0.1).
+    """
+
+    def __init__(self, backbone: nn.Module, num_classes: int, pooling: str = "mean", dropout: float = 0.1) -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+        width = int(getattr(backbone, "config").hidden_size)  # noqa: B009 - a transformers model
+        self.bert = backbone
+        self.dropout = nn.Dropout(p=dropout)
+        self.num_features = width
+        self.classifier = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, num_classes))
+        self.pooling = pooling
+
+    def forward(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        mask = x["attention_mask"]
+        hidden = self.bert(input_ids=x["input_ids"], attention_mask=mask, return_dict=True).last_hidden_state
+        hidden = self.dropout(hidden)
+        if self.pooling == "mean":
+            feat = hidden.mean(dim=1)
+        else:
+            weights = mask.unsqueeze(-1).to(hidden.dtype)
+            feat = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
+        return {"logits": self.classifier(feat), "feat": feat}
