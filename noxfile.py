@@ -142,7 +142,7 @@ def core(session: nox.Session) -> None:
     """The core alone: no plugin installed (plugin tests skip)."""
     _install_core(session)
     session.run("semilearn", "plugins")
-    _pytest(session, "tests")
+    _pytest(session, "-m", "not slow and not heavy", "tests")
 
 
 @nox.session
@@ -214,7 +214,7 @@ def all(session: nox.Session) -> None:  # noqa: A001 - the session's name on the
     session.run("python", "-m", "pip", "check")
     session.run("semilearn", "plugins")
     _tracker_homes(session)
-    _pytest(session, "-m", "together and not slow", "tests")
+    _pytest(session, "-m", "(together or heavy) and not slow", "tests")
 
 
 @nox.session(python=PYTHONS, default=False)
