@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from datafiles import write_tissuemnist
 from test_download import Mirror, mirror  # noqa: F401 - the loopback server fixture
 from test_usb_cv_config import usb_cv_file
 
 from conftest import installed
+from datafiles import write_tissuemnist
 from semilearn.nets.vit import vit_tiny_patch2_32
 
 WEIGHTS = "vit_tiny_patch2_32_mlp_im_1k_32.pth"
