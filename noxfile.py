@@ -40,7 +40,7 @@ nox.options.reuse_existing_virtualenvs = False
 nox.options.error_on_missing_interpreters = True  # a missing interpreter fails, never skips quietly
 nox.options.download_python = "never"  # use the interpreters this machine has
 nox.options.sessions = [
-    "lint", "typecheck", "core", "plugin_api", "logging", "checkpoint", "wandb", "aim", "nlp", "all", "docs", "example",
+    "lint", "typecheck", "core", "plugin_api", "logging", "checkpoint", "wandb", "aim", "nlp", "audio", "all", "docs", "example",
     "tests_ran",
 ]
 
@@ -52,11 +52,12 @@ SHARED = (*TORCH, "numpy>=1.24", "scikit-learn>=1.2")
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 PLUGINS = {"logging": "plugins/logging[plot]", "checkpoint": "plugins/checkpoint"}
 TRACKERS = {"wandb": "plugins/wandb", "aim": "plugins/aim"}  # not in PLUGINS: `benchmarks` stays tracker-free
-MODALITIES = {"nlp": "plugins/nlp"}  # data beyond images; they pull transformers
+MODALITIES = {"nlp": "plugins/nlp", "audio": "plugins/audio"}  # data beyond images; they pull transformers
 # Plugins whose libraries have no build for some of PYTHONS (the matrix leaves them out there)
 NOT_ON = {"plugins/aim": ("3.13",)}  # Aim 3.29 needs aimrocks, which has no Python 3.13 build
 PLUGIN_PACKAGES = ["plugins/logging/semilearn_logging", "plugins/checkpoint/semilearn_checkpoint",
-                   "plugins/wandb/semilearn_wandb", "plugins/aim/semilearn_aim", "plugins/nlp/semilearn_nlp"]
+                   "plugins/wandb/semilearn_wandb", "plugins/aim/semilearn_aim", "plugins/nlp/semilearn_nlp",
+                   "plugins/audio/semilearn_audio"]
 TEST_PLUGINS = "tests/plugin_dists/recorder"
 EXAMPLE = "examples/early-stopping"
 DOCS = ("mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26")
@@ -203,6 +204,18 @@ def nlp(session: nox.Session) -> None:
     session.env["HF_HUB_OFFLINE"] = "1"
     session.env["HF_HOME"] = os.path.join(session.create_tmp(), "huggingface")
     _pytest(session, "tests/test_nlp.py")
+
+
+@nox.session
+@_timed
+def audio(session: nox.Session) -> None:
+    """The core with semilearn-audio alone (a tiny HuBERT and wav2vec 2.0 the tests save; the hub is never asked)."""
+    _install_core(session)
+    session.install(f"./{MODALITIES['audio']}")
+    session.run("python", "-m", "pip", "check")
+    session.env["HF_HUB_OFFLINE"] = "1"
+    session.env["HF_HOME"] = os.path.join(session.create_tmp(), "huggingface")
+    _pytest(session, "tests/test_audio.py")
 
 
 @nox.session

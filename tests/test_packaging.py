@@ -9,7 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ["pyproject.toml", "plugins/logging/pyproject.toml", "plugins/checkpoint/pyproject.toml",
-           "plugins/wandb/pyproject.toml", "plugins/aim/pyproject.toml", "plugins/nlp/pyproject.toml"]
+           "plugins/wandb/pyproject.toml", "plugins/aim/pyproject.toml", "plugins/nlp/pyproject.toml",
+           "plugins/audio/pyproject.toml"]
 
 
 def _matrix() -> list[str]:

@@ -108,6 +108,8 @@ SHIPPED_PLUGINS: dict[str, ShippedPlugin] = {
     "aim": ShippedPlugin("semilearn-aim", usb_key="use_aim"),
     "nlp": ShippedPlugin("semilearn-nlp", folder="plugins/nlp", nets=("bert_base_cased", "bert_base_uncased"),
                          datasets=("aclImdb", "ag_news", "amazon_review", "dbpedia", "yahoo_answers", "yelp_review")),
+    "audio": ShippedPlugin("semilearn-audio", folder="plugins/audio", nets=("hubert_base", "wave2vecv2_base"),
+                           datasets=("esc50", "fsdnoisy", "gtzan", "superbks", "urbansound8k")),
 }
 
 
