@@ -161,6 +161,25 @@ def test_weak_views_are_usbs_random_crops_and_plain_views_the_first_seconds() ->
 
 
 @needs_audio
+def test_padded_normalisation_is_what_usbs_feature_extractor_gives() -> None:
+    from semilearn_audio.views import AudioSpec, AudioViews
+    from transformers import Wav2Vec2FeatureExtractor
+
+    class Data:
+        augment = AudioSpec(sample_rate=RATE, max_length_seconds=SECONDS, normalize="padded")
+
+    samples = _samples()
+    plain = AudioViews(Data(), torch.Generator()).plain(samples)  # type: ignore[arg-type]
+    # the extractor of facebook/hubert-base-ls960 and wav2vec2-base-960h: normalise, no attention mask
+    extractor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=RATE, padding_value=0.0, do_normalize=True,
+                                         return_attention_mask=False)
+    waves = [samples["wave"][row, : int(samples["length"][row])].numpy() for row in range(3)]
+    expected = extractor(waves, padding=True, max_length=200, truncation=True, sampling_rate=RATE,
+                         return_tensors="pt")["input_values"]
+    assert torch.allclose(plain["input_values"], expected, atol=1e-4)
+
+
+@needs_audio
 def test_weak_crops_start_anywhere_in_0_to_length_minus_c_minus_1(monkeypatch) -> None:
     import semilearn_audio.views
     from semilearn_audio.views import AudioSpec, AudioViews
