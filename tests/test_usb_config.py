@@ -152,3 +152,12 @@ def test_each_classic_cv_algorithm_of_usb_resolves_with_its_keys(cli, tmp_path: 
     for key, value in USB_CLASSIC_CV_ALGORITHMS[algorithm].items():
         if key != "K":
             assert resolved[key] == value, key
+
+
+def test_usbs_top_level_text_and_audio_keys_go_to_the_plugin_sections() -> None:
+    translation = translate({"max_length": 512, "max_length_seconds": 5, "sample_rate": 16000, "lr": 5e-5,
+                             "audio": {"storage": "float16"}})
+    assert translation.config == {"lr": 5e-5, "nlp": {"max_length": 512},
+                                  "audio": {"storage": "float16", "max_length_seconds": 5, "sample_rate": 16000}}
+    with pytest.raises(ConfigError, match=r"configuration keys 'max_length' and 'nlp.max_length' set the same option"):
+        translate({"max_length": 512, "nlp": {"max_length": 128}})

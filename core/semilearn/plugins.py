@@ -90,6 +90,7 @@ class ShippedPlugin:
     folder: str = ""  # where it lives in a semilearn checkout, for `pip install ./FOLDER`
     nets: tuple[str, ...] = ()  # registry names it adds, named by "unknown net/dataset" errors
     datasets: tuple[str, ...] = ()
+    usb_keys: tuple[str, ...] = ()  # top-level keys of USB's files that are keys of its section here
 
     def provides(self, kind: str, name: str) -> bool:
         return name in {"net": self.nets, "dataset": self.datasets}.get(kind, ())
@@ -97,7 +98,8 @@ class ShippedPlugin:
 
 # The one place the core names plugins that are not built in, and only for two things: the
 # install hints of its messages (nothing reads checkpoints: "pip install semilearn-checkpoint")
-# and USB's configuration keys ``use_wandb`` / ``use_aim`` (semilearn.usb), and the networks and
+# and USB's configuration keys ``use_wandb`` / ``use_aim`` and the modality keys USB's files
+# set at the top level (``max_length`` -> ``nlp.max_length``: semilearn.usb), and the networks and
 # data sets a modality plugin adds, so that asking for one without it names what to install.
 # The engine calls these plugins through hook points like any other; nothing else depends on
 # their names.
@@ -107,9 +109,11 @@ SHIPPED_PLUGINS: dict[str, ShippedPlugin] = {
     "wandb": ShippedPlugin("semilearn-wandb", usb_key="use_wandb"),
     "aim": ShippedPlugin("semilearn-aim", usb_key="use_aim"),
     "nlp": ShippedPlugin("semilearn-nlp", folder="plugins/nlp", nets=("bert_base_cased", "bert_base_uncased"),
-                         datasets=("aclImdb", "ag_news", "amazon_review", "dbpedia", "yahoo_answers", "yelp_review")),
+                         datasets=("aclImdb", "ag_news", "amazon_review", "dbpedia", "yahoo_answers", "yelp_review"),
+                         usb_keys=("max_length",)),
     "audio": ShippedPlugin("semilearn-audio", folder="plugins/audio", nets=("hubert_base", "wave2vecv2_base"),
-                           datasets=("esc50", "fsdnoisy", "gtzan", "superbks", "urbansound8k")),
+                           datasets=("esc50", "fsdnoisy", "gtzan", "superbks", "urbansound8k"),
+                           usb_keys=("max_length_seconds", "sample_rate")),
 }
 
 

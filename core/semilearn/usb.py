@@ -10,6 +10,9 @@ things that torchrun, the engine or plugins now handle. :func:`translate` maps t
 * ``resume`` / ``load_path`` become the checkpoint plugin's resume (``load_path`` when the
   file exists, else ``auto``);
 * ``use_amp`` and ``clip`` are USB's other spellings of ``amp`` and ``clip_grad``;
+* the text and audio keys USB's files set at the top level (``max_length``,
+  ``max_length_seconds``, ``sample_rate``) go to the section of the plugin that reads them
+  (``nlp.max_length`` ...);
 * keys for behaviour semilearn has exactly one way of doing (``use_cat: true``,
   ``net_from_name: false``, ``train_sampler: RandomSampler`` ...) are accepted silently at that
   value, and refused with the reason at any other.
@@ -34,6 +37,8 @@ __all__ = ["UsbTranslation", "translate", "REPLACED", "FIXED", "SPELLINGS", "usb
 
 # use_wandb / use_aim -> the tracker plugin they turn on or off (the table is semilearn.plugins.SHIPPED_PLUGINS)
 _TRACKERS = {plugin.usb_key: name for name, plugin in SHIPPED_PLUGINS.items() if plugin.usb_key}
+# USB's top-level keys of text and audio (max_length ...) -> the section of the plugin that reads them
+_SECTION_KEYS = {key: name for name, plugin in SHIPPED_PLUGINS.items() for key in plugin.usb_keys}
 
 # USB key -> what does its job here
 REPLACED: dict[str, str] = {
@@ -117,6 +122,7 @@ def translate(raw: Mapping[str, Any]) -> UsbTranslation:
     config: dict[str, Any] = {}
     result = UsbTranslation(config)
     replaced: list[str] = []
+    moved: dict[str, dict[str, Any]] = {}
     for key, value in raw.items():
         if key in REPLACED:
             replaced.append(key)
@@ -134,8 +140,18 @@ def translate(raw: Mapping[str, Any]) -> UsbTranslation:
             (result.enable_plugins if _truthy(key, value) else result.disable_plugins).append(plugin)
         elif key in ("resume", "load_path"):
             continue
+        elif key in _SECTION_KEYS:
+            moved.setdefault(_SECTION_KEYS[key], {})[key] = value
         else:
             config[key] = value
+    for section, values in moved.items():
+        given = config.get(section)
+        merged = dict(given) if isinstance(given, Mapping) else {}
+        for key, value in values.items():
+            if key in merged:
+                raise ConfigError(f"configuration keys '{key}' and '{section}.{key}' set the same option")
+            merged[key] = value
+        config[section] = merged
     if replaced:
         result.warnings.append(
             "ignoring USB keys handled differently here: "
