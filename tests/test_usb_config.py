@@ -52,7 +52,7 @@ def test_a_usb_classic_cv_file_runs_with_one_warning(cli, tmp_path: Path) -> Non
     assert "completed at step 2/2" in result.out
     written = yaml.safe_load((tmp_path / "saved_models/classic_cv/fixmatch_cifar10_40_0/config.yaml").read_text())
     assert written["clip_grad"] == 0.0 and written["img_size"] == 32 and written["p_cutoff"] == 0.95
-    assert "world_size" not in written and "use_cat" not in written
+    assert "world_size" not in written and written["use_cat"] is True
 
 
 def test_usb_spellings_and_tracker_switches() -> None:
@@ -64,10 +64,15 @@ def test_usb_spellings_and_tracker_switches() -> None:
         translate({"use_amp": True, "amp": False})
 
 
+def test_use_cat_is_an_option_in_both_values() -> None:
+    """USB's text and audio files set use_cat: False (a pass for each view); it carries over as it is."""
+    assert translate({"use_cat": False}).config == {"use_cat": False}
+    assert translate({"use_cat": True}).config == {"use_cat": True}
+
+
 @pytest.mark.parametrize(
     ("key", "value", "reason"),
     [
-        ("use_cat", False, "the FixMatch-like algorithms put their views through one pass"),
         ("net_from_name", True, "networks come from the network registry"),
         ("imb_algorithm", "abc", "imbalanced-SSL algorithms are not implemented"),
     ],

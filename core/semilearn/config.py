@@ -257,6 +257,11 @@ CORE_OPTIONS: tuple[Option, ...] = (
            minimum=0, maximum=1, usb=True),
     Option("clip_grad", float, 0.0, "Clip the gradient norm to this value; 0 turns clipping off (USB also: clip).",
            minimum=0, usb=True),
+    Option("use_cat", bool, True, "Put the labelled and unlabelled views of a step through the network in one "
+           "pass (as USB's use_cat). With false, the algorithms that have USB's use_cat branch (FixMatch and its "
+           "family, CoMatch, SimMatch, CR-Match) give each view a pass of its own in USB's order, each moving the "
+           "batch-norm statistics, the weak view last and without gradients (SimMatch: in order, all with "
+           "gradients); the others ignore it, as USB does (docs/algorithms.md).", usb=True),
     Option("compile", bool, False, "Compile the training forward pass with torch.compile (minutes of start-up; "
            "faster steps on GPUs)."),
     Option("ema_m", float, 0.99, "Decay of the EMA model used for evaluation (and Mean Teacher's teacher), "

@@ -13,9 +13,10 @@ things that torchrun, the engine or plugins now handle. :func:`translate` maps t
 * the text and audio keys USB's files set at the top level (``max_length``,
   ``max_length_seconds``, ``sample_rate``) go to the section of the plugin that reads them
   (``nlp.max_length`` ...);
-* keys for behaviour semilearn has exactly one way of doing (``use_cat: true``,
-  ``net_from_name: false``, ``train_sampler: RandomSampler`` ...) are accepted silently at that
-  value, and refused with the reason at any other.
+* keys for behaviour semilearn has exactly one way of doing (``net_from_name: false``,
+  ``train_sampler: RandomSampler`` ...) are accepted silently at that value, and refused with
+  the reason at any other. (``use_cat`` is an option like USB's, in both values: see the
+  core option's description.)
 
 :func:`usb_parameter_name` and :func:`import_usb_checkpoint` carry USB's checkpoints over.
 Nothing here imports torch at import time.
@@ -55,8 +56,6 @@ REPLACED: dict[str, str] = {
 
 # USB key -> (the only value semilearn implements, why)
 FIXED: dict[str, tuple[Any, str]] = {
-    "use_cat": (True, "the FixMatch-like algorithms put their views through one pass; the others have the passes "
-                      "of USB's own code (which ignores use_cat for them), or joint_forward"),
     "net_from_name": (False, "networks come from the network registry (semilearn nets)"),
     "train_sampler": ("RandomSampler", "batches are drawn from seeded permutations"),
     "include_lb_to_ulb": (True, "the unlabelled set always includes the labelled images"),

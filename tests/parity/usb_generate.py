@@ -78,6 +78,13 @@ SOFT: dict[str, dict[str, Any]] = {  # soft pseudo-labels
     "flexmatch": {"hard_label": False},
     "uda": {"p_cutoff": 0.15},  # UDA's targets are always soft
 }
+SEPARATE: dict[str, dict[str, Any]] = {  # use_cat: False, USB's separate passes (its text and audio files)
+    "fixmatch": {"p_cutoff": 0.15, "use_cat": False},
+    "flexmatch": {"use_cat": False},
+    "crmatch": {"p_cutoff": 0.15, "use_cat": False},
+    "comatch": {**EXERCISED["comatch"], "use_cat": False},
+    "simmatch": {**EXERCISED["simmatch"], "use_cat": False},
+}
 DASH_RHO_INIT = 2.0  # USB sets rho_init after a 2048-step warm-up; the harness gives it
 
 
@@ -87,6 +94,8 @@ def cases(algorithm: str) -> list[tuple[str, dict[str, Any]]]:
         found.append(("exercised", EXERCISED[algorithm]))
     if algorithm in SOFT and algorithm != "uda":
         found.append(("soft", SOFT[algorithm]))
+    if algorithm in SEPARATE:
+        found.append(("separate", SEPARATE[algorithm]))
     return found
 
 

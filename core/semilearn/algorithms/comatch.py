@@ -37,7 +37,6 @@ from .common import (
     one_hot,
     p_cutoff_option,
     probabilities,
-    split,
     temperature_option,
     ulb_loss_ratio_option,
 )
@@ -125,9 +124,9 @@ class CoMatch(SSLAlgorithm):
         x_ulb_s_1: torch.Tensor,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config = self.config
-        outputs, sizes = self.forward_views(x_lb, x_ulb_w, x_ulb_s_0, x_ulb_s_1)
-        logits_lb, logits_w, logits_s_0, _ = split(outputs["logits"], sizes)
-        proj_lb, proj_w, proj_s_0, proj_s_1 = split(outputs["proj"], sizes)
+        outputs = self.forward_outputs(x_lb, x_ulb_w, x_ulb_s_0, x_ulb_s_1)  # use_cat: false -> the weak view last
+        logits_lb, logits_w, logits_s_0, _ = (part["logits"] for part in outputs)
+        proj_lb, proj_w, proj_s_0, proj_s_1 = (part["proj"] for part in outputs)
         sup_loss = F.cross_entropy(logits_lb.float(), y_lb)
 
         with torch.no_grad():

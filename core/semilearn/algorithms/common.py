@@ -5,7 +5,8 @@ the registered SSL policies (:mod:`semilearn.policy`: masks, pseudo-labels, dist
 alignment) with their parameters and the state dict of each use, keeps that state and any
 algorithm buffers (memory banks, queues) in checkpoints, and draws the views a step needs
 from the engine's sample streams and batched augmentation. Its step helpers
-(:meth:`~SSLAlgorithm.forward_logits`, :meth:`~SSLAlgorithm.pseudo_label`, with
+(:meth:`~SSLAlgorithm.forward_logits`, :meth:`~SSLAlgorithm.forward_outputs`,
+:meth:`~SSLAlgorithm.pseudo_label`, with
 :func:`probabilities` and :func:`masked_loss`) keep each FixMatch-family ``train_step``
 a few lines that read as its paper.
 
@@ -355,10 +356,37 @@ class SSLAlgorithm(AlgorithmBase):
         sizes = [count(view) for view in views]
         return self.model(self.augment.join(views) if len(views) > 1 else views[0]), sizes
 
-    def forward_logits(self, *views: Any) -> list[torch.Tensor]:
-        """The logits of each of ``views``, from one forward pass over all of them."""
-        outputs, sizes = self.forward_views(*views)
-        return split(outputs["logits"], sizes)
+    def forward_outputs(self, *views: Any, weak: int | None = 1) -> list[dict[str, torch.Tensor]]:
+        """The network's outputs for each of ``views``, as USB's algorithms with a ``use_cat``
+        branch compute them.
+
+        With ``use_cat`` (the default), one pass over all views joined by the modality. Without,
+        each view has a pass of its own, as USB's ``use_cat: False`` branch: the views in the
+        order given, except the one at index ``weak``, which goes last and under
+        ``torch.no_grad()`` (``weak=None``: every view in order, all with gradients, as USB's
+        SimMatch). Every pass is a training-mode pass that moves the batch-norm running
+        statistics, as USB's are, and normalises with its own batch's statistics; a text view
+        is padded on its own. The first pass goes through the (possibly distributed) model,
+        the others through the network inside it, as :meth:`forward_each`.
+        """
+        if self.config.get("use_cat", True) or len(views) == 1:
+            outputs, sizes = self.forward_views(*views)
+            parts = {name: split(value, sizes) for name, value in outputs.items()}
+            return [{name: parts[name][index] for name in parts} for index in range(len(views))]
+        order = [index for index in range(len(views)) if index != weak]
+        network = unwrap(self.model)  # extra passes do not go through DistributedDataParallel's forward
+        results: dict[int, dict[str, torch.Tensor]] = {}
+        for position, index in enumerate(order):
+            results[index] = dict((self.model if position == 0 else network)(views[index]))
+        if weak is not None:
+            with torch.no_grad():
+                results[weak] = dict((self.model if not order else network)(views[weak]))
+        return [results[index] for index in range(len(views))]
+
+    def forward_logits(self, *views: Any, weak: int | None = 1) -> list[torch.Tensor]:
+        """The logits of each of ``views``: one pass over all of them, or with ``use_cat: false``
+        a pass for each (see :meth:`forward_outputs`; ``weak`` is the index of the weak view)."""
+        return [outputs["logits"] for outputs in self.forward_outputs(*views, weak=weak)]
 
     def host_random(self, draw: str, *args: Any) -> torch.Tensor:
         """``torch.<draw>(*args)`` from torch's default CPU generator, on the training device.

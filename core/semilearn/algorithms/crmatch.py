@@ -32,7 +32,7 @@ from ..algorithm import _derived_seed
 from ..config import Config, Option
 from ..data.modality import IMAGE
 from ..data.sampler import SampleStream
-from ..nets.heads import FeatureMapHead, RotationHead, feature_map_size
+from ..nets.heads import FeatureMapHead, RotationHead, feature_map_size, unwrap
 from .common import (
     SSLAlgorithm,
     four_rotations,
@@ -40,7 +40,6 @@ from .common import (
     masked_loss,
     p_cutoff_option,
     probabilities,
-    split,
     ulb_loss_ratio_option,
 )
 
@@ -117,10 +116,14 @@ class CRMatch(SSLAlgorithm):
         x_ulb_rot: torch.Tensor | None = None, rot_v: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         views = [x_lb, x_ulb_w, x_ulb_s] + ([x_ulb_rot] if x_ulb_rot is not None else [])
-        outputs, sizes = self.forward_views(*views)
-        logits = split(outputs["logits"], sizes)
-        logits_lb, logits_w, logits_s = logits[0], logits[1], logits[2]
-        distance = split(outputs["logits_ds"], sizes)
+        if self.config.use_cat:
+            outputs = self.forward_outputs(*views)
+        else:  # as USB: labelled, strong, weak (without gradients), then the rotated views
+            outputs = self.forward_outputs(*views[:3])
+            if x_ulb_rot is not None:
+                outputs.append(dict(unwrap(self.model)(x_ulb_rot)))
+        logits_lb, logits_w, logits_s = (part["logits"] for part in outputs[:3])
+        distance = [part["logits_ds"] for part in outputs]
         sup_loss = F.cross_entropy(logits_lb.float(), y_lb)
 
         probs = probabilities(logits_w)
@@ -131,7 +134,7 @@ class CRMatch(SSLAlgorithm):
         loss = sup_loss + unsup_loss + ds_loss
         metrics = {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "ds_loss": ds_loss, "mask_ratio": mask.mean()}
         if x_ulb_rot is not None and rot_v is not None:
-            rot_loss = F.cross_entropy(split(outputs["logits_rot"], sizes)[3].float(), rot_v)
+            rot_loss = F.cross_entropy(outputs[3]["logits_rot"].float(), rot_v)
             loss = loss + rot_loss
             metrics["rot_loss"] = rot_loss
         return loss, metrics

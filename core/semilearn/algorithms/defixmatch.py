@@ -57,7 +57,7 @@ class DeFixMatch(SSLAlgorithm):
         self, x_lb: torch.Tensor, x_lb_s: torch.Tensor, y_lb: torch.Tensor, x_ulb_w: torch.Tensor,
         x_ulb_s: torch.Tensor,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        logits_lb, logits_lb_s, logits_w, logits_s = self.forward_logits(x_lb, x_lb_s, x_ulb_w, x_ulb_s)
+        logits_lb, logits_lb_s, logits_w, logits_s = self.forward_logits(x_lb, x_lb_s, x_ulb_w, x_ulb_s, weak=2)
         sup_loss = 0.5 * (supervised_loss(logits_lb, y_lb) + supervised_loss(logits_lb_s, y_lb))
         unsup_loss, mask = self.pseudo_label_loss(logits_w, logits_s, "mask")
         anti_loss, mask_lb = self.pseudo_label_loss(logits_lb, logits_lb_s, "mask_lb")

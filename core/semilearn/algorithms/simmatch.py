@@ -44,7 +44,6 @@ from .common import (
     masked_loss,
     p_cutoff_option,
     probabilities,
-    split,
     temperature_option,
     ulb_loss_ratio_option,
 )
@@ -163,9 +162,10 @@ class SimMatch(SSLAlgorithm):
         config = self.config
         buffers = self.buffers
         bank, bank_labels = buffers["bank"].clone(), buffers["bank_labels"]
-        outputs, sizes = self.forward_views(x_lb, x_ulb_w, x_ulb_s)
-        logits_lb, logits_w, logits_s = split(outputs["logits"], sizes)
-        proj_lb, proj_w, proj_s = split(outputs["proj"], sizes)
+        # use_cat: false -> a pass for each view in this order, all with gradients, as USB's SimMatch
+        outputs = self.forward_outputs(x_lb, x_ulb_w, x_ulb_s, weak=None)
+        logits_lb, logits_w, logits_s = (part["logits"] for part in outputs)
+        proj_lb, proj_w, proj_s = (part["proj"] for part in outputs)
         sup_loss = F.cross_entropy(logits_lb.float(), y_lb)
 
         with torch.no_grad():
