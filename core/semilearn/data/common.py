@@ -30,6 +30,7 @@ __all__ = [
     "uint8_images",
     "benchmark_augment",
     "benchmark_split",
+    "usb_class_split",
     "channel_statistics",
     "usb_shuffled_labelled_indices",
 ]
@@ -164,6 +165,32 @@ def usb_shuffled_labelled_indices(targets: np.ndarray, num_labels: int, num_clas
         generator.shuffle(members)
         chosen.extend(int(index) for index in members[:per_class])
     return np.asarray(order, dtype=np.int64)[np.asarray(chosen, dtype=np.int64)]
+
+
+def usb_class_split(targets: np.ndarray, num_labels: int, num_classes: int, seed: int,
+                    noun: str = "samples") -> tuple[np.ndarray, np.ndarray]:
+    """USB's balanced split of its text and audio loaders: ``np.random.seed(seed)``, then
+    class by class a shuffle of that class's indices and the first ``num_labels //
+    num_classes`` of them. Returns (labelled indices, unlabelled indices = the labelled
+    ones followed by the rest), class by class. ``noun`` names the samples in errors.
+    """
+    if num_labels % num_classes:
+        raise ConfigError(f"num_labels ({num_labels}) must be a multiple of the {num_classes} classes: labels are "
+                          "drawn balanced across classes")
+    per_class = num_labels // num_classes
+    generator = np.random.RandomState(seed % 2**32)  # USB: np.random.seed(seed), then np.random.shuffle
+    labelled: list[np.ndarray] = []
+    rest: list[np.ndarray] = []
+    for label in range(num_classes):
+        members = np.where(targets == label)[0]
+        if len(members) < per_class:
+            raise ConfigError(f"num_labels ({num_labels}) asks for {per_class} labels per class, but class {label} "
+                              f"has only {len(members)} training {noun}")
+        generator.shuffle(members)
+        labelled.append(members[:per_class])
+        rest.append(members[per_class:])
+    labelled_index = np.concatenate(labelled)
+    return labelled_index, np.concatenate([labelled_index, *rest])
 
 
 def benchmark_split(

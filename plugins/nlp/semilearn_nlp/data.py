@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from semilearn.data.base import SSLData, check_num_classes
-from semilearn.errors import ConfigError, DataError
+from semilearn.data.common import usb_class_split
+from semilearn.errors import DataError
 
 from .names import DATASETS, DEFAULT_NET, TEXT
 from .pretrained import load_tokenizer, source_of
@@ -99,23 +100,7 @@ def tokenise(tokenizer: Any, texts: list[list[str]], max_length: int) -> dict[st
 
 def usb_text_split(targets: np.ndarray, num_labels: int, num_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """USB's balanced split: (labelled indices, unlabelled indices = labelled + the rest)."""
-    if num_labels % num_classes:
-        raise ConfigError(f"num_labels ({num_labels}) must be a multiple of the {num_classes} classes: labels are "
-                          "drawn balanced across classes")
-    per_class = num_labels // num_classes
-    generator = np.random.RandomState(seed % 2**32)  # USB: np.random.seed(seed), then np.random.shuffle
-    labelled: list[np.ndarray] = []
-    rest: list[np.ndarray] = []
-    for label in range(num_classes):
-        members = np.where(targets == label)[0]
-        if len(members) < per_class:
-            raise ConfigError(f"num_labels ({num_labels}) asks for {per_class} labels per class, but class {label} "
-                              f"has only {len(members)} training texts")
-        generator.shuffle(members)
-        labelled.append(members[:per_class])
-        rest.append(members[per_class:])
-    labelled_index = np.concatenate(labelled)
-    return labelled_index, np.concatenate([labelled_index, *rest])
+    return usb_class_split(targets, num_labels, num_classes, seed, noun="texts")
 
 
 def _check_labels(labels: np.ndarray, num_classes: int, path: Path) -> None:
