@@ -34,4 +34,5 @@ BUILTIN_ALGORITHMS: dict[str, str] = {
     "defixmatch": "semilearn.algorithms.defixmatch:DeFixMatch",
     "refixmatch": "semilearn.algorithms.refixmatch:ReFixMatch",
     "sequencematch": "semilearn.algorithms.sequencematch:SequenceMatch",
+    "multimatch": "semilearn.algorithms.multimatch:MultiMatch",
 }

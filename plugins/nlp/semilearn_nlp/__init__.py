@@ -7,7 +7,8 @@ It registers, through the registration hook points:
   padded per batch; the strong view is a back-translation drawn per sample;
 * the networks ``bert_base_cased`` and ``bert_base_uncased`` (:mod:`semilearn_nlp.nets`):
   USB's pooled BERT classifier on transformers, its weights from ``nlp.pretrain_path`` or
-  the Hugging Face hub (:mod:`semilearn_nlp.pretrained`);
+  the Hugging Face hub (:mod:`semilearn_nlp.pretrained`), and their three-head versions
+  ``bert_base_cased_multihead`` and ``bert_base_uncased_multihead`` for MultiMatch;
 * the data sets ``aclImdb``, ``ag_news``, ``amazon_review``, ``dbpedia``,
   ``yahoo_answers`` and ``yelp_review`` (:mod:`semilearn_nlp.data`): USB's json files.
 
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from semilearn import Hook, Option, hookimpl
 
-from .names import DATASETS, HUB_NAMES, NET_DESCRIPTIONS, POOLINGS, TEXT
+from .names import DATASETS, HUB_NAMES, MULTIHEAD, NET_DESCRIPTIONS, POOLINGS, TEXT
 
 if TYPE_CHECKING:
     import torch
@@ -58,13 +59,23 @@ class NlpPlugin(Hook):
         section = config.section(self.name) if config is not None else None
         return section if section else self.config
 
+    _adjust_clf_size = False  # MultiMatch's adjust_clf_size, read by the multi-head networks
+
+    @hookimpl
+    def configure(self, config: Config) -> None:
+        self._adjust_clf_size = bool(config.get("adjust_clf_size", False))
+
     def _net_builder(self, net: str) -> Callable[[int, int, int], TextClassifier]:
         def build(num_classes: int, in_channels: int, image_size: int) -> TextClassifier:
-            from .nets import TextClassifier
+            from .nets import MultiHeadTextClassifier, TextClassifier
             from .pretrained import load_backbone
 
             section = self._section()
-            return TextClassifier(load_backbone(net, section.pretrain_path), num_classes, section.pooling)
+            backbone = load_backbone(net, section.pretrain_path)
+            if net in MULTIHEAD:
+                return MultiHeadTextClassifier(backbone, num_classes, section.pooling,
+                                               adjust_clf_size=self._adjust_clf_size)
+            return TextClassifier(backbone, num_classes, section.pooling)
 
         return build
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["TEXT", "HUB_NAMES", "NET_DESCRIPTIONS", "POOLINGS", "DATASETS", "DEFAULT_NET"]
+__all__ = ["TEXT", "HUB_NAMES", "MULTIHEAD", "NET_DESCRIPTIONS", "POOLINGS", "DATASETS", "DEFAULT_NET"]
 
 TEXT = "text"
 
@@ -10,10 +10,16 @@ TEXT = "text"
 HUB_NAMES: dict[str, str] = {
     "bert_base_cased": "bert-base-cased",
     "bert_base_uncased": "bert-base-uncased",
+    "bert_base_cased_multihead": "bert-base-cased",
+    "bert_base_uncased_multihead": "bert-base-uncased",
 }
+MULTIHEAD = ("bert_base_cased_multihead", "bert_base_uncased_multihead")  # MultiMatch's networks
 NET_DESCRIPTIONS: dict[str, str] = {
     "bert_base_cased": "BERT base, cased (USB's text network: mean-pooled, dropout 0.1, 2-layer head; transformers)",
     "bert_base_uncased": "BERT base, uncased (USB's text network, its usb_nlp default; transformers)",
+    "bert_base_cased_multihead": "BERT base, cased, with 3 classifier heads (MultiMatch's network; transformers)",
+    "bert_base_uncased_multihead": "BERT base, uncased, with 3 classifier heads (USB's MultiMatch network; "
+                                   "transformers)",
 }
 POOLINGS = ("mean", "masked_mean")
 

@@ -18,7 +18,7 @@ from torch import nn
 
 from .names import POOLINGS
 
-__all__ = ["TextClassifier"]
+__all__ = ["TextClassifier", "MultiHeadTextClassifier"]
 
 
 class TextClassifier(nn.Module):
@@ -44,6 +44,11 @@ class TextClassifier(nn.Module):
         self.pooling = pooling
 
     def forward(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        feat = self.features(x)
+        return {"logits": self.classifier(feat), "feat": feat}
+
+    def features(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The pooled features of the token ids ``x`` (dropout on the hidden states, then pooling)."""
         mask = x["attention_mask"]
         hidden = self.bert(input_ids=x["input_ids"], attention_mask=mask, return_dict=True).last_hidden_state
         hidden = self.dropout(hidden)
@@ -52,4 +57,35 @@ class TextClassifier(nn.Module):
         else:
             weights = mask.unsqueeze(-1).to(hidden.dtype)
             feat = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
-        return {"logits": self.classifier(feat), "feat": feat}
+        return feat
+
+
+class MultiHeadTextClassifier(TextClassifier):
+    """USB's ``bert_base_*_multihead`` (MultiMatch's network): the pooled encoder of
+    :class:`TextClassifier` and ``num_heads`` classifiers of its layout.
+
+    Outputs ``head_logits`` (``[B, num_heads, num_classes]``) for MultiMatch, and ``logits``,
+    the mean of the heads, which evaluation and prediction read, as USB's MultiMatch
+    evaluates. The heads are ``classifier.<head>.*``, USB's parameter names.
+
+    Args:
+        num_heads: classifier heads (USB: 3).
+        adjust_clf_size: heads of width ``hidden // num_heads`` instead of ``hidden``
+            (USB's ``adjust_clf_size``).
+    """
+
+    def __init__(self, backbone: nn.Module, num_classes: int, pooling: str = "mean", dropout: float = 0.1,
+                 num_heads: int = 3, adjust_clf_size: bool = False) -> None:
+        super().__init__(backbone, num_classes, pooling, dropout)
+        width = self.num_features
+        hidden = width // num_heads if adjust_clf_size else width
+        self.num_heads = num_heads
+        self.classifier = nn.ModuleList(  # type: ignore[assignment]
+            nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, num_classes))
+            for _ in range(num_heads)
+        )
+
+    def forward(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        feat = self.features(x)
+        heads = torch.stack([head(feat) for head in self.classifier], dim=1)
+        return {"logits": heads.mean(dim=1), "head_logits": heads, "feat": feat}
