@@ -129,9 +129,15 @@ def test_meanteacher_targets_come_from_the_ema_teacher(tmp_path: Path) -> None:
     assert value(loss) == pytest.approx(math.log(2) + 50 * 0.0625, abs=1e-5)
 
 
-def test_meanteacher_without_an_ema_model_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="ema_m above 0"):
-        make(tmp_path / "off", "meanteacher", "ema_m=0")
+def test_meanteacher_with_ema_m_0_is_taught_by_the_student_and_without_the_ema_plugin_refused(
+        tmp_path: Path) -> None:
+    # USB's text files set ema_m 0: the average is then the student itself, and so is the teacher
+    algorithm = make(tmp_path / "off", "meanteacher", "ema_m=0", model=LogitsAreInputs(scale=2.0))
+    assert algorithm.teacher() is algorithm.model
+    _, out = algorithm.train_step(x_lb=logits_of([0.5, 0.5]), y_lb=torch.tensor([0]),
+                                  x_ulb_w=torch.tensor([[1.0, 0.0]]), x_ulb_w2=torch.tensor([[0.0, 0.0]]))
+    teacher = torch.softmax(torch.tensor([2.0, 0.0]), dim=-1)  # the student's weight 2 on the teacher's view
+    assert value(out["unsup_loss"]) == pytest.approx(float(((teacher - 0.5) ** 2).mean()), abs=1e-6)
     with pytest.raises(ConfigError, match="enable the built-in 'ema' plugin"):
         train_in_process(tmp_path / "blocked", "algorithm=meanteacher", "num_train_iter=2", blocked=["ema"])
 

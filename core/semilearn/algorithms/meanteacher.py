@@ -6,8 +6,10 @@ EMA model (``algorithm.ema_model``, kept by the built-in ``ema`` plugin with mom
 by a mean squared error towards the teacher's prediction on another weak view; the loss
 weight ramps up over the first ``unsup_warm_up`` fraction of the run. As in USB the
 student's labelled and unlabelled views have a forward pass each and only the labelled one
-moves the batch-norm running statistics (``joint_forward`` shares one pass). Without an EMA
-model (``ema_m: 0``, or the ``ema`` plugin disabled) there is no teacher: a ConfigError.
+moves the batch-norm running statistics (``joint_forward`` shares one pass). With ``ema_m:
+0`` (USB's text files) the average is the student itself, so, as in USB, the teacher is the
+student's own weights in a pass without gradients; with the ``ema`` plugin disabled there
+is no teacher: a ConfigError.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from torch import nn
 
 from ..config import Config, Option
 from ..errors import ConfigError
-from ..nets.heads import frozen_batch_norm_stats
+from ..nets.heads import frozen_batch_norm_stats, unwrap
 from .common import (
     SSLAlgorithm,
     joint_forward_option,
@@ -48,11 +50,14 @@ class MeanTeacher(SSLAlgorithm):
                  device: torch.device) -> None:
         super().__init__(config, data, model, manager, run_dir, device)
         if self.config.ema_m <= 0:
-            raise ConfigError("algorithm 'meanteacher' uses the EMA model as its teacher: set ema_m above 0 "
-                              "(USB uses 0.999)")
+            self.log.warning("meanteacher with ema_m 0: the teacher is the student itself (its weights in a pass "
+                             "without gradients, as USB's), not an average")
 
     def teacher(self) -> nn.Module:
-        """The EMA model, or a ConfigError naming why it is missing."""
+        """The EMA model (the student's own network with ``ema_m: 0``), or a ConfigError naming why
+        it is missing."""
+        if self.config.ema_m <= 0:
+            return unwrap(self.model)
         if self.ema_model is None:
             raise ConfigError("algorithm 'meanteacher' uses the EMA model as its teacher, and there is none: "
                               "enable the built-in 'ema' plugin (it is disabled) and keep ema_m above 0")
