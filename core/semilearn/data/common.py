@@ -9,7 +9,7 @@ too, so a folder prepared for other tools works as it is.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,23 +41,29 @@ USB_CROP_RATIO = 0.875
 _CUTOUT_GREY = (125 / 255, 123 / 255, 114 / 255)
 
 
+def find_complete(candidates: Sequence[Path], files: Sequence[str | os.PathLike[str]]) -> tuple[Path, Path | None]:
+    """The first of ``candidates`` that holds every one of ``files``, and None; when none
+    does, the first candidate and the first of ``files`` it lacks (for the error message)."""
+    for folder in candidates:
+        if all((folder / relative).is_file() for relative in files):
+            return folder, None
+    home = candidates[0]
+    return home, next(Path(relative) for relative in files if not (home / relative).is_file())
+
+
 def locate(name: str, data_dir: str | os.PathLike[str]) -> Path:
     """The folder holding every file of a complete copy of benchmark ``name``.
 
     Raises DataError naming the first missing file, where it was looked for, and how to
     get it.
     """
-    expected = SOURCES[name].expected
     root = Path(data_dir).expanduser()
-    candidates = [source_home(name, root), root]
-    for folder in candidates:
-        if all((folder / relative).is_file() for relative in expected):
-            return folder
-    home = candidates[0]
-    missing = next(relative for relative in expected if not (home / relative).is_file())
+    folder, missing = find_complete([source_home(name, root), root], SOURCES[name].expected)
+    if missing is None:
+        return folder
     raise DataError(
-        f"{name}: {home / missing} not found (data_dir is '{data_dir}'); run `semilearn data download {name} "
-        f"--data-dir {data_dir}` or point data_dir at the folder that holds {Path(missing).parts[0]}"
+        f"{name}: {folder / missing} not found (data_dir is '{data_dir}'); run `semilearn data download {name} "
+        f"--data-dir {data_dir}` or point data_dir at the folder that holds {missing.parts[0]}"
     )
 
 

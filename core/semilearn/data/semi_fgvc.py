@@ -54,7 +54,7 @@ import torch
 
 from ..errors import DataError
 from .base import SSLData, check_num_classes
-from .common import USB_CROP_RATIO, benchmark_augment, crop_geometry
+from .common import USB_CROP_RATIO, benchmark_augment, crop_geometry, find_complete
 from .imagefiles import decode_files, resize_exactly, resize_shorter_and_centre_crop
 
 if TYPE_CHECKING:
@@ -86,15 +86,12 @@ class ImageList:
 
 def _lists_folder(task: str, data_dir: str) -> Path:
     root = Path(data_dir).expanduser()
-    candidates = [root / "semi_fgvc" / task, root / task, root]
-    for folder in candidates:
-        if all((folder / name).is_file() for name in LIST_FILES):
-            return folder
-    home = candidates[0]
-    missing = next(name for name in LIST_FILES if not (home / name).is_file())
+    folder, missing = find_complete([root / "semi_fgvc" / task, root / task, root], LIST_FILES)
+    if missing is None:
+        return folder
     raise DataError(
-        f"{task}: {home / missing} not found (data_dir is '{data_dir}'); {task} needs {', '.join(LIST_FILES)} "
-        f"in {home}/ (lines '<image path> <class>', paths relative to that folder): get {_WHERE[task]}"
+        f"{task}: {folder / missing} not found (data_dir is '{data_dir}'); {task} needs {', '.join(LIST_FILES)} "
+        f"in {folder}/ (lines '<image path> <class>', paths relative to that folder): get {_WHERE[task]}"
     )
 
 
