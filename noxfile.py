@@ -194,28 +194,33 @@ def aim(session: nox.Session) -> None:
     _pytest(session, "tests/test_aim.py", "tests/test_trackers.py")
 
 
+def _offline_hub(session: nox.Session) -> None:
+    """transformers never asks the Hugging Face hub, and its cache is the session's own."""
+    session.env["HF_HUB_OFFLINE"] = "1"
+    session.env["HF_HOME"] = os.path.join(session.create_tmp(), "huggingface")
+
+
+def _modality(session: nox.Session, name: str) -> None:
+    """The core with the modality plugin ``name`` alone, and its tests (tests/test_NAME.py)."""
+    _install_core(session)
+    session.install(f"./{MODALITIES[name]}")
+    session.run("python", "-m", "pip", "check")
+    _offline_hub(session)
+    _pytest(session, f"tests/test_{name}.py")
+
+
 @nox.session
 @_timed
 def nlp(session: nox.Session) -> None:
     """The core with semilearn-nlp alone (a tiny BERT the tests save; the hub is never asked)."""
-    _install_core(session)
-    session.install(f"./{MODALITIES['nlp']}")
-    session.run("python", "-m", "pip", "check")
-    session.env["HF_HUB_OFFLINE"] = "1"
-    session.env["HF_HOME"] = os.path.join(session.create_tmp(), "huggingface")
-    _pytest(session, "tests/test_nlp.py")
+    _modality(session, "nlp")
 
 
 @nox.session
 @_timed
 def audio(session: nox.Session) -> None:
     """The core with semilearn-audio alone (a tiny HuBERT and wav2vec 2.0 the tests save; the hub is never asked)."""
-    _install_core(session)
-    session.install(f"./{MODALITIES['audio']}")
-    session.run("python", "-m", "pip", "check")
-    session.env["HF_HUB_OFFLINE"] = "1"
-    session.env["HF_HOME"] = os.path.join(session.create_tmp(), "huggingface")
-    _pytest(session, "tests/test_audio.py")
+    _modality(session, "audio")
 
 
 @nox.session
@@ -227,6 +232,7 @@ def all(session: nox.Session) -> None:  # noqa: A001 - the session's name on the
     session.run("python", "-m", "pip", "check")
     session.run("semilearn", "plugins")
     _tracker_homes(session)
+    _offline_hub(session)
     _pytest(session, "-m", "(together or heavy) and not slow", "tests")
 
 
@@ -246,6 +252,7 @@ def tests(session: nox.Session) -> None:
     session.install(*plugins, f"./{TEST_PLUGINS}")
     session.run("python", "-m", "pip", "check")
     _tracker_homes(session)
+    _offline_hub(session)
     _pytest(session, "tests", report=False)
 
 
