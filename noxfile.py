@@ -327,6 +327,9 @@ def usb_parity(session: nox.Session) -> None:
     session.run("python", "tests/parity/usb_generate.py", "--out", "tests/parity/fixtures", *session.posargs)
     if not session.posargs:  # the ViT, optimizer-group and weight-loading fixtures (seconds)
         session.run("python", "tests/parity/usb_generate_vit.py", "--out", "tests/parity/fixtures/vit")
+        if os.environ.get("USB_REPO"):  # MultiMatch's files come from a clone of USB's repository (not in 0.3.2)
+            session.run("python", "tests/parity/usb_generate_multimatch.py", "--out",
+                        "tests/parity/fixtures/multimatch", "--usb-repo", os.environ["USB_REPO"])
 
 
 @nox.session(venv_backend="none")
