@@ -50,19 +50,19 @@ def head_rows(*heads: list[float]) -> torch.Tensor:
 def test_margins_fold_into_the_memory_with_the_top_class_gap() -> None:
     apm = torch.zeros(4, 3)  # 3 samples and the scratch row
     labels = torch.full((4,), -1)
-    fold_margins(apm, labels, torch.tensor([[2.0, 0.5, 1.0], [0.0, 3.0, 0.0]]), torch.tensor([2, 0]), rate=0.5)
+    fold_margins(apm, labels, torch.tensor([[2.0, 0.5, 1.0], [0.0, 3.0, 0.0]]), torch.tensor([2, 0]), smoothness=1.0, epoch=1)
     # sample 2: top 2 (class 0), second 1 -> margins [2 - 1, 0.5 - 2, 1 - 2]; sample 0: [0 - 3, 3 - 0, 0 - 3]
     assert torch.equal(apm[2], torch.tensor([0.5, -0.75, -0.5]))
     assert torch.equal(apm[0], torch.tensor([-1.5, 1.5, -1.5]))
     assert torch.equal(apm[1], torch.zeros(3)) and labels[:3].tolist() == [1, -1, 0]
-    fold_margins(apm, labels, torch.tensor([[0.0, 3.0, 0.0]]), torch.tensor([0]), rate=0.25)
+    fold_margins(apm, labels, torch.tensor([[0.0, 3.0, 0.0]]), torch.tensor([0]), smoothness=1.0, epoch=3)
     assert torch.allclose(apm[0], 0.25 * torch.tensor([-3.0, 3.0, -3.0]) + 0.75 * torch.tensor([-1.5, 1.5, -1.5]))
 
 
 def test_a_sample_twice_in_a_batch_is_folded_twice_in_order() -> None:
     apm, labels = torch.zeros(3, 2), torch.full((3,), -1)
     # a batch spanning two passes over 2 samples: sample 1 comes back, predicted as the other class
-    fold_margins(apm, labels, torch.tensor([[1.0, 0.0], [0.0, 2.0], [4.0, 0.0]]), torch.tensor([1, 0, 1]), rate=0.5)
+    fold_margins(apm, labels, torch.tensor([[1.0, 0.0], [0.0, 2.0], [4.0, 0.0]]), torch.tensor([1, 0, 1]), smoothness=1.0, epoch=1)
     first = 0.5 * torch.tensor([1.0, -1.0])
     assert torch.equal(apm[1], 0.5 * torch.tensor([4.0, -4.0]) + 0.5 * first)
     assert torch.equal(apm[0], 0.5 * torch.tensor([-2.0, 2.0])) and labels[:2].tolist() == [1, 0]

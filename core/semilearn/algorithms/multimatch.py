@@ -76,14 +76,14 @@ THRESHOLD_ALGOS = ("freematch", "flexmatch", "none")
 
 
 def fold_margins(apm: torch.Tensor, weak_labels: torch.Tensor, logits_w: torch.Tensor, indices: torch.Tensor,
-                 rate: float) -> None:
+                 smoothness: float, epoch: int) -> None:
     """Fold one head's weak-view margins into its APM memory, in place (USB's ``update``).
 
     ``apm`` is ``[N + 1, C]`` and ``weak_labels`` ``[N + 1]`` for that head, for the ``N``
     unlabelled samples and a last, scratch row; ``logits_w`` are the head's weak logits of
     the samples ``indices``. A sample's margins are ``logits - top logit``, except for the
-    arg-max class: ``top - second``. They are folded in as ``rate * margins + (1 - rate) *
-    apm``, and the arg-max class is recorded. A sample that occurs twice in the batch (a
+    arg-max class: ``top - second``. They are folded in as ``margins * smoothness / (1 +
+    epoch) + apm * (1 - smoothness / (1 + epoch))``, in USB's order of operations, and the arg-max class is recorded. A sample that occurs twice in the batch (a
     batch that spans two passes over the data) is folded in twice, in batch order, as USB's
     loop does; nothing waits for the device.
     """
@@ -99,7 +99,7 @@ def fold_margins(apm: torch.Tensor, weak_labels: torch.Tensor, logits_w: torch.T
         # no sample twice within a round, so the writes do not collide; the rest go to the scratch row
         chosen = occurrence == round_
         index = torch.where(chosen, indices, torch.full_like(indices, scratch))
-        apm[index] = rate * margins + (1.0 - rate) * apm[index]
+        apm[index] = margins * smoothness / (1 + epoch) + apm[index] * (1 - smoothness / (1 + epoch))
         weak_labels[index] = top_class[:, 0].to(weak_labels.dtype)
 
 
@@ -236,11 +236,10 @@ class MultiMatch(SSLAlgorithm):
             sup_loss = sup_loss / HEADS
 
         apm, cutoffs, weak_labels = self.buffers["apm"], self.buffers["apm_cutoff"], self.buffers["weak_labels"]
-        rate = config.smoothness / (1 + self.epoch)
         all_indices = gather_from_ranks(idx_ulb)
         for head in range(HEADS):
             fold_margins(apm[head], weak_labels[head], gather_from_ranks(heads_w[:, head].detach().float()),
-                         all_indices, rate)
+                         all_indices, config.smoothness, self.epoch)
 
         labels_w = heads_w.detach().argmax(dim=-1)  # [B, 3]
         unsup_losses: list[torch.Tensor] = []
