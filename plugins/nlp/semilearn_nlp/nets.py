@@ -40,8 +40,11 @@ class TextClassifier(nn.Module):
         self.bert = backbone
         self.dropout = nn.Dropout(p=dropout)
         self.num_features = width
-        self.classifier = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, num_classes))
+        self.classifier = self._classifier(width, num_classes)
         self.pooling = pooling
+
+    def _classifier(self, width: int, num_classes: int) -> nn.Module:
+        return nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, num_classes))
 
     def forward(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         feat = self.features(x)
@@ -76,13 +79,16 @@ class MultiHeadTextClassifier(TextClassifier):
 
     def __init__(self, backbone: nn.Module, num_classes: int, pooling: str = "mean", dropout: float = 0.1,
                  num_heads: int = 3, adjust_clf_size: bool = False) -> None:
+        # the heads are the only classifier built (as USB builds them, right after the encoder), so
+        # that a torch seed gives USB's heads
+        self.num_heads, self._adjust_clf_size = num_heads, adjust_clf_size
         super().__init__(backbone, num_classes, pooling, dropout)
-        width = self.num_features
-        hidden = width // num_heads if adjust_clf_size else width
-        self.num_heads = num_heads
-        self.classifier = nn.ModuleList(  # type: ignore[assignment]
+
+    def _classifier(self, width: int, num_classes: int) -> nn.Module:
+        hidden = width // self.num_heads if self._adjust_clf_size else width
+        return nn.ModuleList(
             nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, num_classes))
-            for _ in range(num_heads)
+            for _ in range(self.num_heads)
         )
 
     def forward(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
