@@ -330,6 +330,12 @@ def usb_parity(session: nox.Session) -> None:
         if os.environ.get("USB_REPO"):  # MultiMatch's files come from a clone of USB's repository (not in 0.3.2)
             session.run("python", "tests/parity/usb_generate_multimatch.py", "--out",
                         "tests/parity/fixtures/multimatch", "--usb-repo", os.environ["USB_REPO"])
+        # USB's text and audio networks on tiny random encoders: the real transformers (its multi-head
+        # BERT, not in 0.3.2, from the clone when there is one)
+        session.install("transformers==5.24.0")
+        repo = ["--usb-repo", os.environ["USB_REPO"]] if os.environ.get("USB_REPO") else []
+        session.run("python", "tests/parity/usb_generate_text_audio.py", "--out", "tests/parity/fixtures/text_audio",
+                    *repo)
 
 
 @nox.session(venv_backend="none")
