@@ -11,12 +11,15 @@ of real weights:
   texts of up to ``--tokens`` tokens;
 * audio, the tests' tiny HuBERT (1 layer, hidden 16, two convolutions), 1 s crops.
 
-Batch 8, uratio 1 (24 views a step). After ``--warmup`` steps, ``--repeats`` blocks of
-``--steps`` steps are timed; the median block's rate is reported, with the slowest and the
-fastest, as markdown table rows.
+Batch 8, uratio 1 (24 views a step). After ``--warmup`` steps, each of ``--steps`` steps
+is timed on its own; reported as markdown table rows: the rate of the median step, and of
+the quartiles. A step of a tiny network takes milliseconds, and with two threads on a
+machine that runs other work a step now and then waits hundreds of milliseconds for a
+core: the median step is the network's rate, where a mean over a block would be the
+machine's load.
 
     python benchmarks/text_audio_step_rate.py
-    python benchmarks/text_audio_step_rate.py --threads 2 --repeats 7 --steps 5
+    python benchmarks/text_audio_step_rate.py --threads 2 --steps 41
 """
 
 from __future__ import annotations
@@ -99,12 +102,12 @@ def write_hubert(folder: Path) -> Path:
     return folder
 
 
-def rates(settings: list[str], folder: Path, warmup: int, steps: int, repeats: int) -> list[float]:
-    """Steps per second of each timed block of a FixMatch run with ``settings``."""
+def step_times(settings: list[str], folder: Path, warmup: int, steps: int) -> list[float]:
+    """Seconds of each timed step of a FixMatch run with ``settings``."""
     manager = PluginManager().load(blocked=["logging", "checkpoint", "wandb", "aim"])
     config = load_config(manager, None, [
         "algorithm=fixmatch", "batch_size=8", "uratio=1", "optim=AdamW", "lr=0.0001", "device=cpu",
-        f"num_train_iter={warmup + steps * repeats + 1}", "num_eval_iter=1000000", "num_log_iter=1000000",
+        f"num_train_iter={warmup + steps + 1}", "num_eval_iter=1000000", "num_log_iter=1000000",
         f"save_dir={folder}", *settings,
     ]).config
     algorithm = build_algorithm(config, manager, folder / "run")
@@ -112,22 +115,19 @@ def rates(settings: list[str], folder: Path, warmup: int, steps: int, repeats: i
     algorithm.model.train()
     for step in range(1, warmup + 1):
         algorithm._one_step(step)
-    blocks = []
-    for block in range(repeats):
-        first = warmup + block * steps + 1
+    times = []
+    for step in range(warmup + 1, warmup + steps + 1):
         started = time.perf_counter()
-        for step in range(first, first + steps):
-            algorithm._one_step(step)
-        blocks.append(steps / (time.perf_counter() - started))
-    return blocks
+        algorithm._one_step(step)
+        times.append(time.perf_counter() - started)
+    return times
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--tokens", type=int, default=64, help="the longest text, in tokens (nlp.max_length)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -137,8 +137,8 @@ def main() -> None:
 
     transformers_logging.disable_progress_bar()
     print(f"## FixMatch step on text and audio stand-ins, cpu, torch {torch.__version__}, {args.threads} threads, "
-          f"batch 8, uratio 1, median of {args.repeats} blocks of {args.steps} steps after {args.warmup}\n")
-    print("| modality | network | input | steps/s (median) | slowest, fastest block |")
+          f"batch 8, uratio 1, {args.steps} steps timed after {args.warmup}\n")
+    print("| modality | network | input | steps/s (median step) | quartiles |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as temporary:
         root = Path(temporary)
@@ -156,9 +156,10 @@ def main() -> None:
               f"audio.pretrain_path={write_hubert(root / 'tiny-hubert')}"]),
         ]
         for index, (modality, network, what, settings) in enumerate(cases):
-            blocks = rates(settings, root / f"run{index}", args.warmup, args.steps, args.repeats)
-            print(f"| {modality} | {network} | {what} | {statistics.median(blocks):.2f} | "
-                  f"{min(blocks):.2f}, {max(blocks):.2f} |", flush=True)
+            times = step_times(settings, root / f"run{index}", args.warmup, args.steps)
+            fast, median, slow = statistics.quantiles(times, n=4)  # seconds: the fastest quarter first
+            print(f"| {modality} | {network} | {what} | {1 / median:.2f} | {1 / slow:.2f} .. {1 / fast:.2f} |",
+                  flush=True)
 
 
 if __name__ == "__main__":
