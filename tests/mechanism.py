@@ -41,3 +41,15 @@ def hand_fixmatch(algorithm: Any, batch: dict[str, Any], p_cutoff: float) -> dic
     mask = (confidence >= p_cutoff).float()
     return {"sup_loss": F.cross_entropy(logits_lb, batch["y_lb"]), "mask": mask,
             "unsup_loss": (F.cross_entropy(logits_s, target, reduction="none") * mask).mean()}
+
+
+def check_fixmatch_step(algorithm: Any, batch: dict[str, Any], p_cutoff: float, atol: float = 1e-6) -> None:
+    """``train_step`` on ``batch`` gives :func:`hand_fixmatch`'s mask and losses (``ulb_loss_ratio``
+    1), with a threshold that some of the batch passes and some does not."""
+    expected = hand_fixmatch(algorithm, batch, p_cutoff)
+    assert 0 < float(expected["mask"].mean()) < 1  # the threshold is tested on both sides
+    loss, out = algorithm.train_step(**batch)
+    assert float(out["mask_ratio"]) == float(expected["mask"].mean())
+    assert torch.allclose(out["sup_loss"], expected["sup_loss"], atol=atol)
+    assert torch.allclose(out["unsup_loss"], expected["unsup_loss"], atol=atol)
+    assert torch.allclose(loss, expected["sup_loss"] + expected["unsup_loss"], atol=atol)
