@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from conftest import FAST, installed
+from mechanism import check_fixmatch_step, draw
 from semilearn.errors import ConfigError, DataError
 from semilearn.plugins import PluginManager
 from semilearn.runner import build_algorithm, load_config
@@ -381,6 +382,65 @@ def test_fixmatch_on_audio_resumes_bit_for_bit(tmp_path: Path, stand_in) -> None
     for name, tensor in straight.model.state_dict().items():
         assert torch.equal(tensor, second_half.model.state_dict()[name]), name
     assert straight.eval_history == second_half.eval_history
+
+
+def crop_offsets(row: torch.Tensor, samples: dict[str, torch.Tensor], index: int) -> list[int]:
+    """Where in waveform ``index`` the view row ``row`` (a crop normalised over its padded
+    width, USB's) starts: every offset whose crop normalises to ``row``."""
+    from semilearn_audio.views import normalise
+
+    wave, length = samples["wave"][index].float(), int(samples["length"][index])
+    width = row.shape[0]
+    offsets = range(max(1, length - width))
+    windows = torch.zeros(len(offsets), width)
+    for offset in offsets:
+        window = wave[offset: min(offset + width, length)]
+        windows[offset, : len(window)] = window
+    views = normalise(windows, torch.ones_like(windows, dtype=torch.bool), "padded")
+    return [offset for offset in offsets if torch.allclose(views[offset], row, atol=1e-5)]
+
+
+@needs_audio
+def test_fixmatch_on_a_drawn_audio_batch_is_the_hand_computed_mechanism(tmp_path: Path, stand_in) -> None:
+    from semilearn_audio.views import AudioViews
+
+    # 0.13 splits the tiny HuBERT's top probabilities of this batch (0.121 .. 0.146): some pass, some not
+    algorithm = build(tmp_path, stand_in, "algorithm=fixmatch", "p_cutoff=0.13")
+    algorithm.model.eval()  # no dropout, no time masks: every number below is reproducible
+    views_state = algorithm.augment_generator.get_state()
+    batch, labelled, unlabelled = draw(algorithm)
+    data = algorithm.data
+
+    # the views that reach the network: random crops of the drawn waveforms (weak), with the
+    # labelled samples' labels, and the strong view's effects drawn after the weak crops
+    assert batch["y_lb"].tolist() == data.labelled_targets[labelled].tolist()
+    for name, samples, indices in (("x_lb", data.labelled_images, labelled),
+                                   ("x_ulb_w", data.unlabelled_images, unlabelled)):
+        assert batch[name]["input_values"].shape == (4, 200)
+        for row, index in enumerate(indices.tolist()):
+            assert crop_offsets(batch[name]["input_values"][row], samples, index), (name, row)
+    replay = AudioViews(data, torch.Generator().set_state(views_state))
+    replay.weak(algorithm.gather(data.labelled_images, labelled))
+    weak = replay.weak(algorithm.gather(data.unlabelled_images, unlabelled))
+    strong = replay.strong(algorithm.gather(data.unlabelled_images, unlabelled))
+    assert torch.equal(weak["input_values"], batch["x_ulb_w"]["input_values"])
+    assert torch.equal(strong["input_values"], batch["x_ulb_s"]["input_values"])
+    # speed, pitch and reverb change a crop (gain alone is undone by the normalisation)
+    assert not all(crop_offsets(batch["x_ulb_s"]["input_values"][row], data.unlabelled_images, index)
+                   for row, index in enumerate(unlabelled.tolist()))
+
+    check_fixmatch_step(algorithm, batch, 0.13)
+
+
+@needs_audio
+def test_fixmatch_on_audio_with_a_pass_per_view_has_the_losses_of_one_joined_pass(tmp_path: Path, stand_in) -> None:
+    # use_cat: false (USB's other branch) passes each view on its own; without dropout the
+    # encoder treats every waveform on its own (group and layer norms are per sample), so
+    # the losses are those of one joined pass, up to the order of float sums
+    algorithm = build(tmp_path, stand_in, "algorithm=fixmatch", "p_cutoff=0.13", "use_cat=false")
+    algorithm.model.eval()
+    batch, _, _ = draw(algorithm)
+    check_fixmatch_step(algorithm, batch, 0.13, atol=1e-5)
 
 
 @needs_entry_point

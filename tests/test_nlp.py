@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from conftest import FAST, installed
+from mechanism import check_fixmatch_step, draw, hand_fixmatch
 from semilearn.errors import ConfigError, DataError
 from semilearn.plugins import PluginManager
 from semilearn.runner import build_algorithm, load_config
@@ -315,6 +316,73 @@ def test_fixmatch_on_text_resumes_bit_for_bit(tmp_path: Path, stand_in) -> None:
     for name, tensor in straight.model.state_dict().items():
         assert torch.equal(tensor, second_half.model.state_dict()[name]), name
     assert straight.eval_history == second_half.eval_history
+
+
+def tokens(view: dict[str, torch.Tensor], row: int) -> list[int]:
+    """The real tokens of one row of a view (its attention mask's ones)."""
+    return view["input_ids"][row][view["attention_mask"][row].bool()].tolist()
+
+
+def stored(samples: dict[str, torch.Tensor], index: int, text: int) -> list[int]:
+    """The token ids of stored text ``text`` (0: the original) of sample ``index``."""
+    return samples["input_ids"][index, text, : int(samples["length"][index, text])].tolist()
+
+
+@needs_nlp
+def test_fixmatch_on_a_drawn_text_batch_is_the_hand_computed_mechanism(tmp_path: Path, stand_in) -> None:
+    # 0.265 splits the tiny BERT's top probabilities of this batch (0.259 .. 0.285): some pass, some not
+    algorithm = build(tmp_path, stand_in, "algorithm=fixmatch", "p_cutoff=0.265")
+    algorithm.model.eval()  # no dropout: every number below is reproducible
+    batch, labelled, unlabelled = draw(algorithm)
+    data = algorithm.data
+
+    # the views that reach the network: labelled samples' original texts with their labels,
+    # the unlabelled samples' originals (weak) and one of their back-translations (strong)
+    assert batch["y_lb"].tolist() == data.labelled_targets[labelled].tolist()
+    for row, index in enumerate(labelled.tolist()):
+        assert tokens(batch["x_lb"], row) == stored(data.labelled_images, index, 0)
+    for row, index in enumerate(unlabelled.tolist()):
+        assert tokens(batch["x_ulb_w"], row) == stored(data.unlabelled_images, index, 0)
+        assert tokens(batch["x_ulb_s"], row) in (stored(data.unlabelled_images, index, 1),
+                                                 stored(data.unlabelled_images, index, 2))
+    assert tokens(batch["x_ulb_s"], 0) != tokens(batch["x_ulb_w"], 0)
+
+    check_fixmatch_step(algorithm, batch, 0.265)  # ulb_loss_ratio 1
+
+
+@needs_nlp
+def test_flexmatch_on_text_records_each_confident_sample_and_lowers_thresholds_of_rare_classes(
+        tmp_path: Path, stand_in) -> None:
+    algorithm = build(tmp_path, stand_in, "algorithm=flexmatch", "p_cutoff=0.265", "thresh_warmup=false")
+    algorithm.model.eval()
+    batch, _, unlabelled = draw(algorithm)
+    assert torch.equal(batch["idx_ulb"], unlabelled)  # the record is kept per drawn unlabelled sample
+    first = hand_fixmatch(algorithm, batch, 0.0)  # no class has a learning effect yet: threshold 0
+    _, out = algorithm.train_step(**batch)
+    assert float(out["mask_ratio"]) == 1.0
+    assert torch.allclose(out["unsup_loss"], first["unsup_loss"], atol=1e-6)
+
+    with torch.no_grad():
+        probs = algorithm.model(batch["x_ulb_w"])["logits"].softmax(-1)
+    confidence, predicted = probs.max(-1)
+    selected = algorithm.policy_state["mask"]["selected_label"]
+    expected = torch.full((len(selected),), -1)
+    expected[unlabelled] = torch.where(confidence >= 0.265, predicted, -1)
+    assert 0 < int((expected >= 0).sum()) < len(unlabelled)
+    assert selected.tolist() == expected.tolist()
+
+    # the next batch: class c's threshold is p_cutoff * b / (2 - b), its learning effect b = n_c / max(n_0, ...)
+    # (thresh_warmup off: the never-selected samples do not count)
+    batch, _, _ = draw(algorithm)
+    counts = torch.bincount(selected + 1, minlength=5)[1:].float()
+    effect = counts / counts.max()
+    with torch.no_grad():
+        probs = algorithm.model(batch["x_ulb_w"])["logits"].softmax(-1)
+    confidence, predicted = probs.max(-1)
+    mask = (confidence >= 0.265 * effect[predicted] / (2 - effect[predicted])).float()
+    assert 0 < float(mask.mean()) < 1
+    _, out = algorithm.train_step(**batch)
+    assert float(out["mask_ratio"]) == float(mask.mean())
 
 
 @needs_entry_point

@@ -31,6 +31,7 @@ __all__ = [
     "benchmark_augment",
     "benchmark_split",
     "usb_class_split",
+    "usb_files_folder",
     "channel_statistics",
     "usb_shuffled_labelled_indices",
 ]
@@ -197,6 +198,24 @@ def usb_class_split(targets: np.ndarray, num_labels: int, num_classes: int, seed
         rest.append(members[per_class:])
     labelled_index = np.concatenate(labelled)
     return labelled_index, np.concatenate([labelled_index, *rest])
+
+
+def usb_files_folder(name: str, data_dir: str, files: Sequence[str], what: str) -> Path:
+    """``<data_dir>/<name>/`` (or ``data_dir`` itself) holding every one of ``files``: USB's
+    files of a text or audio data set, which no downloader fetches. Raises DataError naming
+    the first missing file, where it was looked for, and which files (``what``: "json
+    files") to put there.
+    """
+    root = Path(data_dir).expanduser()
+    for folder in (root / name, root):
+        if all((folder / file).is_file() for file in files):
+            return folder
+    home = root / name
+    missing = next(file for file in files if not (home / file).is_file())
+    raise DataError(
+        f"{name}: {home / missing} not found (data_dir is '{data_dir}'); put USB's {what} of {name} "
+        f"({', '.join(files)}) in {home}"
+    )
 
 
 def benchmark_split(

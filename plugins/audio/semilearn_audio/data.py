@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from semilearn.data.base import SSLData, check_num_classes
-from semilearn.data.common import usb_class_split
+from semilearn.data.common import usb_class_split, usb_files_folder
 from semilearn.errors import DataError
 
 from .names import AUDIO, DATASETS, SAMPLE_RATE
@@ -70,17 +70,7 @@ def files_of(name: str) -> tuple[str, ...]:
 
 def folder_of(name: str, data_dir: str) -> Path:
     """``<data_dir>/<name>/`` (or ``data_dir`` itself) holding USB's pickles of ``name``."""
-    root = Path(data_dir).expanduser()
-    needed = files_of(name)
-    for folder in (root / name, root):
-        if all((folder / file).is_file() for file in needed):
-            return folder
-    home = root / name
-    missing = next(file for file in needed if not (home / file).is_file())
-    raise DataError(
-        f"{name}: {home / missing} not found (data_dir is '{data_dir}'); put USB's pickled waveforms of {name} "
-        f"({', '.join(needed)}) in {home}"
-    )
+    return usb_files_folder(name, data_dir, files_of(name), "pickled waveforms")
 
 
 def read_split(path: Path) -> tuple[list[np.ndarray], list[int]]:

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from semilearn.data.base import SSLData, check_num_classes
-from semilearn.data.common import usb_class_split
+from semilearn.data.common import usb_class_split, usb_files_folder
 from semilearn.errors import DataError
 
 from .names import DATASETS, DEFAULT_NET, TEXT
@@ -49,16 +49,7 @@ SPLIT_FILES = ("train.json", "dev.json", "test.json")
 
 def folder_of(name: str, data_dir: str) -> Path:
     """``<data_dir>/<name>/`` (or ``data_dir`` itself) holding the three json files."""
-    root = Path(data_dir).expanduser()
-    for folder in (root / name, root):
-        if all((folder / file).is_file() for file in SPLIT_FILES):
-            return folder
-    home = root / name
-    missing = next(file for file in SPLIT_FILES if not (home / file).is_file())
-    raise DataError(
-        f"{name}: {home / missing} not found (data_dir is '{data_dir}'); put USB's json files of {name} "
-        f"(train.json, dev.json, test.json) in {home}"
-    )
+    return usb_files_folder(name, data_dir, SPLIT_FILES, "json files")
 
 
 def read_split(path: Path, with_strong_views: bool) -> tuple[list[list[str]], list[int]]:
