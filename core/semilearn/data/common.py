@@ -207,14 +207,12 @@ def usb_files_folder(name: str, data_dir: str, files: Sequence[str], what: str) 
     files") to put there.
     """
     root = Path(data_dir).expanduser()
-    for folder in (root / name, root):
-        if all((folder / file).is_file() for file in files):
-            return folder
-    home = root / name
-    missing = next(file for file in files if not (home / file).is_file())
+    folder, missing = find_complete([root / name, root], files)
+    if missing is None:
+        return folder
     raise DataError(
-        f"{name}: {home / missing} not found (data_dir is '{data_dir}'); put USB's {what} of {name} "
-        f"({', '.join(files)}) in {home}"
+        f"{name}: {folder / missing} not found (data_dir is '{data_dir}'); put USB's {what} of {name} "
+        f"({', '.join(files)}) in {folder}"
     )
 
 
