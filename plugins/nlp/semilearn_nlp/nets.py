@@ -43,13 +43,21 @@ class TextClassifier(nn.Module):
         self.classifier = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, num_classes))
         self.pooling = pooling
 
-    def forward(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, x: dict[str, torch.Tensor], return_embed: bool = False) -> dict[str, torch.Tensor]:
+        """``logits`` and ``feat`` of a view: ``input_ids`` (or ``inputs_embeds``, word
+        embeddings ``[B, L, hidden]`` given in their place, as VAT's ``vat_embed`` perturbs
+        them) and ``attention_mask``. With ``return_embed``, also ``embed``: the output of
+        the encoder's embedding layer (its ``hidden_states[0]``, as USB's ``return_embed``)."""
         mask = x["attention_mask"]
-        hidden = self.bert(input_ids=x["input_ids"], attention_mask=mask, return_dict=True).last_hidden_state
-        hidden = self.dropout(hidden)
+        tokens = {"inputs_embeds": x["inputs_embeds"]} if "inputs_embeds" in x else {"input_ids": x["input_ids"]}
+        encoded = self.bert(**tokens, attention_mask=mask, output_hidden_states=return_embed, return_dict=True)
+        hidden = self.dropout(encoded.last_hidden_state)
         if self.pooling == "mean":
             feat = hidden.mean(dim=1)
         else:
             weights = mask.unsqueeze(-1).to(hidden.dtype)
             feat = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
-        return {"logits": self.classifier(feat), "feat": feat}
+        outputs = {"logits": self.classifier(feat), "feat": feat}
+        if return_embed:
+            outputs["embed"] = encoded.hidden_states[0]
+        return outputs
