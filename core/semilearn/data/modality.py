@@ -20,7 +20,9 @@ them to the modality's :class:`Views` for the views, and joins views for one for
 (:meth:`Views.join`). Algorithms read views by name (``x_lb``, ``x_ulb_w``, ``x_ulb_s``
 ...) and pass them to the network. An algorithm that needs pixels (rotation heads, MixUp
 of inputs) lists the modalities it supports in ``AlgorithmBase.modalities`` and is refused
-on any other with one line that says why.
+on any other with one line that says why, unless its ``supports_modality`` accepts the
+modality under the run's settings (MixUp of features, no rotation loss), which the
+refusal then names.
 
 The ``image`` modality is the batched on-device augmentation of
 :mod:`semilearn.data.augment`, unchanged. Modalities that need heavy libraries live in
