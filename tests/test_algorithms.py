@@ -191,7 +191,7 @@ def test_mixup_with_a_biased_coefficient() -> None:
 def test_mixmatch_guesses_labels_from_the_sharpened_mean_of_k_views(tmp_path: Path) -> None:
     algorithm = make(tmp_path, "mixmatch", model=LogitsAreInputs())
     # K = 2 views of one image: the mean of [0.8, 0.2] and [0.4, 0.6] is [0.6, 0.4]; sharpened with T 0.5
-    guess = algorithm.guess_labels(torch.cat((logits_of([0.8, 0.2]), logits_of([0.4, 0.6]))))
+    guess, _ = algorithm.guess_labels(torch.cat((logits_of([0.8, 0.2]), logits_of([0.4, 0.6]))))
     assert torch.allclose(guess, torch.tensor([[0.36 / 0.52, 0.16 / 0.52]]), atol=1e-6)
     batch = algorithm.sample_batch()
     assert batch["x_ulb_w"].shape[0] == 2 * 32  # K = 2 weak views of the 32 unlabelled images
@@ -202,7 +202,7 @@ def test_mixmatch_guesses_labels_from_the_sharpened_mean_of_k_views(tmp_path: Pa
 def test_remixmatch_aligns_to_the_labelled_distribution_and_rotates(tmp_path: Path) -> None:
     algorithm = make(tmp_path, "remixmatch", "rot_loss_ratio=0", model=LogitsAreInputs())
     rows = [[0.6, 0.4] + [0.0] * 8, [0.2, 0.8] + [0.0] * 8]  # ten classes, two in use
-    guess = algorithm.guess_labels(logits_of(*rows))
+    guess, _ = algorithm.guess_labels(logits_of(*rows))
     # p_model = [0.4, 0.6]; the labelled set is balanced, so row 1 -> [0.6 / 0.4, 0.4 / 0.6] ~ [0.692, 0.308],
     # sharpened with T 0.5 -> [0.692^2, 0.308^2] renormalised
     aligned = torch.tensor([0.6 / 0.4, 0.4 / 0.6])

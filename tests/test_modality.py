@@ -187,17 +187,23 @@ def test_a_run_on_another_modality_resumes_bit_for_bit(tmp_path: Path, data_devi
                        second_half.policy_state["mask"]["selected_label"])
 
 
-@pytest.mark.parametrize(("algorithm", "reason"), [
-    ("remixmatch", "rotates its inputs and mixes them pixel by pixel (MixUp)"),
-    ("mixmatch", "mixes its inputs pixel by pixel (MixUp)"),
-    ("crmatch", "rotates its inputs"),
-    ("vat", "perturbs its inputs adversarially"),
-    ("sequencematch", "its medium view is a one-operation RandAugment"),
+MANIFOLD = "set mixup_manifold: true to mix features instead (USB's usb_nlp and usb_audio files do)"
+NO_ROTATION = "set rot_loss_ratio: 0 to drop the rotation loss (USB's usb_nlp and usb_audio files do)"
+
+
+@pytest.mark.parametrize(("algorithm", "needs"), [
+    ("remixmatch", f"needs image data (rotates its inputs and mixes them pixel by pixel (MixUp)); data set "
+                   f"'signals' is signal: {MANIFOLD}; {NO_ROTATION}"),
+    ("mixmatch", f"needs image data (mixes its inputs pixel by pixel (MixUp)); data set 'signals' is signal: {MANIFOLD}"),
+    ("crmatch", f"needs image data (rotates its inputs); data set 'signals' is signal: {NO_ROTATION}"),
+    ("vat", "needs image or audio data (perturbs its inputs adversarially); data set 'signals' is signal"),
+    ("sequencematch", "needs image data (its medium view is a one-operation RandAugment); data set 'signals' is "
+                      "signal"),
 ])
-def test_algorithms_that_need_images_refuse_other_modalities(tmp_path: Path, algorithm: str, reason: str) -> None:
+def test_algorithms_that_need_images_refuse_other_modalities(tmp_path: Path, algorithm: str, needs: str) -> None:
     with pytest.raises(ConfigError) as caught:
         _build(tmp_path, SignalPlugin(), f"algorithm={algorithm}", "num_train_iter=2")
-    assert str(caught.value) == f"algorithm '{algorithm}' needs image data ({reason}); data set 'signals' is signal"
+    assert str(caught.value) == f"algorithm '{algorithm}' {needs}"
 
 
 def test_a_data_set_of_an_unregistered_modality_names_the_known_ones(tmp_path: Path) -> None:

@@ -126,7 +126,9 @@ def test_the_tutorial_modality_trains_fixmatch_and_refuses_pixel_algorithms(tmp_
         train_in_process(tmp_path / "refused", "dataset=blobs", "num_labels=30", "algorithm=remixmatch",
                          plugins=[example["FeaturesPlugin"]()])
     assert str(refused.value) == ("algorithm 'remixmatch' needs image data (rotates its inputs and mixes them pixel "
-                                  "by pixel (MixUp)); data set 'blobs' is features")
+                                  "by pixel (MixUp)); data set 'blobs' is features: set mixup_manifold: true to mix "
+                                  "features instead (USB's usb_nlp and usb_audio files do); set rot_loss_ratio: 0 to "
+                                  "drop the rotation loss (USB's usb_nlp and usb_audio files do)")
 
 
 def test_the_tutorial_tracker_records_every_log_call_and_the_end(tmp_path: Path) -> None:

@@ -70,6 +70,28 @@ def test_use_cat_is_an_option_in_both_values() -> None:
     assert translate({"use_cat": True}).config == {"use_cat": True}
 
 
+# The algorithm keys of USB's usb_nlp and usb_audio files beyond the classic-CV ones (MixUp of
+# features, VAT on word embeddings, no rotation), with their values there.
+USB_TEXT_AND_AUDIO_KEYS = {
+    "mixmatch": {"mixup_manifold": True},
+    "remixmatch": {"mixup_manifold": True, "rot_loss_ratio": 0.0},
+    "crmatch": {"rot_loss_ratio": 0.0},
+    "vat": {"vat_embed": True},
+}
+
+
+@pytest.mark.parametrize("algorithm", sorted(USB_TEXT_AND_AUDIO_KEYS))
+def test_usbs_text_and_audio_algorithm_keys_resolve(cli, tmp_path: Path, algorithm: str) -> None:
+    raw = {"algorithm": algorithm, **USB_TEXT_AND_AUDIO_KEYS[algorithm]}
+    (tmp_path / "usb.yaml").write_text(yaml.safe_dump(raw))
+    result = cli("config", "show", "usb.yaml", "-p", "no:recorder", "-p", "no:recorder_late") \
+        if installed("semilearn-test-recorder") else cli("config", "show", "usb.yaml")
+    assert result.code == 0, result.err
+    resolved = yaml.safe_load(result.out[result.out.index("algorithm:"):])
+    for key, value in USB_TEXT_AND_AUDIO_KEYS[algorithm].items():
+        assert resolved[key] == value, key
+
+
 @pytest.mark.parametrize(
     ("key", "value", "reason"),
     [

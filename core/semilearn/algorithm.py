@@ -101,7 +101,8 @@ class AlgorithmBase:
     uses_unlabelled: ClassVar[bool] = True
     labels_every_image: ClassVar[bool] = False
     # The modalities whose views the algorithm can use (None: any). Algorithms that work on
-    # pixels (rotations, MixUp of inputs) name "image", and are refused on other data.
+    # pixels (rotations, MixUp of inputs) name "image", and are refused on other data unless
+    # supports_modality (which may read the config) accepts it.
     modalities: ClassVar[tuple[str, ...] | None] = None
     # what needs those modalities, for the refusal ("rotates its inputs" ...)
     modality_reason: ClassVar[str] = ""
@@ -175,7 +176,7 @@ class AlgorithmBase:
         self.augment_generator = torch.Generator(device=device)
         # the data set's modality makes the views (for images: BatchAugment, batched on the device)
         self.modality = modality_of(data)
-        self.check_modality(data)
+        self.check_modality(data, config)
         self.augment: Views = manager.registry("modality").get(self.modality)(data, self.augment_generator)
         # Samples live on the device, or in (pinned) host memory for data sets too big for it.
         self.data_device = samples_device(data.labelled_images)
@@ -198,15 +199,33 @@ class AlgorithmBase:
     # ------------------------------------------------------------------
 
     @classmethod
-    def check_modality(cls, data: SSLData) -> None:
-        """ConfigError when the algorithm cannot use the views of ``data``'s modality."""
+    def supports_modality(cls, modality: str, config: Config) -> bool:
+        """Whether the algorithm, as ``config`` sets it up, can use views of ``modality``.
+
+        By default: ``modality`` is one of :attr:`modalities`. An algorithm whose pixel work
+        can be switched off (MixUp of features instead of inputs, no rotation loss) says so
+        here, and names the settings in :meth:`modality_remedy`.
+        """
+        return cls.modalities is None or modality in cls.modalities
+
+    @classmethod
+    def modality_remedy(cls, modality: str, config: Config) -> str:
+        """The settings that would make ``modality`` usable, for the refusal ("" when none would)."""
+        return ""
+
+    @classmethod
+    def check_modality(cls, data: SSLData, config: Config) -> None:
+        """ConfigError when the algorithm, as ``config`` sets it up, cannot use the views of ``data``'s modality."""
         modality = modality_of(data)
-        if cls.modalities is not None and modality not in cls.modalities:
-            reason = f" ({cls.modality_reason})" if cls.modality_reason else ""
-            raise ConfigError(
-                f"algorithm '{cls.name}' needs {' or '.join(cls.modalities)} data{reason}; data set "
-                f"'{data.name}' is {modality}"
-            )
+        if cls.supports_modality(modality, config):
+            return
+        needed = " or ".join(cls.modalities or ())
+        reason = f" ({cls.modality_reason})" if cls.modality_reason else ""
+        remedy = cls.modality_remedy(modality, config)
+        raise ConfigError(
+            f"algorithm '{cls.name}' needs {needed} data{reason}; data set '{data.name}' is {modality}"
+            + (f": {remedy}" if remedy else "")
+        )
 
     def fit(
         self, resume_state: Mapping[str, Any] | None = None, banner: Sequence[tuple[str, str]] = ()

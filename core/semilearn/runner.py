@@ -165,7 +165,7 @@ def build_algorithm(
     algorithm_cls = manager.registry("algorithm").get(config.algorithm)
     dataset_builder = manager.registry("dataset").get(config.dataset)
     data = dataset_builder(config, torch.device("cpu"))
-    algorithm_cls.check_modality(data)
+    algorithm_cls.check_modality(data, config)
     if algorithm_cls.labels_every_image and data.unlabelled_targets is not None:
         data = dataclasses.replace(data, labelled_images=data.unlabelled_images,
                                    labelled_targets=data.unlabelled_targets)

@@ -28,7 +28,7 @@ from torch import nn
 
 from ..algorithm import AlgorithmBase
 from ..config import Config, Option
-from ..data.modality import count
+from ..data.modality import count, take
 from ..errors import PluginError
 from ..nets.heads import NetWithHeads, frozen_batch_norm_stats, unwrap
 from ..policy import Policy
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SSLAlgorithm",
     "split",
+    "chunk_view",
     "cross_entropy",
     "supervised_loss",
     "probabilities",
@@ -416,6 +417,20 @@ class SSLAlgorithm(AlgorithmBase):
             results.extend(network(view) for view in views[1:])
         return results
 
+    def frozen_passes(self, *views: Any) -> list[dict[str, torch.Tensor]]:
+        """The outputs of each of ``views``, with gradients, from passes that leave the
+        batch-norm running statistics alone (USB's ``freeze_bn`` around MixMatch's and
+        ReMixMatch's feature passes for ``mixup_manifold``). Each view has a pass of its
+        own, the first through the (possibly distributed) model; with ``joint_forward`` one
+        pass over all of them."""
+        network = unwrap(self.model)
+        with frozen_batch_norm_stats(network):
+            if self.config.get("joint_forward") and len(views) > 1:
+                outputs, sizes = self.forward_views(*views)
+                parts = {name: split(value, sizes) for name, value in outputs.items()}
+                return [{name: parts[name][index] for name in parts} for index in range(len(views))]
+            return [dict((self.model if index == 0 else network)(view)) for index, view in enumerate(views)]
+
     def forward_in_chunks(self, inputs: torch.Tensor, chunk: int) -> dict[str, torch.Tensor]:
         """``inputs`` through the network in chunks of ``chunk`` samples, as USB's MixMatch and
         ReMixMatch forward their mixed batch: the first chunk moves the batch-norm running
@@ -445,3 +460,10 @@ class SSLAlgorithm(AlgorithmBase):
 def split(tensor: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
     """The per-view parts of a concatenated forward pass's output."""
     return list(torch.split(tensor, sizes))
+
+
+def chunk_view(view: Any, parts: int) -> list[Any]:
+    """``view`` (a tensor, or a dict of tensors with the batch first) cut along the batch into
+    ``parts`` equal views, as ``torch.chunk`` cuts a tensor whose batch ``parts`` divides."""
+    size = count(view) // parts
+    return [take(view, slice(index * size, (index + 1) * size)) for index in range(parts)]

@@ -16,6 +16,8 @@ the arg-max class (``hard_label`` is accepted and has no effect); the rotated im
 drawn from the unlabelled set by a stream of their own, not taken from the step's
 unlabelled batch; labelled, weak, strong and rotated views share one forward pass. A
 network without ``extract`` (a feature map) gets the distance head on its pooled features.
+Text and audio take it with ``rot_loss_ratio: 0`` (USB's files set it; rotations are for
+images): the strong view is then a stored back-translation, or a strong audio effect.
 """
 
 from __future__ import annotations
@@ -86,19 +88,26 @@ class CRMatch(SSLAlgorithm):
     def use_rotation(self) -> bool:
         return bool(self.config.rot_loss_ratio > 0)
 
+    @classmethod
+    def supports_modality(cls, modality: str, config: Config) -> bool:
+        return modality == IMAGE or not config.get("rot_loss_ratio", 1.0) > 0
+
+    @classmethod
+    def modality_remedy(cls, modality: str, config: Config) -> str:
+        return "set rot_loss_ratio: 0 to drop the rotation loss (USB's usb_nlp and usb_audio files do)"
+
     def heads(self, config: Config, num_features: int) -> dict[str, nn.Module]:
         # created in USB's order (it decides the initial weights drawn from the seed)
         heads: dict[str, nn.Module] = {}
         if config.rot_loss_ratio > 0:
             heads["logits_rot"] = RotationHead(num_features, hidden=num_features)
         backbone, data = self._for_heads
-        channels, height, _ = data.image_shape
-        map_size = feature_map_size(backbone, channels, height)
+        map_size = feature_map_size(backbone, *data.image_shape[:2]) if data.is_image else None
         heads["logits_ds"] = (FeatureMapHead(map_size, num_features) if map_size is not None
                               else nn.Linear(num_features, num_features))
         return heads
 
-    def sample_batch(self) -> dict[str, torch.Tensor]:
+    def sample_batch(self) -> dict[str, Any]:
         _, images, targets = self.draw_labelled()
         _, unlabelled = self.draw_unlabelled()
         batch = {
@@ -112,7 +121,7 @@ class CRMatch(SSLAlgorithm):
         return batch
 
     def train_step(  # type: ignore[override]
-        self, x_lb: torch.Tensor, y_lb: torch.Tensor, x_ulb_w: torch.Tensor, x_ulb_s: torch.Tensor,
+        self, x_lb: Any, y_lb: torch.Tensor, x_ulb_w: Any, x_ulb_s: Any,
         x_ulb_rot: torch.Tensor | None = None, rot_v: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         views = [x_lb, x_ulb_w, x_ulb_s] + ([x_ulb_rot] if x_ulb_rot is not None else [])

@@ -20,7 +20,9 @@ them to the modality's :class:`Views` for the views, and joins views for one for
 (:meth:`Views.join`). Algorithms read views by name (``x_lb``, ``x_ulb_w``, ``x_ulb_s``
 ...) and pass them to the network. An algorithm that needs pixels (rotation heads, MixUp
 of inputs) lists the modalities it supports in ``AlgorithmBase.modalities`` and is refused
-on any other with one line that says why.
+on any other with one line that says why, unless its ``supports_modality`` accepts the
+modality under the run's settings (MixUp of features, no rotation loss), which the
+refusal then names.
 
 The ``image`` modality is the batched on-device augmentation of
 :mod:`semilearn.data.augment`, unchanged. Modalities that need heavy libraries live in
@@ -50,6 +52,7 @@ __all__ = [
     "samples_device",
     "image_views",
     "modality_of",
+    "strong_views",
 ]
 
 # A batch of one view, or rows of samples: a tensor with the batch first, or named tensors.
@@ -82,6 +85,20 @@ class Views(Protocol):
     def join(self, views: Sequence[Any]) -> Any:
         """One batch of ``views`` in order, for one forward pass."""
         ...
+
+
+def strong_views(views: Views, samples: Any, number: int) -> list[Any]:
+    """``number`` strong views of ``samples`` (ReMixMatch's two, for instance).
+
+    A modality whose strong views are stored rather than drawn (text: back-translations)
+    may give a method ``strong_views(samples, number)`` that returns different stored
+    views in an order drawn per sample, as USB's text data set gives ReMixMatch its two;
+    otherwise ``strong`` is called ``number`` times, each a draw of its own.
+    """
+    own = getattr(views, "strong_views", None)
+    if own is not None:
+        return list(own(samples, number))
+    return [views.strong(samples) for _ in range(number)]
 
 
 class ModalityFactory(Protocol):

@@ -8,7 +8,14 @@ takes a float batch ``[B, C, H, W]`` and returns a dict:
 * ``logits``: ``[B, num_classes]`` class scores;
 * ``feat``: ``[B, num_features]`` the features before the classifier.
 
-It exposes ``num_features`` (the width of ``feat``). Optionally, as USB's networks,
+It exposes ``num_features`` (the width of ``feat``) and ``classifier``: the module that
+maps ``feat`` to ``logits`` (``logits == classifier(feat)``), which algorithms that mix
+features rather than inputs call on their own (USB's ``only_fc=True``; MixMatch's and
+ReMixMatch's ``mixup_manifold``): every built-in network has one, and an algorithm that
+needs it refuses a network without it in one line (:func:`semilearn.nets.heads.feature_classifier`).
+A network of text may also take word embeddings: ``forward`` accepting ``inputs_embeds``
+``[B, L, H]`` in place of ``input_ids`` and, with ``return_embed=True``, returning ``embed``
+(its embedding layer's output), which VAT's ``vat_embed`` perturbs. Optionally, as USB's networks,
 ``no_weight_decay()`` names parameters of more than one dimension that get no weight
 decay, and ``layer_key(name)`` places a parameter for layer-wise learning-rate decay
 (see :mod:`semilearn.optim`). Algorithms that need more heads

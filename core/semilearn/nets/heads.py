@@ -22,7 +22,8 @@ Algorithms wrap in ``__init__`` before calling the base initialiser::
 
 :func:`unwrap` returns the network inside a ``DistributedDataParallel`` (or similar)
 wrapper, for the passes that must not go through it; :func:`frozen_batch_norm_stats`
-runs extra forward passes without moving the batch-norm running statistics.
+runs extra forward passes without moving the batch-norm running statistics;
+:func:`feature_classifier` is the network's map from ``feat`` to ``logits``.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ from collections.abc import Iterator, Mapping
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
 __all__ = ["NetWithHeads", "ProjectionHead", "RotationHead", "FeatureMapHead", "unwrap", "frozen_batch_norm_stats",
-           "feature_map_size"]
+           "feature_map_size", "feature_classifier"]
 
 
 class ProjectionHead(nn.Module):
@@ -156,12 +159,31 @@ class NetWithHeads(nn.Module):
             outputs[name] = head(feat_map if getattr(head, "takes_feature_map", False) else feat)
         return outputs
 
+    @property
+    def classifier(self) -> nn.Module:
+        """The backbone's classifier (``feat`` to ``logits``; see :func:`feature_classifier`)."""
+        return feature_classifier(self.backbone)
+
     def layer_key(self, name: str) -> tuple[int, ...] | None:
         """The backbone's layers for layer-wise learning-rate decay; the heads sit with its classifier (as USB's)."""
         layer_key = getattr(self.backbone, "layer_key", None)
         if layer_key is None or not name.startswith("backbone."):
             return None
         return layer_key(name[len("backbone."):])  # type: ignore[no-any-return]
+
+
+def feature_classifier(network: nn.Module, purpose: str = "") -> nn.Module:
+    """The module that maps ``network``'s ``feat`` to its ``logits`` (its ``classifier``).
+
+    ``ConfigError`` naming ``purpose`` (what needs it, such as ``mixup_manifold``) when the
+    network has none.
+    """
+    classifier = getattr(unwrap(network), "classifier", None)
+    if not isinstance(classifier, nn.Module):
+        needs = f"{purpose} needs" if purpose else "this needs"
+        raise ConfigError(f"{needs} the network's classifier of its features, and network "
+                          f"'{type(unwrap(network)).__name__}' has no 'classifier' module (see semilearn.nets)")
+    return classifier
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -150,6 +150,11 @@ class VisionTransformer(nn.Module):
         self.norm = nn.LayerNorm(embed_dim, eps=_NORM_EPS)
         self.head = nn.Linear(embed_dim, num_classes)
 
+    @property
+    def classifier(self) -> nn.Module:
+        """The head that maps ``feat`` to ``logits`` (named ``head``, as USB's, in the state dict)."""
+        return self.head
+
     def extract(self, x: torch.Tensor) -> torch.Tensor:
         """All tokens after the final norm, ``[B, 1 + patches, embed_dim]`` (the class token first)."""
         x = self.patch_embed(x)

@@ -40,6 +40,12 @@ class AudioClassifier(nn.Module):
         self.num_features = width
         self.classifier = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, num_classes))
         self.use_attention_mask = use_attention_mask
+        # As USB ("for vat"): the feature encoder no longer marks the waveform as needing a
+        # gradient (which it does for gradient checkpointing, and which fails on a waveform
+        # that already has one: VAT's perturbed input). Its parameters still train.
+        encoder = getattr(backbone, "feature_extractor", None)
+        if encoder is not None and hasattr(encoder, "_requires_grad"):
+            encoder._requires_grad = False
 
     def forward(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         mask = x["attention_mask"] if self.use_attention_mask else None

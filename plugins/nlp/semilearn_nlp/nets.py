@@ -13,6 +13,8 @@ so that a text's features do not depend on the batch it is padded with.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -46,21 +48,34 @@ class TextClassifier(nn.Module):
     def _classifier(self, width: int, num_classes: int) -> nn.Module:
         return nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, num_classes))
 
-    def forward(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        feat = self.features(x)
-        return {"logits": self.classifier(feat), "feat": feat}
+    def forward(self, x: dict[str, torch.Tensor], return_embed: bool = False) -> dict[str, torch.Tensor]:
+        """``logits`` and ``feat`` of a view: ``input_ids`` (or ``inputs_embeds``, word
+        embeddings ``[B, L, hidden]`` given in their place, as VAT's ``vat_embed`` perturbs
+        them) and ``attention_mask``. With ``return_embed``, also ``embed``: the output of
+        the encoder's embedding layer (its ``hidden_states[0]``, as USB's ``return_embed``)."""
+        feat, embed = self.encode(x, return_embed)
+        outputs = self.outputs(feat)
+        if embed is not None:
+            outputs["embed"] = embed
+        return outputs
 
-    def features(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The pooled features of the token ids ``x`` (dropout on the hidden states, then pooling)."""
+    def encode(self, x: dict[str, torch.Tensor], return_embed: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The pooled features of a view (dropout on the last hidden states, then pooling), and
+        with ``return_embed`` the embedding layer's output."""
         mask = x["attention_mask"]
-        hidden = self.bert(input_ids=x["input_ids"], attention_mask=mask, return_dict=True).last_hidden_state
-        hidden = self.dropout(hidden)
+        tokens = {"inputs_embeds": x["inputs_embeds"]} if "inputs_embeds" in x else {"input_ids": x["input_ids"]}
+        encoded = self.bert(**tokens, attention_mask=mask, output_hidden_states=return_embed, return_dict=True)
+        hidden = self.dropout(encoded.last_hidden_state)
         if self.pooling == "mean":
             feat = hidden.mean(dim=1)
         else:
             weights = mask.unsqueeze(-1).to(hidden.dtype)
             feat = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
-        return feat
+        return feat, (encoded.hidden_states[0] if return_embed else None)
+
+    def outputs(self, feat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What the network returns for the pooled features ``feat``."""
+        return {"logits": self.classifier(feat), "feat": feat}
 
 
 class MultiHeadTextClassifier(TextClassifier):
@@ -91,7 +106,6 @@ class MultiHeadTextClassifier(TextClassifier):
             for _ in range(self.num_heads)
         )
 
-    def forward(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        feat = self.features(x)
-        heads = torch.stack([head(feat) for head in self.classifier], dim=1)
+    def outputs(self, feat: torch.Tensor) -> dict[str, torch.Tensor]:
+        heads = torch.stack([head(feat) for head in cast(nn.ModuleList, self.classifier)], dim=1)
         return {"logits": heads.mean(dim=1), "head_logits": heads, "feat": feat}

@@ -14,6 +14,7 @@ Views (what the network takes) are dicts ``input_ids`` ``[B, W]`` (int64) and
 * strong: one stored strong view per sample, drawn uniformly from the generator (USB draws
   ``aug_0`` or ``aug_1`` for each sample, each time it is loaded); a data set without
   strong views gives the original;
+* strong_views: several strong views, different stored ones per sample (ReMixMatch's two);
 * join: the views padded to the longest of them and concatenated, for one forward pass.
 
 Trimming a batch to its longest text reads that length on the host: one synchronisation
@@ -78,6 +79,20 @@ class TextViews:
         rows = torch.arange(ids.shape[0], device=ids.device)
         choice = torch.randint(1, stored, (ids.shape[0],), generator=self.generator, device=ids.device)
         return self._view(ids[rows, choice], length[rows, choice])
+
+    def strong_views(self, samples: dict[str, torch.Tensor], number: int) -> list[dict[str, torch.Tensor]]:
+        """``number`` strong views that are different stored views of each sample, in an
+        order drawn per sample (USB's text data set shuffles ``aug_0`` and ``aug_1`` into
+        ReMixMatch's two strong views); beyond the stored ones, they repeat in that order."""
+        ids, length = samples["input_ids"], samples["length"]
+        stored = ids.shape[1]
+        if stored == 1:
+            return [self.weak(samples) for _ in range(number)]
+        rows = torch.arange(ids.shape[0], device=ids.device)
+        keys = torch.rand((ids.shape[0], stored - 1), generator=self.generator, device=ids.device)
+        order = keys.argsort(dim=1) + 1
+        return [self._view(ids[rows, order[:, index % (stored - 1)]], length[rows, order[:, index % (stored - 1)]])
+                for index in range(number)]
 
     def join(self, views: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         width = max(view["input_ids"].shape[1] for view in views)
