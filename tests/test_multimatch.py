@@ -152,8 +152,8 @@ def test_each_head_learns_the_labels_the_other_two_give(tmp_path: Path) -> None:
     assert float(out["unsup_loss"].detach()) == pytest.approx(unsup, rel=1e-6)
     labelled = head_rows([2.0, 0.0], [0.0, 1.0], [1.0, 1.0])
     sup = sum(float(F.cross_entropy(labelled[head][None], torch.tensor([0]))) for head in range(3))
-    assert float(out["sup_loss"]) == pytest.approx(sup, rel=1e-6)
-    assert float(loss) == pytest.approx(sup + unsup, rel=1e-6)
+    assert float(out["sup_loss"].detach()) == pytest.approx(sup, rel=1e-6)
+    assert float(loss.detach()) == pytest.approx(sup + unsup, rel=1e-6)
     assert float(out["mask_ratio"]) == pytest.approx(5 / 6)
     assert algorithm.buffers["weak_labels"][:, :2].tolist() == [[0, 1], [0, 0], [0, 1]]
 
