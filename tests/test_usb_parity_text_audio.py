@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import torch
-from parity.sketch import sketch_row
+from parity.sketch import fill, sketch_row
 from test_usb_parity import Comparison, _our_settings, _seed_like_usb, _stand_in_data
 from torch import nn
 
@@ -54,17 +54,6 @@ OUR_NET = {"bert": "bert_base_uncased", "bert_multihead": "bert_base_uncased", "
 @functools.cache
 def _fixture() -> dict[str, Any]:
     return torch.load(FIXTURE, weights_only=True)
-
-
-def fill(model: nn.Module, seed: int) -> None:
-    """The generator's fill: every parameter from a seeded generator, in ``named_parameters`` order."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            value = torch.randn(parameter.shape, generator=generator) * 0.02
-            if name.endswith(("LayerNorm.weight", "layer_norm.weight")):
-                value += 1.0
-            parameter.copy_(value)
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,11 @@
-"""What is recorded of a tensor: a sketch row, shared by the generator (run beside USB's
-package) and the parity test (run beside ours). Only torch: it imports in both environments."""
+"""What is recorded of a tensor (a sketch row), and the seeded fill of a network's weights:
+shared by the generators (run beside USB's package) and the parity tests (run beside ours).
+Only torch: it imports in both environments."""
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 SAMPLES = 8  # values kept of a sketched tensor, at evenly spaced flat positions
 
@@ -18,3 +20,15 @@ def sketch_row(tensor: torch.Tensor) -> torch.Tensor:
     positions = torch.linspace(0, count - 1, SAMPLES).long()
     return torch.cat([torch.stack([flat.sum(), (flat * flat).sum(), flat.abs().sum()]), projection @ flat,
                       flat[positions]])
+
+
+def fill(model: nn.Module, seed: int) -> None:
+    """Every parameter from a generator seeded with ``seed``, in ``named_parameters`` order: normal with
+    standard deviation 0.02, plus 1 for the normalisation layers' scales."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            value = torch.randn(parameter.shape, generator=generator) * 0.02
+            if name.endswith(("LayerNorm.weight", "layer_norm.weight")):
+                value += 1.0
+            parameter.copy_(value)

@@ -49,7 +49,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sketch import sketch_row  # noqa: E402
+from sketch import fill, sketch_row  # noqa: E402
 
 COMMIT = "1ef4cbebcc0b368158315aeb425053858cf6c845"
 WIDTH, CLASSES, VOCAB, HEADS = 768, 3, 40, 3
@@ -64,18 +64,6 @@ SPEECH = dict(conv_dim=(32, 32), conv_stride=(5, 4), conv_kernel=(10, 8), num_co
               intermediate_size=32, mask_time_length=2, vocab_size=8)
 FIXMATCH = dict(T=0.5, hard_label=True, ulb_loss_ratio=1.0, use_cat=False)
 P_CUTOFF = {"bert": 0.365, "hubert": 0.345}  # between the first step's confidences: some samples masked, some not
-
-
-def fill(model: nn.Module, seed: int) -> None:
-    """Every parameter from a generator seeded with ``seed``, in ``named_parameters`` order: normal with
-    standard deviation 0.02, plus 1 for the normalisation layers' scales."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            value = torch.randn(parameter.shape, generator=generator) * 0.02
-            if name.endswith(("LayerNorm.weight", "layer_norm.weight")):
-                value += 1.0
-            parameter.copy_(value)
 
 
 def table(named: dict[str, torch.Tensor]) -> dict[str, Any]:
