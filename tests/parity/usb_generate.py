@@ -183,6 +183,21 @@ def import_usb() -> Any:
     return semilearn
 
 
+def set_step_hooks(usb: Any) -> None:
+    """Register an algorithm object's own hooks (its masking, alignment ... hooks) without
+    AlgorithmBase's training-loop hooks (optimizer, EMA, evaluation, logging), which are not
+    part of a step's arithmetic: for algorithm objects made with ``object.__new__``."""
+    from semilearn.core.algorithmbase import AlgorithmBase
+
+    usb._hooks, usb.hooks_dict = [], {}
+    loop_hooks = AlgorithmBase.set_hooks
+    AlgorithmBase.set_hooks = lambda self: None
+    try:
+        usb.set_hooks()
+    finally:
+        AlgorithmBase.set_hooks = loop_hooks
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)

@@ -42,7 +42,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from usb_generate import import_usb  # noqa: E402
+from usb_generate import import_usb, set_step_hooks  # noqa: E402
 
 COMMIT = "1ef4cbebcc0b368158315aeb425053858cf6c845"
 FILES = ("multimatch.py", "utils.py")
@@ -136,7 +136,6 @@ def load_usb_multimatch(repo: Path, commit: str) -> Any:
 
 
 def build(module: Any, settings: dict[str, Any], net: nn.Module) -> Any:
-    from semilearn.core.algorithmbase import AlgorithmBase
 
     args = argparse.Namespace(**settings, num_classes=CLASSES, ulb_dest_len=NUM_UNLABELLED, gpu=None)
     usb = object.__new__(module.MultiMatch)
@@ -146,13 +145,7 @@ def build(module: Any, settings: dict[str, Any], net: nn.Module) -> Any:
     usb.init_maskinghook_args(T=args.T, hard_label=args.hard_label, ema_p=args.ema_p, use_quantile=args.use_quantile,
                               clip_thresh=args.clip_thresh, p_cutoff=args.p_cutoff,
                               thresh_warmup=args.thresh_warmup, threshold_algo=args.threshold_algo)
-    usb._hooks, usb.hooks_dict = [], {}
-    loop_hooks = AlgorithmBase.set_hooks
-    AlgorithmBase.set_hooks = lambda self: None  # the training loop's hooks: not part of a step's arithmetic
-    try:
-        usb.set_hooks()
-    finally:
-        AlgorithmBase.set_hooks = loop_hooks
+    set_step_hooks(usb)
     return usb
 
 

@@ -158,8 +158,9 @@ def network_record(model: nn.Module, x: Any, seed: int) -> dict[str, Any]:
 
 
 def fixmatch(model: nn.Module, settings: dict[str, Any]) -> Any:
+    from usb_generate import set_step_hooks
+
     from semilearn.algorithms.fixmatch import FixMatch
-    from semilearn.core.algorithmbase import AlgorithmBase
     from semilearn.core.criterions import CELoss, ConsistencyLoss
 
     usb = object.__new__(FixMatch)
@@ -171,13 +172,7 @@ def fixmatch(model: nn.Module, settings: dict[str, Any]) -> Any:
     usb.ce_loss, usb.consistency_loss = CELoss(), ConsistencyLoss()
     usb.init(T=settings["T"], p_cutoff=settings["p_cutoff"], hard_label=settings["hard_label"])
     usb.it, usb.epoch = 0, 0
-    usb._hooks, usb.hooks_dict = [], {}
-    loop_hooks = AlgorithmBase.set_hooks
-    AlgorithmBase.set_hooks = lambda self: None  # the training loop's hooks: not part of a step's arithmetic
-    try:
-        usb.set_hooks()
-    finally:
-        AlgorithmBase.set_hooks = loop_hooks
+    set_step_hooks(usb)
     return usb
 
 
