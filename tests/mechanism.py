@@ -1,10 +1,14 @@
-"""Shared helpers of the mechanism tests on the modality plugins' stand-ins: the batch an
-algorithm draws with the indices it was drawn from, and FixMatch's losses by hand."""
+"""Shared helpers of the tests on the modality plugins' stand-ins: the batch an algorithm
+draws with the indices it was drawn from, FixMatch's losses by hand, and a run resumed in
+two halves."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -53,3 +57,28 @@ def check_fixmatch_step(algorithm: Any, batch: dict[str, Any], p_cutoff: float, 
     assert torch.allclose(out["sup_loss"], expected["sup_loss"], atol=atol)
     assert torch.allclose(out["unsup_loss"], expected["unsup_loss"], atol=atol)
     assert torch.allclose(loss, expected["sup_loss"] + expected["unsup_loss"], atol=atol)
+
+
+def resume_in_halves(build: Callable[..., Any], tmp_path: Path, settings: tuple[str, ...],
+                     stop_step: int) -> tuple[Any, Any]:
+    """A straight run of ``settings`` and one stopped after ``stop_step``, saved, and resumed by a
+    new algorithm: both complete with the same weights and evaluations. ``build(path,
+    *overrides)`` makes an algorithm. Returns (straight, resumed) for further checks.
+
+    Before the resumed half, torch's and NumPy's global generators are seeded with other
+    values: dropout draws and the audio encoders' time masks come from the restored state.
+    """
+    straight = build(tmp_path / "straight", *settings)
+    assert straight.fit() == "completed"
+    first_half = build(tmp_path / "halves", *settings, f"stop_step={stop_step}")
+    assert first_half.fit() == "interrupted"
+    path = tmp_path / "state.pt"
+    torch.save(first_half.checkpoint_state(), path)
+    second_half = build(tmp_path / "halves", *settings)
+    torch.manual_seed(99)
+    np.random.seed(99)
+    assert second_half.fit(torch.load(path, weights_only=True)) == "completed"
+    for name, tensor in straight.model.state_dict().items():
+        assert torch.equal(tensor, second_half.model.state_dict()[name]), name
+    assert straight.eval_history == second_half.eval_history
+    return straight, second_half

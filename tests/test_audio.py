@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from conftest import FAST, installed
-from mechanism import check_fixmatch_step, draw
+from mechanism import check_fixmatch_step, draw, resume_in_halves
 from semilearn.errors import ConfigError, DataError
 from semilearn.plugins import PluginManager
 from semilearn.runner import build_algorithm, load_config
@@ -366,22 +366,9 @@ def test_weights_neither_in_a_folder_nor_cached_offline_are_one_line(tmp_path: P
 @needs_audio
 def test_fixmatch_on_audio_resumes_bit_for_bit(tmp_path: Path, stand_in) -> None:
     settings = ("algorithm=fixmatch", "num_train_iter=6", "num_eval_iter=3", "p_cutoff=0.3")
-    straight = build(tmp_path / "straight", stand_in, *settings)
-    assert straight.fit() == "completed"
+    straight, _ = resume_in_halves(lambda path, *overrides: build(path, stand_in, *overrides), tmp_path, settings,
+                                   stop_step=2)
     assert [entry["step"] for entry in straight.eval_history] == [3, 6]
-
-    first_half = build(tmp_path / "halves", stand_in, *settings, "stop_step=2")
-    assert first_half.fit() == "interrupted"
-    path = tmp_path / "state.pt"
-    torch.save(first_half.checkpoint_state(), path)
-
-    second_half = build(tmp_path / "halves", stand_in, *settings)
-    torch.manual_seed(99)  # dropout draws come from the restored generators, not from this
-    np.random.seed(99)  # nor the encoders' time masks (NumPy's generator, restored too)
-    assert second_half.fit(torch.load(path, weights_only=True)) == "completed"
-    for name, tensor in straight.model.state_dict().items():
-        assert torch.equal(tensor, second_half.model.state_dict()[name]), name
-    assert straight.eval_history == second_half.eval_history
 
 
 def crop_offsets(row: torch.Tensor, samples: dict[str, torch.Tensor], index: int) -> list[int]:
