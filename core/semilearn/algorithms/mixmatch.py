@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from ..data.base import SSLData
     from ..plugins import PluginManager
 
-__all__ = ["MixMatch", "mixup_alpha_option", "mixup_manifold_option", "classify_in_chunks"]
+__all__ = ["MixMatch", "mixup_alpha_option", "mixup_manifold_option", "manifold_classifier", "classify_in_chunks"]
 
 
 def mixup_alpha_option(default: float) -> Option:
@@ -68,6 +68,12 @@ def mixup_manifold_option() -> Option:
 
 
 MANIFOLD_REMEDY = "set mixup_manifold: true to mix features instead (USB's usb_nlp and usb_audio files do)"
+
+
+def manifold_classifier(network: nn.Module, config: Config) -> nn.Module | None:
+    """The classifier manifold MixUp feeds the mixed features to (see
+    :func:`semilearn.nets.heads.feature_classifier`), or None without ``mixup_manifold``."""
+    return feature_classifier(network, "mixup_manifold") if config.mixup_manifold else None
 
 
 def classify_in_chunks(classifier: nn.Module, features: torch.Tensor, chunk: int) -> torch.Tensor:
@@ -97,8 +103,7 @@ class MixMatch(SSLAlgorithm):
     def __init__(self, config: Config, data: SSLData, model: nn.Module, manager: PluginManager, run_dir: Path,
                  device: torch.device) -> None:
         super().__init__(config, data, model, manager, run_dir, device)
-        self.feature_classifier = (feature_classifier(self.module, "mixup_manifold") if config.mixup_manifold
-                                   else None)
+        self.feature_classifier = manifold_classifier(self.module, config)
 
     @classmethod
     def supports_modality(cls, modality: str, config: Config) -> bool:

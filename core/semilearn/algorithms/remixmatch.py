@@ -39,7 +39,7 @@ from torch import nn
 
 from ..config import Config, Option
 from ..data.modality import IMAGE, strong_views
-from ..nets.heads import RotationHead, feature_classifier, frozen_batch_norm_stats, unwrap
+from ..nets.heads import RotationHead, frozen_batch_norm_stats, unwrap
 from .common import (
     SSLAlgorithm,
     cross_entropy,
@@ -53,7 +53,13 @@ from .common import (
     ulb_loss_ratio_option,
     unsup_warm_up_option,
 )
-from .mixmatch import MANIFOLD_REMEDY, classify_in_chunks, mixup_alpha_option, mixup_manifold_option
+from .mixmatch import (
+    MANIFOLD_REMEDY,
+    classify_in_chunks,
+    manifold_classifier,
+    mixup_alpha_option,
+    mixup_manifold_option,
+)
 
 if TYPE_CHECKING:
     from ..data.base import SSLData
@@ -87,8 +93,7 @@ class ReMixMatch(SSLAlgorithm):
     def __init__(self, config: Config, data: SSLData, model: nn.Module, manager: PluginManager, run_dir: Path,
                  device: torch.device) -> None:
         super().__init__(config, data, model, manager, run_dir, device)
-        self.feature_classifier = (feature_classifier(self.module, "mixup_manifold") if config.mixup_manifold
-                                   else None)
+        self.feature_classifier = manifold_classifier(self.module, config)
 
     @classmethod
     def supports_modality(cls, modality: str, config: Config) -> bool:
