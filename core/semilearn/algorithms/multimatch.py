@@ -236,10 +236,10 @@ class MultiMatch(SSLAlgorithm):
             sup_loss = sup_loss / HEADS
 
         apm, cutoffs, weak_labels = self.buffers["apm"], self.buffers["apm_cutoff"], self.buffers["weak_labels"]
-        all_indices = gather_from_ranks(idx_ulb)
+        # the whole global batch, gathered once: [B_global] indices, [B_global, 3, C] weak logits
+        all_indices, all_weak = gather_from_ranks(idx_ulb), gather_from_ranks(heads_w.detach().float())
         for head in range(HEADS):
-            fold_margins(apm[head], weak_labels[head], gather_from_ranks(heads_w[:, head].detach().float()),
-                         all_indices, config.smoothness, self.epoch)
+            fold_margins(apm[head], weak_labels[head], all_weak[:, head], all_indices, config.smoothness, self.epoch)
 
         labels_w = heads_w.detach().argmax(dim=-1)  # [B, 3]
         unsup_losses: list[torch.Tensor] = []
