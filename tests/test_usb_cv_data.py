@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_datasets import _build, _config
 
 from conftest import FAST
 from datafiles import (
@@ -23,7 +24,6 @@ from datafiles import (
     write_stl10,
     write_tissuemnist,
 )
-from semilearn.config import Config
 from semilearn.data.augment import NO_COLOUR_OPS, BatchAugment, random_crop, random_resized_crop
 from semilearn.data.common import resize_images
 from semilearn.errors import DataError
@@ -46,16 +46,6 @@ USB_EUROSAT_30_SEED_1 = [0, 1, 3, 8, 5, 4, 10, 12, 9, 15, 16, 17, 28, 27, 26, 32
 TISSUE_TRAIN = np.tile(np.arange(8), 4)
 USB_TISSUE_16_SEED_0 = [16, 8, 17, 25, 18, 26, 27, 3, 12, 20, 13, 5, 14, 6, 31, 7]
 USB_BIG_40_SEED_3_FIRST_10 = [3710, 4687, 2243, 4777, 4113, 3341, 767, 1484, 4598, 1062]
-
-
-def _config(data_dir: Path | str, **values: object) -> Config:
-    base: dict[str, object] = {"num_classes": None, "num_labels": 20, "seed": 0, "data_dir": str(data_dir)}
-    base.update(values)
-    return Config(base)
-
-
-def _build(name: str, config: Config):
-    return PluginManager().load().registry("dataset").get(name)(config, CPU)
 
 
 def _pil(path: Path, prepare) -> torch.Tensor:
