@@ -33,6 +33,7 @@ from ..config import Config, Option
 from ..nets.heads import ProjectionHead
 from .common import (
     SSLAlgorithm,
+    full_precision,
     masked_loss,
     one_hot,
     p_cutoff_option,
@@ -64,7 +65,7 @@ def pseudo_label_graph(probs: torch.Tensor, cutoff: float) -> torch.Tensor:
 def graph_contrastive_loss(embeddings_0: torch.Tensor, embeddings_1: torch.Tensor, graph: torch.Tensor,
                            temperature: float) -> torch.Tensor:
     """Cross-entropy between the graph rows and the softmax of the embedding similarities."""
-    similarity = torch.exp(torch.mm(embeddings_0.float(), embeddings_1.float().t()) / temperature)
+    similarity = torch.exp(torch.mm(full_precision(embeddings_0), full_precision(embeddings_1).t()) / temperature)
     similarity = similarity / similarity.sum(1, keepdim=True)
     return -(torch.log(similarity + 1e-7) * graph).sum(1).mean()
 
@@ -127,18 +128,18 @@ class CoMatch(SSLAlgorithm):
         outputs = self.forward_outputs(x_lb, x_ulb_w, x_ulb_s_0, x_ulb_s_1)  # use_cat: false -> the weak view last
         logits_lb, logits_w, logits_s_0, _ = (part["logits"] for part in outputs)
         proj_lb, proj_w, proj_s_0, proj_s_1 = (part["proj"] for part in outputs)
-        sup_loss = F.cross_entropy(logits_lb.float(), y_lb)
+        sup_loss = F.cross_entropy(full_precision(logits_lb), y_lb)
 
         with torch.no_grad():
             probs = probabilities(logits_w)
             probs = self.align("queue", probs, "uniform", length=config.da_len)
             own_probs = probs
-            embeddings_w = proj_w.detach().float()
+            embeddings_w = full_precision(proj_w.detach())
             if self.epoch > 0 and self.global_step > config.queue_batch:  # USB's condition
                 probs = memory_smoothing(probs, embeddings_w, self.buffers["bank_embeddings"],
                                          self.buffers["bank_probs"], config.T, config.smoothing_alpha)
             mask = self.mask("fixed", probs, p_cutoff=config.p_cutoff)
-            self.update_bank(torch.cat((embeddings_w, proj_lb.detach().float())),
+            self.update_bank(torch.cat((embeddings_w, full_precision(proj_lb.detach()))),
                              torch.cat((own_probs, one_hot(y_lb, probs.shape[-1]))))
             graph = pseudo_label_graph(probs, config.contrast_p_cutoff)
 

@@ -43,6 +43,7 @@ __all__ = [
     "SSLAlgorithm",
     "split",
     "chunk_view",
+    "full_precision",
     "cross_entropy",
     "supervised_loss",
     "probabilities",
@@ -116,22 +117,29 @@ def ema_p_option(default: float = 0.999) -> Option:
 # ---------------------------------------------------------------------------
 
 
+def full_precision(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` in float32 when it is in a half precision (bfloat16 or float16 outputs under
+    autocast), else as it is: losses and probabilities are computed in at least float32, and in
+    float64 where the network runs in float64 (the parity fixtures, tests/parity/README.md)."""
+    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
+
+
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Per-sample cross-entropy against class indices ``[B]`` or distributions ``[B, C]``."""
     if targets.ndim == logits.ndim:
-        return -(targets * F.log_softmax(logits.float(), dim=-1)).sum(dim=-1)
-    return F.cross_entropy(logits.float(), targets, reduction="none")
+        return -(targets * F.log_softmax(full_precision(logits), dim=-1)).sum(dim=-1)
+    return F.cross_entropy(full_precision(logits), targets, reduction="none")
 
 
 def supervised_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy against class indices, reduced as USB's ``ce_loss(..., reduction='mean')``
     (by PyTorch's mean reduction, whose last bit can differ from a mean of per-sample losses)."""
-    return F.cross_entropy(logits.float(), targets)
+    return F.cross_entropy(full_precision(logits), targets)
 
 
 def probabilities(logits: torch.Tensor) -> torch.Tensor:
-    """``softmax(logits)`` detached, in float32: what policies and pseudo-labels are made from."""
-    return torch.softmax(logits.detach().float(), dim=-1)
+    """``softmax(logits)`` detached, in at least float32: what policies and pseudo-labels are made from."""
+    return torch.softmax(full_precision(logits.detach()), dim=-1)
 
 
 def masked_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -142,7 +150,7 @@ def masked_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor)
 
 def mse_consistency(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Per-sample mean squared difference between ``softmax(logits)`` and target distributions."""
-    return ((torch.softmax(logits.float(), dim=-1) - targets) ** 2).mean(dim=-1)
+    return ((torch.softmax(full_precision(logits), dim=-1) - targets) ** 2).mean(dim=-1)
 
 
 def unsup_ramp(step: int, num_train_iter: int, warm_up: float) -> float:
@@ -324,7 +332,7 @@ class SSLAlgorithm(AlgorithmBase):
         """Pseudo-labels as USB's Dash, FreeMatch and SoftMatch make them from the weak logits:
         the arg-max class, or ``softmax(logits / T)`` computed as such (the ``"soft"`` policy
         at temperature 1 keeps the distribution it is given)."""
-        weak = logits.detach().float()
+        weak = full_precision(logits.detach())
         if hard:
             return self.pseudo_labels("hard", torch.softmax(weak, dim=-1))
         return self.pseudo_labels("soft", torch.softmax(weak / float(self.config.T), dim=-1), temperature=1.0)

@@ -38,6 +38,7 @@ from ..nets.heads import FeatureMapHead, RotationHead, feature_map_size, unwrap
 from .common import (
     SSLAlgorithm,
     four_rotations,
+    full_precision,
     hard_label_option,
     masked_loss,
     p_cutoff_option,
@@ -55,7 +56,7 @@ __all__ = ["CRMatch", "feature_distance_loss"]
 def feature_distance_loss(features_s: torch.Tensor, features_w: torch.Tensor) -> torch.Tensor:
     """Per-sample ``max(0, cos(features_s, features_w))``: PyTorch's cosine embedding loss with target -1."""
     target = -torch.ones(features_s.shape[0], device=features_s.device)
-    return F.cosine_embedding_loss(features_s.float(), features_w.float(), target, reduction="none")
+    return F.cosine_embedding_loss(full_precision(features_s), full_precision(features_w), target, reduction="none")
 
 
 class CRMatch(SSLAlgorithm):
@@ -133,7 +134,7 @@ class CRMatch(SSLAlgorithm):
                 outputs.append(dict(unwrap(self.model)(x_ulb_rot)))
         logits_lb, logits_w, logits_s = (part["logits"] for part in outputs[:3])
         distance = [part["logits_ds"] for part in outputs]
-        sup_loss = F.cross_entropy(logits_lb.float(), y_lb)
+        sup_loss = F.cross_entropy(full_precision(logits_lb), y_lb)
 
         probs = probabilities(logits_w)
         mask = self.mask("fixed", probs, p_cutoff=self.config.p_cutoff)
@@ -143,7 +144,7 @@ class CRMatch(SSLAlgorithm):
         loss = sup_loss + unsup_loss + ds_loss
         metrics = {"sup_loss": sup_loss, "unsup_loss": unsup_loss, "ds_loss": ds_loss, "mask_ratio": mask.mean()}
         if x_ulb_rot is not None and rot_v is not None:
-            rot_loss = F.cross_entropy(outputs[3]["logits_rot"].float(), rot_v)
+            rot_loss = F.cross_entropy(full_precision(outputs[3]["logits_rot"]), rot_v)
             loss = loss + rot_loss
             metrics["rot_loss"] = rot_loss
         return loss, metrics

@@ -38,6 +38,7 @@ from torch import nn
 from ..config import Config, Option
 from .common import (
     SSLAlgorithm,
+    full_precision,
     masked_loss,
     probabilities,
     supervised_loss,
@@ -156,7 +157,7 @@ class Dash(SSLAlgorithm):
         x_ulb_s: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if x_ulb_w is None or x_ulb_s is None:  # supervised warm-up
-            sup_loss = F.cross_entropy(self.model(x_lb)["logits"].float(), y_lb)
+            sup_loss = F.cross_entropy(full_precision(self.model(x_lb)["logits"]), y_lb)
             zero = torch.zeros((), device=sup_loss.device)
             return sup_loss, {"sup_loss": sup_loss, "unsup_loss": zero, "mask_ratio": zero}
 

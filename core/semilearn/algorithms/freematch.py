@@ -20,6 +20,7 @@ from ..config import Option
 from .common import (
     SSLAlgorithm,
     ema_p_option,
+    full_precision,
     hard_label_option,
     masked_loss,
     one_hot,
@@ -47,7 +48,7 @@ def fairness_loss(logits_s: torch.Tensor, mask: torch.Tensor, p_model: torch.Ten
     predictions and ``hist_s`` the histogram of their arg-max classes. 0 when no sample
     passes. Gradients reach the logits through ``mean(p_s)`` only.
     """
-    probs_s = torch.softmax(logits_s.float(), dim=-1)
+    probs_s = torch.softmax(full_precision(logits_s), dim=-1)
     num_classes = probs_s.shape[-1]
     weights = mask[:, None]
     count = mask.sum()

@@ -25,6 +25,7 @@ from ..errors import ConfigError
 from ..nets.heads import frozen_batch_norm_stats, unwrap
 from .common import (
     SSLAlgorithm,
+    full_precision,
     joint_forward_option,
     mse_consistency,
     supervised_loss,
@@ -79,7 +80,7 @@ class MeanTeacher(SSLAlgorithm):
         # The teacher stays in training mode (batch statistics, as the student sees them) but
         # leaves its running statistics alone; the ema plugin sets them after the step.
         with torch.no_grad(), frozen_batch_norm_stats(teacher):
-            targets = torch.softmax(teacher(x_ulb_w)["logits"].float(), dim=-1)
+            targets = torch.softmax(full_precision(teacher(x_ulb_w)["logits"]), dim=-1)
         logits_lb, logits_student = (outputs["logits"] for outputs in self.forward_each(x_lb, x_ulb_w2))
         sup_loss = supervised_loss(logits_lb, y_lb)
         unsup_loss = mse_consistency(logits_student, targets).mean()

@@ -40,6 +40,7 @@ from .common import (
     SSLAlgorithm,
     chunk_view,
     cross_entropy,
+    full_precision,
     joint_forward_option,
     mixup,
     mse_consistency,
@@ -128,7 +129,7 @@ class MixMatch(SSLAlgorithm):
             with frozen_batch_norm_stats(network):
                 outputs = [network(view) for view in views]
         logits = torch.cat([part["logits"] for part in outputs])
-        probs = torch.softmax(logits.float(), dim=-1)
+        probs = torch.softmax(full_precision(logits), dim=-1)
         mean = probs.view(self.config.K, -1, probs.shape[-1]).mean(dim=0)
         return self.pseudo_labels("soft", mean, temperature=self.config.T), torch.cat([part["feat"] for part in outputs])
 

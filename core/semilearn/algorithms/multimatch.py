@@ -56,6 +56,7 @@ from ..errors import ConfigError
 from .common import (
     SSLAlgorithm,
     ema_p_option,
+    full_precision,
     hard_label_option,
     p_cutoff_option,
     probabilities,
@@ -87,7 +88,7 @@ def fold_margins(apm: torch.Tensor, weak_labels: torch.Tensor, logits_w: torch.T
     batch that spans two passes over the data) is folded in twice, in batch order, as USB's
     loop does; nothing waits for the device.
     """
-    logits = logits_w.detach().float()
+    logits = full_precision(logits_w.detach())
     top, top_class = logits.topk(2, dim=-1)
     margins = logits - top[:, :1]
     margins.scatter_(1, top_class[:, :1], top[:, :1] - top[:, 1:2])
@@ -230,14 +231,14 @@ class MultiMatch(SSLAlgorithm):
         config = self.config
         out_lb, out_w, out_s = self.forward_outputs(x_lb, x_ulb_w, x_ulb_s)
         heads_lb, heads_w, heads_s = (out["head_logits"] for out in (out_lb, out_w, out_s))
-        head_losses = [F.cross_entropy(heads_lb[:, head].float(), y_lb) for head in range(HEADS)]
+        head_losses = [F.cross_entropy(full_precision(heads_lb[:, head]), y_lb) for head in range(HEADS)]
         sup_loss = torch.stack(head_losses).sum()
         if config.average_losses:
             sup_loss = sup_loss / HEADS
 
         apm, cutoffs, weak_labels = self.buffers["apm"], self.buffers["apm_cutoff"], self.buffers["weak_labels"]
         # the whole global batch, gathered once: [B_global] indices, [B_global, 3, C] weak logits
-        all_indices, all_weak = gather_from_ranks(idx_ulb), gather_from_ranks(heads_w.detach().float())
+        all_indices, all_weak = gather_from_ranks(idx_ulb), gather_from_ranks(full_precision(heads_w.detach()))
         for head in range(HEADS):
             fold_margins(apm[head], weak_labels[head], all_weak[:, head], all_indices, config.smoothness, self.epoch)
 
@@ -254,7 +255,7 @@ class MultiMatch(SSLAlgorithm):
             mask = torch.maximum(self.auxiliary_mask(first, heads_w[:, first], idx_ulb),
                                  self.auxiliary_mask(second, heads_w[:, second], idx_ulb))
             weighted = weights * mask
-            losses = F.cross_entropy(heads_s[:, head].float(), targets, reduction="none")
+            losses = F.cross_entropy(full_precision(heads_s[:, head]), targets, reduction="none")
             unsup_losses.append((losses * weighted).mean())
             weights_sum.append((weighted > 0).float().mean())
         unsup_loss = torch.stack(unsup_losses).mean()

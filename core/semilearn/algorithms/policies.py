@@ -98,7 +98,7 @@ def flexmatch_class_acc(selected_label: torch.Tensor, num_classes: int, thresh_w
     from zero), else ``n_c / max(n_0, ...)``. Nothing changes while every sample carries
     the same label (``-1`` included), as in the paper's implementation.
     """
-    counts = class_counts(selected_label + 1, num_classes + 1)  # counts[0]: unused samples
+    counts = class_counts(selected_label + 1, num_classes + 1, previous.dtype)  # counts[0]: unused samples
     per_class = counts[1:]
     largest = counts.max() if thresh_warmup else per_class.max()
     updated = per_class / largest.clamp_min(1.0)
@@ -325,16 +325,17 @@ def queue_alignment(
 
     The queue starts at zeros (so early batches weigh more, as in CoMatch and SimMatch);
     the write position is a Python integer, so the update needs no host synchronisation.
-    The ``"model"`` target is a queue of labelled batch means in the same way.
+    The ``"model"`` target is a queue of labelled batch means in the same way. The queues
+    are float32 whatever the network computes in, as USB's DistAlignQueueHook keeps them.
     """
     num_classes = probs.shape[-1]
     if "p_model_queue" not in state:
-        state["p_model_queue"] = torch.zeros(length, num_classes, dtype=probs.dtype, device=probs.device)
+        state["p_model_queue"] = torch.zeros(length, num_classes, dtype=torch.float32, device=probs.device)
         state["p_model_ptr"] = 0
         if target == "model":
-            state["p_target_queue"] = torch.zeros(length, num_classes, dtype=probs.dtype, device=probs.device)
+            state["p_target_queue"] = torch.zeros(length, num_classes, dtype=torch.float32, device=probs.device)
         elif target == "uniform":  # the mean of a queue of uniform rows, as USB computes it
-            state["p_target"] = (torch.ones(length, num_classes, dtype=probs.dtype, device=probs.device)
+            state["p_target"] = (torch.ones(length, num_classes, dtype=torch.float32, device=probs.device)
                                  / num_classes).mean(dim=0)
         else:
             state["p_target"] = _initial_target(target, num_classes, probs, labelled or _no_labelled)

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import Option
+from .common import full_precision
 from .fixmatch import FixMatch
 
 __all__ = ["ReFixMatch", "refix_loss", "refix_target_option"]
@@ -41,8 +42,8 @@ def refix_loss(logits_s: torch.Tensor, probs_w: torch.Tensor, mask: torch.Tensor
     (``target="usb"``), or ``t = softmax(log(p_w) / 0.5)``, the weak prediction sharpened (``"sharpened"``)."""
     if target not in REFIX_TARGETS:
         raise ValueError(f"refix_target must be one of {', '.join(REFIX_TARGETS)}, got {target!r}")
-    scaled = probs_w.float().log() if target == "sharpened" else probs_w.float()
-    divergence = F.kl_div(F.log_softmax(logits_s.float() / 0.5, dim=-1), F.softmax(scaled / 0.5, dim=-1),
+    scaled = full_precision(probs_w).log() if target == "sharpened" else full_precision(probs_w)
+    divergence = F.kl_div(F.log_softmax(full_precision(logits_s) / 0.5, dim=-1), F.softmax(scaled / 0.5, dim=-1),
                           reduction="none")
     return torch.sum(divergence * (1.0 - mask).unsqueeze(dim=-1), dim=1).mean()
 

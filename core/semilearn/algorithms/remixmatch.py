@@ -43,6 +43,7 @@ from ..nets.heads import RotationHead, frozen_batch_norm_stats, unwrap
 from .common import (
     SSLAlgorithm,
     cross_entropy,
+    full_precision,
     joint_forward_option,
     mixup,
     one_hot,
@@ -134,7 +135,7 @@ class ReMixMatch(SSLAlgorithm):
         network = unwrap(self.model)
         with torch.no_grad(), frozen_batch_norm_stats(network):
             outputs = network(x_ulb_w)
-        probs = torch.softmax(outputs["logits"].float(), dim=-1)
+        probs = torch.softmax(full_precision(outputs["logits"]), dim=-1)
         aligned = self.align("ema", probs, "labelled", momentum=DIST_ALIGN_MOMENTUM)
         return self.pseudo_labels("soft", aligned, temperature=self.config.T), outputs["feat"]
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from ..data.augment import BatchAugment
 from ..data.modality import IMAGE
 from .common import (
+    full_precision,
     masked_loss,
     probabilities,
     supervised_loss,
@@ -35,7 +36,7 @@ __all__ = ["SequenceMatch", "sequence_kl"]
 def sequence_kl(logits: torch.Tensor, target_probs: torch.Tensor, temperature: float,
                 mask: torch.Tensor) -> torch.Tensor:
     """``mean_b mask_b KL(softmax(q / T) || softmax(z))`` with USB's arithmetic (``softmax(z).log()``)."""
-    divergence = F.kl_div(F.softmax(logits.float(), dim=-1).log(), F.softmax(target_probs / temperature, dim=-1),
+    divergence = F.kl_div(F.softmax(full_precision(logits), dim=-1).log(), F.softmax(target_probs / temperature, dim=-1),
                           reduction="none").sum(dim=1)
     return (divergence * mask).mean()
 

@@ -41,6 +41,7 @@ from ..config import Config, Option
 from ..nets.heads import ProjectionHead
 from .common import (
     SSLAlgorithm,
+    full_precision,
     masked_loss,
     p_cutoff_option,
     probabilities,
@@ -166,16 +167,16 @@ class SimMatch(SSLAlgorithm):
         outputs = self.forward_outputs(x_lb, x_ulb_w, x_ulb_s, weak=None)
         logits_lb, logits_w, logits_s = (part["logits"] for part in outputs)
         proj_lb, proj_w, proj_s = (part["proj"] for part in outputs)
-        sup_loss = F.cross_entropy(logits_lb.float(), y_lb)
+        sup_loss = F.cross_entropy(full_precision(logits_lb), y_lb)
 
         with torch.no_grad():
             if not self.momentum_bank:
                 proj_lb = self._ema_embeddings(x_lb)
             probs = probabilities(logits_w)
             probs = self.align("queue", probs, "uniform", length=config.da_len)
-            instance, smoothed = similarity_targets(proj_w.detach().float(), bank, bank_labels, probs, config.T,
+            instance, smoothed = similarity_targets(full_precision(proj_w.detach()), bank, bank_labels, probs, config.T,
                                                     config.smoothing_alpha)
-        student = F.softmax(proj_s.float() @ bank / config.T, dim=1)
+        student = F.softmax(full_precision(proj_s) @ bank / config.T, dim=1)
         in_loss = torch.sum(-instance * torch.log(student), dim=1).mean()
         if self.epoch == 0:  # USB: no similarity terms in the first epoch
             in_loss = in_loss * 0.0
@@ -185,7 +186,7 @@ class SimMatch(SSLAlgorithm):
         loss = sup_loss + config.ulb_loss_ratio * unsup_loss + config.in_loss_ratio * in_loss
 
         indices = gather_from_ranks(idx_lb)
-        embeddings = gather_from_ranks(proj_lb.detach().float())
+        embeddings = gather_from_ranks(full_precision(proj_lb.detach()))
         momentum = BANK_MOMENTUM if self.momentum_bank else None
         buffers["bank"] = update_labelled_bank(buffers["bank"], embeddings, indices, momentum,
                                                config.normalize_bank_entries)

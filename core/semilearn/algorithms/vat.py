@@ -51,6 +51,7 @@ from ..errors import ConfigError
 from ..nets.heads import frozen_batch_norm_stats, unwrap
 from .common import (
     SSLAlgorithm,
+    full_precision,
     joint_forward_option,
     split,
     supervised_loss,
@@ -71,7 +72,7 @@ def l2_normalize(tensor: torch.Tensor) -> torch.Tensor:
     On the CPU the norm is summed in NumPy, as USB does, so that the result is USB's to the
     last bit: VAT's probe direction is that sensitive to rounding at ``vat_xi: 1e-6``.
     """
-    if tensor.device.type == "cpu" and tensor.dtype == torch.float32 and not tensor.requires_grad:
+    if tensor.device.type == "cpu" and tensor.dtype in (torch.float32, torch.float64) and not tensor.requires_grad:
         array = tensor.numpy().copy()
         array /= np.sqrt(np.sum(array**2, axis=tuple(range(1, array.ndim)))).reshape((-1,) + (1,) * (array.ndim - 1)) \
             + 1e-16
@@ -82,16 +83,16 @@ def l2_normalize(tensor: torch.Tensor) -> torch.Tensor:
 
 def kl_divergence_with_logits(q_logits: torch.Tensor, p_logits: torch.Tensor) -> torch.Tensor:
     """``KL(softmax(q) || softmax(p))`` averaged over the batch (USB's arithmetic: E[q log q] - E[q log p])."""
-    q = F.softmax(q_logits.float(), dim=-1)
-    q_log = F.log_softmax(q_logits.float(), dim=-1)
-    p_log = F.log_softmax(p_logits.float(), dim=-1)
+    q = F.softmax(full_precision(q_logits), dim=-1)
+    q_log = F.log_softmax(full_precision(q_logits), dim=-1)
+    p_log = F.log_softmax(full_precision(p_logits), dim=-1)
     return (q * q_log).sum(dim=-1).mean(dim=0) - (q * p_log).sum(dim=-1).mean(dim=0)
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
     """Mean entropy of ``softmax(logits)`` (USB's arithmetic, for its gradients' last bits too)."""
-    probs = F.softmax(logits.float(), dim=-1)
-    return -(probs * F.log_softmax(logits.float(), dim=-1)).sum(dim=-1).mean(dim=0)
+    probs = F.softmax(full_precision(logits), dim=-1)
+    return -(probs * F.log_softmax(full_precision(logits), dim=-1)).sum(dim=-1).mean(dim=0)
 
 
 def vat_perturbation(
