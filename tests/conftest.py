@@ -23,6 +23,15 @@ FAST = (
 )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """``SEMILEARN_TEST_ONEDNN=0`` runs the tests with oneDNN off in this process (``torch.backends.mkldnn``):
+    the convolutions another CPU or build may compute without it (tests/parity/README.md, "Tolerances")."""
+    if os.environ.get("SEMILEARN_TEST_ONEDNN") == "0":
+        import torch
+
+        torch.backends.mkldnn.enabled = False
+
+
 def installed(distribution: str) -> bool:
     try:
         importlib.metadata.distribution(distribution)

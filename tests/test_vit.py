@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 import torch
+from parity.compare import Comparison
+from parity.sketch import PRECISION, default_dtype
 
 from semilearn.errors import ConfigError
 from semilearn.nets import BUILTIN_NETS
@@ -37,15 +39,18 @@ def _tiny(**overrides: Any) -> VisionTransformer:
 
 
 def test_usbs_weights_load_strictly_and_give_usbs_outputs() -> None:
+    """USB's float32 weights; both sides compute the outputs in float64 (the parity rule, tests/parity/compare.py)."""
     fixture = _fixture()
     net = _tiny()
     net.load_state_dict(fixture["state_dict"], strict=True)
-    net.eval()
-    with torch.no_grad():
-        output = net(fixture["images"])
+    net.to(PRECISION).eval()
+    with torch.no_grad(), default_dtype(PRECISION):
+        output = net(fixture["images"].to(PRECISION))
     assert set(output) == {"logits", "feat"}
-    torch.testing.assert_close(output["logits"], fixture["logits"], rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(output["feat"], fixture["feat"], rtol=1e-5, atol=1e-6)
+    comparison = Comparison()
+    comparison.tensor(output["logits"], fixture["logits"], "logits")
+    comparison.tensor(output["feat"], fixture["feat"], "feat")
+    assert not comparison.failures, comparison.report()
     assert net.num_features == 24
 
 

@@ -1,8 +1,11 @@
-"""What is recorded of a tensor (a sketch row), and the seeded fill of a network's weights:
-shared by the generators (run beside USB's package) and the parity tests (run beside ours).
-Only torch: it imports in both environments."""
+"""What is recorded of a tensor (a sketch row), the seeded fill of a network's weights and the
+precision the fixtures are computed in: shared by the generators (run beside USB's package) and
+the parity tests (run beside ours). Only torch: it imports in both environments."""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -32,3 +35,19 @@ def fill(model: nn.Module, seed: int) -> None:
             if name.endswith(("LayerNorm.weight", "layer_norm.weight")):
                 value += 1.0
             parameter.copy_(value)
+
+
+# The precision the fixtures are computed in, on both sides (tests/parity/README.md, "Tolerances"):
+# networks are built from the seed in float32, as USB builds them, then converted exactly.
+PRECISION = torch.float64
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """``torch.get_default_dtype()`` is ``dtype`` inside the block (tensors made without a dtype)."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)

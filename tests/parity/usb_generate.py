@@ -15,7 +15,9 @@ aligned distributions its hooks return, the gradients, the updated weights, the 
 norm statistics, the EMA weights and the algorithm's state (thresholds, class
 distributions, queues, banks). Large tensors are kept as sketches (sums and sampled
 values, see :func:`sketch`), so the fixtures stay small. The networks' initial weights
-and outputs are recorded in ``nets.pt``.
+and outputs are recorded in ``nets.pt``. Everything is computed in float64 from networks
+built in float32 (``sketch.PRECISION``), and each case records how far its decisions are
+from their boundaries (:func:`decision_margin`); tests/parity/README.md says why.
 
 What runs on the CPU needs a few stand-ins, none of which touches the arithmetic: USB
 calls ``.cuda()`` on tensors (made a no-op), imports packages it does not use on this path
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 import platform
 import random
@@ -72,6 +75,9 @@ EXERCISED: dict[str, dict[str, Any]] = {
     "dash": {"rho_init": 2.25},
     "comatch": {"p_cutoff": 0.12, "contrast_p_cutoff": 0.12, "queue_batch": 1, "epoch": 1},
     "simmatch": {"p_cutoff": 0.15, "epoch": 1},
+    # VAT's probe is a finite difference of step xi (USB: 1e-6, a constant of its vat_loss): its
+    # direction carries float64's rounding divided by xi; at 1e-3 three orders less of it
+    "vat": {"vat_xi": 1e-3},
 }
 SOFT: dict[str, dict[str, Any]] = {  # soft pseudo-labels
     "fixmatch": {"p_cutoff": 0.15, "hard_label": False},
@@ -105,7 +111,7 @@ def cases(algorithm: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sketch.py beside this file, however it is run
-from sketch import SAMPLES, sketch_row  # noqa: E402
+from sketch import PRECISION, SAMPLES, default_dtype, sketch_row  # noqa: E402
 
 
 def sketch_table(named: dict[str, torch.Tensor]) -> dict[str, Any]:
@@ -229,7 +235,7 @@ def usb_args(algorithm: str, overrides: dict[str, Any]) -> Any:
         num_eval_iter=10, num_log_iter=5, num_workers=0, seed=SEED, gpu=None, save_dir="/tmp/semilearn-parity",
         save_name=algorithm, use_cat=True, amp=False, clip_grad=0,
     )
-    values.update({key: value for key, value in overrides.items() if key not in ("epoch", "rho_init")})
+    values.update({key: value for key, value in overrides.items() if key not in ("epoch", "rho_init", "vat_xi")})
     args = get_config(values)
     args.distributed = False
     args.gpu = None
@@ -248,13 +254,25 @@ def build(algorithm: str, overrides: dict[str, Any]) -> Any:
         self.args.lb_dest_len = len(datasets["train_lb"])
         return datasets
 
+    def set_model(self: Any) -> Any:  # built from the seed in float32, as USB builds it, then converted
+        with default_dtype(torch.float32):
+            return base.set_model(self).to(PRECISION)
+
+    def set_ema_model(self: Any) -> Any:
+        with default_dtype(torch.float32):
+            return base.set_ema_model(self).to(PRECISION)
+
     base = ALGORITHMS[algorithm]
-    cls = type(f"Cpu{base.__name__}", (base,), {"set_dataset": set_dataset})
+    cls = type(f"Cpu{base.__name__}", (base,), {"set_dataset": set_dataset, "set_model": set_model,
+                                                  "set_ema_model": set_ema_model})
     seed_everything(SEED)
-    with contextlib.redirect_stdout(io.StringIO()):  # USB prints its set-up steps
+    with contextlib.redirect_stdout(io.StringIO()), default_dtype(PRECISION):  # USB prints its set-up steps
         usb = cls(args=args, net_builder=get_net_builder(args.net, False), tb_log=None, logger=None)
     if algorithm == "dash":
         usb.rho_init = overrides.get("rho_init", DASH_RHO_INIT)
+    if "vat_xi" in overrides:  # USB's vat_loss takes xi as an argument its train_step leaves at 1e-6
+        usb.vat_loss = functools.partial(usb.vat_loss, xi=overrides["vat_xi"])
+        usb.args.vat_xi = overrides["vat_xi"]
     return usb
 
 
@@ -339,9 +357,32 @@ def algorithm_state(usb: Any) -> dict[str, Any]:
     return state
 
 
-def run_case(algorithm: str, overrides: dict[str, Any], views: list[dict[str, torch.Tensor]]) -> dict[str, Any]:
+def perturbed(tensor: torch.Tensor, relative: float, generator: torch.Generator) -> torch.Tensor:
+    """``tensor * (1 + relative * noise)``, the noise standard normal from ``generator``."""
+    noise = torch.randn(tensor.shape, generator=generator, dtype=torch.float64)
+    return (tensor.double() * (1 + relative * noise)).to(tensor.dtype)
+
+
+def run_case(algorithm: str, overrides: dict[str, Any], views: list[dict[str, torch.Tensor]],
+             perturbation: float = 0.0) -> dict[str, Any]:
+    """Three recorded steps; with ``perturbation``, every weight and view is first multiplied by
+    ``1 + perturbation * noise`` (see :func:`decision_margin`)."""
+    with default_dtype(PRECISION):
+        return _run_case(algorithm, overrides, [{key: value.to(PRECISION) if value.is_floating_point() else value
+                                                 for key, value in view.items()} for view in views], perturbation)
+
+
+def _run_case(algorithm: str, overrides: dict[str, Any], views: list[dict[str, torch.Tensor]],
+              perturbation: float) -> dict[str, Any]:
     usb = build(algorithm, overrides)
     model = usb.model
+    if perturbation:
+        generator = torch.Generator().manual_seed(VIEW_SEED)
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.copy_(perturbed(parameter, perturbation, generator))
+        views = [{key: perturbed(value, perturbation, generator) if value.is_floating_point() else value
+                  for key, value in view.items()} for view in views]
     record: dict[str, Any] = {
         "algorithm": algorithm, "overrides": dict(overrides),
         "args": {key: value for key, value in vars(usb.args).items()
@@ -395,6 +436,43 @@ def run_case(algorithm: str, overrides: dict[str, Any], views: list[dict[str, to
 
 
 # ---------------------------------------------------------------------------
+# Decisions: how far each case's discrete outcomes are from their boundaries.
+# ---------------------------------------------------------------------------
+
+# Relative perturbations tried, largest first (float64 rounds at 1.1e-16).
+PERTURBATIONS = (1e-6, 1e-8, 1e-10)
+
+
+def discrete_outcomes(record: dict[str, Any]) -> list[torch.Tensor]:
+    """What a step decides rather than computes: hard pseudo-labels and masks of 0 and 1 among the
+    probes, integer state (FlexMatch's selected labels, queue pointers ...)."""
+    found: list[torch.Tensor] = []
+    for step in record["steps"]:
+        values = [value.get("tensor") for _, value in step["probes"]]
+        values += [value.get("tensor") if isinstance(value, dict) else torch.tensor(value)
+                   for value in step["state"].values() if not isinstance(value, (str, type(None)))]
+        for value in values:
+            if value is None:
+                continue
+            if not value.is_floating_point() or bool(((value == 0) | (value == 1)).all()):
+                found.append(value)
+    return found
+
+
+def decision_margin(algorithm: str, overrides: dict[str, Any], views: list[dict[str, torch.Tensor]],
+                    record: dict[str, Any]) -> dict[str, Any]:
+    """The largest relative perturbation of the weights and views (both signs, the same noise) under
+    which every discrete outcome of the three steps stays as it is: a decision nearer its boundary
+    than rounding could flip on another CPU; one this far from it cannot. 0.0 if none holds."""
+    expected = discrete_outcomes(record)
+    for size in PERTURBATIONS:
+        if all(all(torch.equal(a, b) for a, b in zip(expected, discrete_outcomes(
+                run_case(algorithm, overrides, views, sign * size)), strict=True)) for sign in (1, -1)):
+            return {"count": sum(value.numel() for value in expected), "stable_under": size}
+    return {"count": sum(value.numel() for value in expected), "stable_under": 0.0}
+
+
+# ---------------------------------------------------------------------------
 # Networks.
 # ---------------------------------------------------------------------------
 
@@ -414,7 +492,8 @@ def networks() -> dict[str, Any]:
         seed_everything(SEED)
         net = builder()
         initial = sketch_table(dict(net.state_dict()))
-        images = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(VIEW_SEED))
+        net.to(PRECISION)
+        images = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(VIEW_SEED)).to(PRECISION)
         net.train()
         with torch.no_grad():
             output = net(images)
@@ -441,8 +520,8 @@ def usb_checkpoint(views: list[dict[str, torch.Tensor]], out: Path) -> dict[str,
     seed_everything(SEED)
     with contextlib.redirect_stdout(io.StringIO()):
         usb.net_builder = tiny
-        usb.model = usb.set_model()
-        usb.ema_model = usb.set_ema_model()
+        usb.model = usb.set_model().float()  # trained and saved in float32, as USB's runs are
+        usb.ema_model = usb.set_ema_model().float()
         usb.optimizer, usb.scheduler = usb.set_optimizer()
     usb.model.train()
     usb.epoch = 0
@@ -456,24 +535,37 @@ def usb_checkpoint(views: list[dict[str, torch.Tensor]], out: Path) -> dict[str,
             with contextlib.redirect_stdout(io.StringIO()):
                 usb.save_model("usb_fixmatch_wrn_10_1.pth", str(out))
         usb.it += 1
-    images = views[0]["x_lb"]
-    usb.model.eval()
-    usb.ema_model.eval()
+    images = views[0]["x_lb"].to(PRECISION)  # the logits in float64: the test compares them at the parity tolerance
+    usb.model.to(PRECISION).eval()
+    usb.ema_model.to(PRECISION).eval()
     with torch.no_grad():
         return {"file": "usb_fixmatch_wrn_10_1.pth", "depth": 10, "widen_factor": 1, "it": usb.it,
                 "logits_model": usb.model(images)["logits"].clone(),
                 "logits_ema_model": usb.ema_model(images)["logits"].clone()}
 
 
+def cpu_name() -> str:
+    """The CPU's model name and the instruction set PyTorch's kernels use (fixtures made elsewhere say so)."""
+    name = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    return f"{name} ({torch.backends.cpu.get_cpu_capability()})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("algorithms", nargs="*", default=ALGORITHMS)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "fixtures")
+    parser.add_argument("--threads", type=int, default=2, help="torch's CPU threads (default 2)")
     options = parser.parse_args()
     usb = import_usb()
-    torch.set_num_threads(2)
+    torch.set_num_threads(options.threads)
     options.out.mkdir(parents=True, exist_ok=True)
     provenance = {"semilearn (USB)": "0.3.2", "torch": str(torch.__version__), "numpy": str(np.__version__),
+                  "precision": str(PRECISION), "cpu": cpu_name(), "threads": torch.get_num_threads(),
                   "python": platform.python_version(), "machine": platform.machine(),
                   "usb_module": str(Path(usb.__file__).parent)}
     views = make_views()
@@ -485,6 +577,8 @@ def main() -> None:
         print("nets.pt, checkpoint.pt", flush=True)
     for algorithm in options.algorithms:
         records = {name: run_case(algorithm, overrides, views) for name, overrides in cases(algorithm)}
+        for name, overrides in cases(algorithm):
+            records[name]["decisions"] = decision_margin(algorithm, overrides, views, records[name])
         torch.save({"cases": records, "provenance": provenance}, options.out / f"{algorithm}.pt")
         losses = {name: [round(float(step["loss"]), 6) for step in record["steps"]] for name, record in records.items()}
         print(f"{algorithm}.pt {losses}", flush=True)

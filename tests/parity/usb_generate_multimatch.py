@@ -42,7 +42,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from usb_generate import import_usb, set_step_hooks  # noqa: E402
+from sketch import PRECISION, default_dtype  # noqa: E402
+from usb_generate import PERTURBATIONS, VIEW_SEED, cpu_name, import_usb, perturbed, set_step_hooks  # noqa: E402
 
 COMMIT = "1ef4cbebcc0b368158315aeb425053858cf6c845"
 FILES = ("multimatch.py", "utils.py")
@@ -154,13 +155,28 @@ MASK_STATE = {"freematch": ("p_model", "label_hist", "time_p"), "flexmatch": ("c
 
 
 def run_case(module: Any, settings: dict[str, Any], state: dict[str, torch.Tensor],
-             steps: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+             steps: dict[str, torch.Tensor], perturbation: float = 0.0) -> dict[str, torch.Tensor]:
     """Every step's values, stacked over the steps (first dimension): the losses, the APM hook's memory,
     cut-offs and weak labels, each head's masking-hook state (``<name>_<head>``), the gradients and the
-    weights after the SGD step (flattened in ``named_parameters`` order)."""
+    weights after the SGD step (flattened in ``named_parameters`` order). In float64, from the float32
+    weights; with ``perturbation``, the weights and inputs multiplied by ``1 + perturbation * noise`` first."""
+    with default_dtype(PRECISION):
+        return _run_case(module, settings, state, steps, perturbation)
+
+
+def _run_case(module: Any, settings: dict[str, Any], state: dict[str, torch.Tensor],
+              steps: dict[str, torch.Tensor], perturbation: float) -> dict[str, torch.Tensor]:
     net = MultiHeadMLP()
     net.load_state_dict(state)
-    net.train()
+    net.to(PRECISION).train()
+    steps = {name: value.to(PRECISION) if value.is_floating_point() else value for name, value in steps.items()}
+    if perturbation:
+        generator = torch.Generator().manual_seed(VIEW_SEED)
+        with torch.no_grad():
+            for parameter in net.parameters():
+                parameter.copy_(perturbed(parameter, perturbation, generator))
+        steps = {name: perturbed(value, perturbation, generator) if value.is_floating_point() else value
+                 for name, value in steps.items()}
     usb = build(module, settings, net)
     optimizer = torch.optim.SGD(net.parameters(), lr=LR)
     records: dict[str, list[torch.Tensor]] = {}
@@ -191,6 +207,19 @@ def run_case(module: Any, settings: dict[str, Any], state: dict[str, torch.Tenso
     return {name: torch.stack(values) for name, values in records.items()}
 
 
+def decision_margin(module: Any, settings: dict[str, Any], state: dict[str, torch.Tensor],
+                    steps: dict[str, torch.Tensor], records: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """As usb_generate.decision_margin: the largest relative perturbation (both signs) under which the
+    integer records (weak labels, FlexMatch's selected labels) stay as they are."""
+    decided = [name for name, value in records.items() if bool((value == value.round()).all())]  # labels, counts
+    count = sum(records[name].numel() for name in decided)
+    for size in PERTURBATIONS:
+        if all(all(torch.equal(records[name], run_case(module, settings, state, steps, sign * size)[name])
+                   for name in decided) for sign in (1, -1)):
+            return {"count": count, "stable_under": size}
+    return {"count": count, "stable_under": 0.0}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "fixtures" / "multimatch")
@@ -206,9 +235,12 @@ def main() -> None:
     cases = {}
     for name, overrides in CASES.items():
         settings = {**BASE, **overrides}
-        cases[name] = {"settings": settings, "records": run_case(module, settings, state, steps)}
+        records = run_case(module, settings, state, steps)
+        cases[name] = {"settings": settings, "records": records,
+                       "decisions": decision_margin(module, settings, state, steps, records)}
     provenance = {"semilearn (USB)": "0.3.2", "multimatch files": f"{options.commit}:semilearn/algorithms/multimatch",
                   "torch": str(torch.__version__), "python": platform.python_version(),
+                  "precision": str(PRECISION), "cpu": cpu_name(), "threads": torch.get_num_threads(),
                   "machine": platform.machine(), "usb_module": str(Path(usb_package.__file__).parent)}
     options.out.mkdir(parents=True, exist_ok=True)
     torch.save({"initial_state": state, "inputs": steps, "epochs": list(EPOCHS), "lr": LR,

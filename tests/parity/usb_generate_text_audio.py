@@ -49,7 +49,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sketch import fill, sketch_row  # noqa: E402
+from sketch import PRECISION, fill, sketch_row  # noqa: E402
 
 COMMIT = "1ef4cbebcc0b368158315aeb425053858cf6c845"
 WIDTH, CLASSES, VOCAB, HEADS = 768, 3, 40, 3
@@ -148,13 +148,23 @@ def outputs(model: nn.Module, x: Any) -> dict[str, Any]:
     return found
 
 
+def in_precision(x: Any) -> Any:
+    """Floating inputs in ``PRECISION`` (token ids and masks stay integers)."""
+    if isinstance(x, dict):
+        return {name: in_precision(value) for name, value in x.items()}
+    return x.to(PRECISION) if isinstance(x, torch.Tensor) and x.is_floating_point() else x
+
+
 def network_record(model: nn.Module, x: Any, seed: int) -> dict[str, Any]:
+    """Filled in float32, then computed in float64 (tests/parity/README.md, "Tolerances"). The default
+    dtype stays float32: the layer drop draws ``torch.rand([])`` in it, and a float64 draw would drop
+    the tiny encoders' only layer at some seeds, where USB's networks then find no hidden states."""
     classifier = {name: value.detach().clone() for name, value in model.named_parameters()
                   if name.startswith("classifier.")}
     fill(model, seed)
-    return {"classifier_at_seed": table(classifier),
-            "parameters": table({name: value.detach() for name, value in model.named_parameters()}),
-            **outputs(model, x)}
+    parameters = table({name: value.detach() for name, value in model.named_parameters()})
+    return {"classifier_at_seed": table(classifier), "parameters": parameters,
+            **outputs(model.to(PRECISION), in_precision(x))}
 
 
 def fixmatch(model: nn.Module, settings: dict[str, Any]) -> Any:
@@ -176,9 +186,43 @@ def fixmatch(model: nn.Module, settings: dict[str, Any]) -> Any:
     return usb
 
 
-def train(model: nn.Module, steps: list[dict[str, Any]], seed: int, p_cutoff: float) -> dict[str, Any]:
-    """USB's FixMatch steps, each followed by a plain SGD step."""
+def train(model: nn.Module, steps: list[dict[str, Any]], seed: int, p_cutoff: float,
+          perturbation: float = 0.0) -> dict[str, Any]:
+    """USB's FixMatch steps, each followed by a plain SGD step, in float64 from the float32 fill (with
+    ``perturbation``, the weights and waveforms multiplied by ``1 + perturbation * noise`` first)."""
     fill(model, seed)
+    model.to(PRECISION)
+    steps = [in_precision(step) for step in steps]
+    if perturbation:
+        from usb_generate import VIEW_SEED, perturbed
+
+        generator = torch.Generator().manual_seed(VIEW_SEED)
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.copy_(perturbed(parameter, perturbation, generator))
+        steps = [{name: perturbed(value, perturbation, generator)
+                  if isinstance(value, torch.Tensor) and value.is_floating_point() else value
+                  for name, value in step.items()} for step in steps]
+    return _train(model, steps, p_cutoff)  # the default dtype stays float32 (see network_record)
+
+
+def decision_margin(build: Any, steps: list[dict[str, Any]], seed: int, p_cutoff: float,
+                    record: dict[str, Any]) -> dict[str, Any]:
+    """As usb_generate.decision_margin: the largest relative perturbation (both signs) under which every
+    step's mask stays as it is; the smallest distance of a confidence from ``p_cutoff`` too."""
+    from usb_generate import PERTURBATIONS
+
+    masks = [step["mask"] for step in record["steps"]]
+    closest = min(float((step["probs"].max(-1).values - p_cutoff).abs().min()) for step in record["steps"])
+    found = {"count": sum(mask.numel() for mask in masks), "closest_confidence": closest, "stable_under": 0.0}
+    for size in PERTURBATIONS:
+        if all(all(torch.equal(mask, step["mask"]) for mask, step in zip(masks, train(
+                build(), steps, seed, p_cutoff, sign * size)["steps"], strict=True)) for sign in (1, -1)):
+            return {**found, "stable_under": size}
+    return found
+
+
+def _train(model: nn.Module, steps: list[dict[str, Any]], p_cutoff: float) -> dict[str, Any]:
     model.train()
     settings = {**FIXMATCH, "p_cutoff": p_cutoff}
     usb = fixmatch(model, settings)
@@ -224,7 +268,7 @@ def main() -> None:
 
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
-    from usb_generate import import_usb
+    from usb_generate import cpu_name, import_usb
 
     usb_package = import_usb()
     from transformers import BertModel
@@ -252,12 +296,14 @@ def main() -> None:
         model = build()
         nets[name] = network_record(model, inputs["text" if name.startswith("bert") else "audio"], FILL_SEEDS[name])
     training = {}
-    torch.manual_seed(SEED)
-    training["bert"] = train(builders["bert"](), inputs["text_steps"], FILL_SEEDS["bert"], P_CUTOFF["bert"])
-    torch.manual_seed(SEED)
-    training["hubert"] = train(builders["hubert"](), inputs["audio_steps"], FILL_SEEDS["hubert"], P_CUTOFF["hubert"])
+    for name, kind in (("bert", "text"), ("hubert", "audio")):
+        torch.manual_seed(SEED)
+        training[name] = train(builders[name](), inputs[f"{kind}_steps"], FILL_SEEDS[name], P_CUTOFF[name])
+        training[name]["decisions"] = decision_margin(builders[name], inputs[f"{kind}_steps"], FILL_SEEDS[name],
+                                                      P_CUTOFF[name], training[name])
     provenance = {"semilearn (USB)": "0.3.2", "transformers": transformers.__version__,
                   "torch": str(torch.__version__), "python": platform.python_version(), "machine": platform.machine(),
+                  "precision": str(PRECISION), "cpu": cpu_name(), "threads": torch.get_num_threads(),
                   "usb_module": str(Path(usb_package.__file__).parent)}
     if options.usb_repo:
         provenance["bert_multihead"] = f"{options.commit}:semilearn/nets/bert/bert_multihead.py"

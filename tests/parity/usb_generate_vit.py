@@ -36,7 +36,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from usb_generate import SEED, VIEW_SEED, import_usb, seed_everything  # noqa: E402
+from sketch import PRECISION, default_dtype  # noqa: E402
+from usb_generate import SEED, VIEW_SEED, cpu_name, import_usb, seed_everything  # noqa: E402
 
 TINY = {"img_size": 32, "patch_size": 4, "embed_dim": 24, "depth": 2, "num_heads": 2, "num_classes": 10}
 BUILDERS = ["vit_tiny_patch2_32", "vit_small_patch2_32", "vit_small_patch16_224", "vit_base_patch16_224",
@@ -94,14 +95,16 @@ def main() -> None:
     from semilearn.nets.wrn import wrn
 
     provenance = {"semilearn (USB)": "0.3.2", "torch": str(torch.__version__), "python": platform.python_version(),
+                  "precision": str(PRECISION), "cpu": cpu_name(),
                   "machine": platform.machine(), "usb_module": str(Path(usb.__file__).parent)}
 
     seed_everything(SEED)
     net = usb_vit.VisionTransformer(**TINY)
-    net.eval()
+    state_dict = {name: value.clone() for name, value in net.state_dict().items()}  # float32, as built
     images = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(VIEW_SEED))
-    with torch.no_grad():
-        output = net(images)
+    with torch.no_grad(), default_dtype(PRECISION):  # the outputs in float64: compared by the parity rule
+        output = net.to(PRECISION).eval()(images.to(PRECISION))
+    net.float()
 
     optimizers = {
         "vit_adamw_0.65": optimizer_table(get_optimizer, net, optim_name="AdamW", lr=5e-4, weight_decay=0.05,
@@ -138,7 +141,7 @@ def main() -> None:
                "usb_printed": printed.getvalue().strip()}
 
     options.out.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": TINY, "state_dict": {name: value.clone() for name, value in net.state_dict().items()},
+    torch.save({"config": TINY, "state_dict": state_dict,
                 "images": images, "logits": output["logits"].clone(), "feat": output["feat"].clone(),
                 "optimizers": optimizers, "loading": loading, "provenance": provenance}, options.out / "vit.pt")
 
