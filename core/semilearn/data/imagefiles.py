@@ -1,7 +1,10 @@
-"""Decoding many image files at once into one uint8 tensor (Pillow, a pool of threads).
+"""Decoding image files into uint8 tensors (Pillow): one file (:func:`decode_file`, what the
+lazy path's worker processes call) or many at once into one tensor (:func:`decode_files`, a
+pool of threads).
 
 Pillow releases the interpreter lock while it decodes and resizes, so threads decode in
-parallel; the result is in the order of the files whatever the order of completion.
+parallel; the result is in the order of the files whatever the order of completion. The
+resizing steps are small classes, so that they travel to worker processes.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import torch
 
 from ..errors import DataError
 
-__all__ = ["decode_files", "resize_exactly", "resize_shorter_and_centre_crop", "pillow"]
+__all__ = ["decode_file", "decode_files", "resize_exactly", "resize_shorter_and_centre_crop", "pillow",
+           "ResizeExactly", "ResizeShorterAndCentreCrop"]
 
 
 def pillow() -> Any:
@@ -29,34 +33,66 @@ def pillow() -> Any:
     return Image
 
 
-def resize_exactly(width: int, height: int) -> Callable[[Any], Any]:
+class ResizeExactly:
     """``image -> image`` resized to ``width`` x ``height`` (bilinear; torchvision's ``Resize((h, w))`` on PIL)."""
-    image_module = pillow()
 
-    def prepare(image: Any) -> Any:
-        return image if image.size == (width, height) else image.resize((width, height), image_module.Resampling.BILINEAR)
+    def __init__(self, width: int, height: int) -> None:
+        self.width, self.height = width, height
 
-    return prepare
+    def __call__(self, image: Any) -> Any:
+        if image.size == (self.width, self.height):
+            return image
+        return image.resize((self.width, self.height), pillow().Resampling.BILINEAR)
 
 
-def resize_shorter_and_centre_crop(shorter: int, crop: int) -> Callable[[Any], Any]:
+class ResizeShorterAndCentreCrop:
     """``image -> image``: the shorter side resized to ``shorter`` (bilinear, aspect kept), then the
     centre ``crop`` x ``crop`` (torchvision's ``Resize(shorter)`` then ``CenterCrop(crop)`` on PIL)."""
-    image_module = pillow()
 
-    def prepare(image: Any) -> Any:
+    def __init__(self, shorter: int, crop: int) -> None:
+        self.shorter, self.crop = shorter, crop
+
+    def __call__(self, image: Any) -> Any:
+        shorter, crop = self.shorter, self.crop
         width, height = image.size
         if width <= height:
             size = (shorter, int(shorter * height / width))
         else:
             size = (int(shorter * width / height), shorter)
         if size != image.size:
-            image = image.resize(size, image_module.Resampling.BILINEAR)
+            image = image.resize(size, pillow().Resampling.BILINEAR)
         left = int(round((size[0] - crop) / 2.0))
         top = int(round((size[1] - crop) / 2.0))
         return image.crop((left, top, left + crop, top + crop))
 
-    return prepare
+
+def resize_exactly(width: int, height: int) -> Callable[[Any], Any]:
+    """``image -> image`` resized to ``width`` x ``height`` (see :class:`ResizeExactly`)."""
+    pillow()  # says how to install Pillow before anything is read
+    return ResizeExactly(width, height)
+
+
+def resize_shorter_and_centre_crop(shorter: int, crop: int) -> Callable[[Any], Any]:
+    """``image -> image`` (see :class:`ResizeShorterAndCentreCrop`)."""
+    pillow()
+    return ResizeShorterAndCentreCrop(shorter, crop)
+
+
+def decode_file(path: Path, prepare: Callable[[Any], Any], size: tuple[int, int], mode: str = "RGB") -> np.ndarray:
+    """One image file as uint8 ``[H, W, C]``: converted to Pillow ``mode`` (``"RGB"`` or ``"L"``) and
+    passed through ``prepare``, which must return it at ``size`` (height, width). A file that cannot
+    be decoded is a DataError naming it."""
+    image_module = pillow()
+    channels = 1 if mode == "L" else 3
+    height, width = size
+    try:
+        with image_module.open(path) as image:
+            array = np.asarray(prepare(image.convert(mode)))
+    except (OSError, ValueError, SyntaxError) as error:  # Pillow raises SyntaxError for some broken headers
+        raise DataError(f"cannot decode image {path} ({error}); replace the file") from None
+    if array.shape[:2] != (height, width):
+        raise DataError(f"{path}: decoded to {array.shape[1]}x{array.shape[0]}, expected {width}x{height}")
+    return array.reshape(height, width, channels)
 
 
 def decode_files(
@@ -72,22 +108,12 @@ def decode_files(
     ``prepare``, which must return it at ``size``. A file that cannot be decoded is a
     DataError naming it.
     """
-    image_module = pillow()
     channels = 1 if mode == "L" else 3
     height, width = size
     out = np.empty((len(files), height, width, channels), dtype=np.uint8)
 
     def decode(index: int) -> None:
-        path = files[index]
-        try:
-            with image_module.open(path) as image:
-                prepared = prepare(image.convert(mode))
-                array = np.asarray(prepared)
-        except (OSError, ValueError) as error:
-            raise DataError(f"cannot decode image {path} ({error}); replace the file") from None
-        if array.shape[:2] != (height, width):
-            raise DataError(f"{path}: decoded to {array.shape[1]}x{array.shape[0]}, expected {width}x{height}")
-        out[index] = array.reshape(height, width, channels)
+        out[index] = decode_file(files[index], prepare, size, mode)
 
     workers = workers or min(16, os.cpu_count() or 1)
     if workers <= 1 or len(files) < 64:
