@@ -41,6 +41,7 @@ from torch import nn
 
 from .cli import CONSOLE_EXTRA
 from .config import Config, Option
+from .data.lazy import LazyLoading, LazySamples
 from .data.modality import Views, count, modality_of, move, samples_device, take
 from .data.sampler import SampleStream
 from .data.transfer import HostGather
@@ -182,17 +183,13 @@ class AlgorithmBase:
         self.data_device = samples_device(data.labelled_images)
         host_resident = self.data_device != device or config.data_device == "host"
         self._host_gather = HostGather(device) if host_resident else None
-        self.labelled_stream = SampleStream(
-            len(data.labelled_targets), config.batch_size, _derived_seed(config.seed, "labelled"),
-            self.data_device, self.rank, self.world_size, name="labelled",
-        )
+        # samples read lazily (data_loading: lazy) come from worker processes, per stream
+        self.lazy_loading = LazyLoading(config, device)
+        self.labelled_stream = self.sample_stream(data.labelled_images, config.batch_size, "labelled")
         self.unlabelled_stream: SampleStream | None = None
         if self.uses_unlabelled:
-            self.unlabelled_stream = SampleStream(
-                count(data.unlabelled_images), config.batch_size * config.uratio,
-                _derived_seed(config.seed, "unlabelled"), self.data_device, self.rank, self.world_size,
-                name="unlabelled",
-            )
+            self.unlabelled_stream = self.sample_stream(data.unlabelled_images,
+                                                        config.batch_size * config.uratio, "unlabelled")
 
     # ------------------------------------------------------------------
     # The run, in lifecycle order.
@@ -255,7 +252,11 @@ class AlgorithmBase:
                     self.hook.load_checkpoint(algorithm=self, state=resume_state)
                     self.log.info(f"resumed at step {self.global_step} of {self.num_train_iter}")
                 self.model.train()
-                self._train()
+                with self.lazy_loading.running():  # from the streams' positions (a resume's included)
+                    self._train()
+                replaced = self.lazy_loading.skipped_report()
+                if replaced:
+                    self.log.warning(replaced)
                 status = "completed" if self.global_step >= self.num_train_iter else "interrupted"
             except KeyboardInterrupt as interrupt:
                 status, error, self.stop_reason = "interrupted", interrupt, "SIGINT"
@@ -461,9 +462,20 @@ class AlgorithmBase:
             batch["x_ulb_s"] = self.augment.strong(unlabelled)
         return batch
 
+    def sample_stream(self, samples: Any, batch_size: int, name: str) -> SampleStream:
+        """A seeded stream of ``batch_size`` index draws over ``samples`` (its seed derived from
+        the run's seed and ``name``), which :meth:`gather` serves (read ahead by worker processes
+        when the samples are lazy). Make every stream a step draws from with this."""
+        stream = SampleStream(count(samples), batch_size, _derived_seed(self.config.seed, name), self.data_device,
+                              self.rank, self.world_size, name=name)
+        return self.lazy_loading.register(stream, samples)  # type: ignore[no-any-return]
+
     def gather(self, samples: Any, index: torch.Tensor) -> Any:
         """Rows ``index`` of a data tensor (or of each tensor of a dict of samples), on the
-        training device (copied from host memory if need be)."""
+        training device (copied from host memory if need be; read by the lazy path's workers
+        for lazy samples)."""
+        if isinstance(samples, LazySamples):
+            return self.lazy_loading.gather(samples, index).to(self.device, non_blocking=True)
         if self._host_gather is None:
             return take(samples, index)
         if isinstance(samples, torch.Tensor):
@@ -510,8 +522,10 @@ class AlgorithmBase:
         try:
             chunks = []
             size = self.config.eval_batch_size
-            for start in range(0, count(images), size):
-                chunk = move(take(images, slice(start, start + size)), self.device, non_blocking=True)
+            parts = self.lazy_loading.batches(images, size) if isinstance(images, LazySamples) else \
+                (take(images, slice(start, start + size)) for start in range(0, count(images), size))
+            for part in parts:
+                chunk = move(part, self.device, non_blocking=True)
                 batch = self.augment.plain(chunk)
                 if self.config.channels_last and isinstance(batch, torch.Tensor):
                     batch = _channels_last(batch)

@@ -218,6 +218,16 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("data_device", str, "auto", "Where images are kept: `device` (all on the GPU), `host` (pinned host memory, "
            "batches copied each step) or `auto` (the device when the data takes under half its free memory).",
            choices=("auto", "device", "host")),
+    Option("data_loading", str, "auto", "How samples are held: `memory` (decoded before the first step: fastest), "
+           "`lazy` (read, decoded and resized as steps need them, by `num_workers` processes: memory does not grow "
+           "with the data set) or `auto` (lazy where the decoded samples would take over a quarter of the memory "
+           "available, or where the data set prefers it: semi_aves, semi_inat).", choices=("auto", "memory", "lazy")),
+    Option("num_workers", int, 4, "Worker processes reading each lazily read stream of samples (0: the training "
+           "process reads them itself).", minimum=0, usb=True),
+    Option("prefetch_factor", int, 2, "Batches each worker reads ahead on the lazy path.", minimum=1),
+    Option("on_bad_sample", str, "fail", "A sample that cannot be read on the lazy path: `fail` stops the run "
+           "naming it; `skip` puts the first readable sample of its batch in its place and counts it.",
+           choices=("fail", "skip")),
     # batches
     Option("batch_size", int, 64, "Labelled samples per step (global: split across processes).", minimum=1,
            usb=True),

@@ -163,7 +163,8 @@ def build_algorithm(
     device = device if device is not None else resolve_device(config.device)
     seed_everything(config.seed)
     algorithm_cls = manager.registry("algorithm").get(config.algorithm)
-    dataset_builder = manager.registry("dataset").get(config.dataset)
+    from .data.torchdata import builder_for
+    dataset_builder = builder_for(manager, config.dataset)
     data = dataset_builder(config, torch.device("cpu"))
     algorithm_cls.check_modality(data, config)
     if algorithm_cls.labels_every_image and data.unlabelled_targets is not None:
@@ -285,13 +286,15 @@ def _run(
         run_dir = Path(broadcast_object(str(claim_run_directory(config)) if global_rank() == 0 else None))
 
     algorithm = build_algorithm(config, manager, run_dir, device)
+    from .data.lazy import storage
+
     processes = f" x {world_size()} processes" if world_size() > 1 else ""
     banner: list[tuple[str, str]] = [("warning", warning) for warning in warnings]
     first = headline(config)
     banner += [
         ("file" if first == announced else "info", first),
         ("info", _plugins_line(manager)),
-        ("info", f"data: {algorithm.data.summary()}"),
+        ("info", f"data: {algorithm.data.summary()} · {storage(algorithm.data, config)}"),
         ("info", f"net: {algorithm.net_name} ({_count_parameters(algorithm)} parameters) · "
                  f"device: {algorithm.device}{processes} · {config.num_train_iter} steps"),
         ("info", f"run directory: {run_dir}"),

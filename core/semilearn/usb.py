@@ -4,7 +4,7 @@ USB's classic-CV YAML files carry, beside the keys semilearn shares with them, k
 things that torchrun, the engine or plugins now handle. :func:`translate` maps them:
 
 * process and launcher keys (``world_size``, ``rank``, ``multiprocessing_distributed``,
-  ``dist_url``, ``dist_backend``, ``gpu``), ``num_workers``, ``overwrite`` and
+  ``dist_url``, ``dist_backend``, ``gpu``), ``overwrite`` and
   ``use_tensorboard`` are accepted and dropped, with one warning saying what replaces them;
 * ``use_wandb`` / ``use_aim`` turn the tracker plugins on (they must be installed) or off;
 * ``resume`` / ``load_path`` become the checkpoint plugin's resume (``load_path`` when the
@@ -49,7 +49,6 @@ REPLACED: dict[str, str] = {
     "dist_url": "torchrun's rendezvous",
     "dist_backend": "gloo on CPU, NCCL on GPUs, chosen by the engine",
     "gpu": "the device key and torchrun's LOCAL_RANK",
-    "num_workers": "batches are drawn and augmented on the device",
     "overwrite": "run directories are never overwritten; a new run gets a new name",
     "use_tensorboard": f"the tracker plugins ({', '.join(SHIPPED_PLUGINS[name].distribution for name in _TRACKERS.values())})",
 }

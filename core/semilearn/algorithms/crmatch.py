@@ -30,7 +30,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..algorithm import _derived_seed
 from ..config import Config, Option
 from ..data.modality import IMAGE
 from ..data.sampler import SampleStream
@@ -80,10 +79,7 @@ class CRMatch(SSLAlgorithm):
         super().__init__(config, data, model, manager, run_dir, device)
         self.rotation_stream: SampleStream | None = None
         if self.use_rotation:
-            self.rotation_stream = SampleStream(
-                len(data.unlabelled_images), config.batch_size, _derived_seed(config.seed, "rotation"),
-                self.data_device, self.rank, self.world_size, name="rotation",
-            )
+            self.rotation_stream = self.sample_stream(data.unlabelled_images, config.batch_size, "rotation")
 
     @property
     def use_rotation(self) -> bool:

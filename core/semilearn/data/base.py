@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,9 +64,9 @@ class SSLData:
     @property
     def image_shape(self) -> tuple[int, int, int]:
         """``(channels, height, width)`` of the images; DataError for other modalities."""
-        if not self.is_image or not isinstance(self.test_images, torch.Tensor):
+        if not self.is_image or isinstance(self.test_images, Mapping):
             raise DataError(f"data set '{self.name}' holds {self.modality} samples, not images")
-        channels, height, width = self.test_images.shape[1:]
+        channels, height, width = self.test_images.shape[1:]  # a tensor's, or lazy samples
         return int(channels), int(height), int(width)
 
     def to(self, device: torch.device | str) -> SSLData:

@@ -38,6 +38,7 @@ import torch
 
 if TYPE_CHECKING:
     from .base import SSLData
+    from .lazy import LazySamples
 
 __all__ = [
     "View",
@@ -57,7 +58,8 @@ __all__ = [
 
 # A batch of one view, or rows of samples: a tensor with the batch first, or named tensors.
 View: TypeAlias = torch.Tensor | Mapping[str, torch.Tensor]
-Samples: TypeAlias = View
+# What a data set holds: a view's shape, or samples read when needed (the lazy path).
+Samples: TypeAlias = "View | LazySamples"
 
 IMAGE = "image"  # the built-in modality (listed in semilearn.data.BUILTIN_MODALITIES)
 
@@ -115,21 +117,32 @@ def image_views(data: SSLData, generator: torch.Generator) -> Views:
 
 
 def take(samples: Samples, index: torch.Tensor | slice) -> Samples:
-    """Rows ``index`` of ``samples`` (a tensor, or each tensor of a dict)."""
+    """Rows ``index`` of ``samples`` (a tensor, or each tensor of a dict). Of lazy samples
+    (:class:`~semilearn.data.lazy.LazySamples`), a slice is a lazy subset and an index tensor
+    the rows read now, in this process (training reads them ahead, in workers: ``gather``)."""
     if isinstance(samples, torch.Tensor):
         return samples[index]
-    return {name: tensor[index] for name, tensor in samples.items()}
+    if isinstance(samples, Mapping):
+        return {name: tensor[index] for name, tensor in samples.items()}
+    subset = samples.subset(index)
+    if isinstance(index, slice):
+        return subset
+    rows = [subset.read(row) for row in range(len(subset))]
+    return torch.stack(rows) if rows else torch.empty((0, *subset.sample_shape), dtype=torch.uint8)
 
 
 def count(samples: Samples) -> int:
     """The number of rows (samples, or the batch size of a view)."""
     if isinstance(samples, torch.Tensor):
         return int(samples.shape[0])
-    return int(next(iter(samples.values())).shape[0])
+    if isinstance(samples, Mapping):
+        return int(next(iter(samples.values())).shape[0])
+    return len(samples)
 
 
 def move(samples: Any, device: torch.device | str, non_blocking: bool = False) -> Any:
-    """``samples`` on ``device`` (a tensor, each tensor of a dict; anything else as it is)."""
+    """``samples`` on ``device`` (a tensor, each tensor of a dict; anything else, lazy samples
+    included, as it is)."""
     if isinstance(samples, torch.Tensor):
         return samples.to(device, non_blocking=non_blocking)
     if isinstance(samples, Mapping):
@@ -138,10 +151,12 @@ def move(samples: Any, device: torch.device | str, non_blocking: bool = False) -
 
 
 def samples_device(samples: Samples) -> torch.device:
-    """The device ``samples`` live on."""
+    """The device ``samples`` live on (lazy samples: the host, where they are read)."""
     if isinstance(samples, torch.Tensor):
         return samples.device
-    return next(iter(samples.values())).device
+    if isinstance(samples, Mapping):
+        return next(iter(samples.values())).device
+    return torch.device("cpu")
 
 
 def join_views(views: Sequence[View]) -> View:

@@ -54,6 +54,7 @@ class SampleStream:
         self.rank = rank
         self.world_size = world_size
         self.local_batch_size = batch_size // world_size
+        self.name = name
         self.device = torch.device(device)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
@@ -86,6 +87,12 @@ class SampleStream:
             return batch
         start = self.rank * self.local_batch_size
         return batch[start : start + self.local_batch_size]
+
+    def copy(self) -> SampleStream:
+        """A stream at this one's position, drawing the same batches from here on."""
+        twin = SampleStream(self.size, self.batch_size, 0, self.device, self.rank, self.world_size, self.name)
+        twin.load_state_dict(self.state_dict())
+        return twin
 
     def state_dict(self) -> dict[str, Any]:
         return {
