@@ -8,6 +8,7 @@ too, so a folder prepared for other tools works as it is.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -124,18 +125,28 @@ def benchmark_augment(
     )
 
 
-def channel_statistics(images: torch.Tensor, chunk: int = 8192) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and standard deviation of uint8 images ``[N, C, H, W]``, in ``[0, 1]``."""
+def channel_statistics(images: Any, chunk: int = 8192, workers: int = 0,
+                       on_bad_sample: str = "fail") -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and standard deviation of uint8 images ``[N, C, H, W]``, in ``[0, 1]``.
+
+    The sums are integers, exact in any order: lazily read images (read once, by ``workers``
+    processes, a batch at a time, unreadable ones handled by ``on_bad_sample``) give the same
+    statistics as the same images in memory.
+    """
+    from .lazy import LazySamples, lazy_batches
+
     channels = images.shape[1]
-    total = torch.zeros(channels, dtype=torch.float64)
-    squares = torch.zeros(channels, dtype=torch.float64)
-    for start in range(0, len(images), chunk):
-        part = images[start : start + chunk].to(torch.float64).div_(255.0)
-        total += part.sum(dim=(0, 2, 3))
-        squares += part.square().sum(dim=(0, 2, 3))
-    count = max(images.numel() // max(channels, 1), 1)
-    mean = total / count
-    std = (squares / count - mean.square()).clamp_min(0).sqrt().clamp_min(1e-3)
+    total = torch.zeros(channels, dtype=torch.int64)
+    squares = torch.zeros(channels, dtype=torch.int64)
+    parts = lazy_batches(images, 256, workers, on_bad_sample=on_bad_sample) if isinstance(images, LazySamples) else \
+        (images[start : start + chunk] for start in range(0, len(images), chunk))
+    for part in parts:
+        values = part.to(torch.int64)
+        total += values.sum(dim=(0, 2, 3))
+        squares += values.square().sum(dim=(0, 2, 3))
+    count = max(math.prod(images.shape) // max(channels, 1), 1)
+    mean = total.double() / (255.0 * count)
+    std = (squares.double() / (255.0**2 * count) - mean.square()).clamp_min(0).sqrt().clamp_min(1e-3)
     return tuple(round(float(value), 4) for value in mean), tuple(round(float(value), 4) for value in std)
 
 

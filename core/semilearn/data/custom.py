@@ -52,6 +52,8 @@ import torch
 from ..errors import DataError
 from .base import SSLData, balanced_labelled_indices, check_num_classes
 from .common import benchmark_augment, channel_statistics, crop_geometry
+from .imagefiles import ResizeExactly
+from .lazy import ImageFileReader, LazySamples, choose_loading, concatenate, select
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -87,15 +89,17 @@ def _assemble(
     device: torch.device,
     *,
     source: str,
-    labelled_images: torch.Tensor,
+    labelled_images: Any,
     labelled_targets: torch.Tensor,
-    unlabelled_images: torch.Tensor | None,
+    unlabelled_images: Any | None,
     unlabelled_targets: torch.Tensor | None,
-    test_images: torch.Tensor,
+    test_images: Any,
     test_targets: torch.Tensor,
     classes: tuple[str, ...] | None = None,
 ) -> SSLData:
-    """Split (explicit or drawn), statistics, views and default network; moved to ``device``."""
+    """Split (explicit or drawn), statistics, views and default network; moved to ``device``.
+    The images are uint8 tensors, or :class:`~semilearn.data.lazy.LazySamples` of one reader
+    (the lazy path: split and joined without being read)."""
     known = [labelled_targets, test_targets] + ([unlabelled_targets] if unlabelled_targets is not None else [])
     lowest = min(int(targets.min()) for targets in known if len(targets))
     highest = max(int(targets.max()) for targets in known if len(targets))
@@ -114,7 +118,7 @@ def _assemble(
             balanced_labelled_indices(labelled_targets.numpy(), config.num_labels, num_classes, config.seed)
         )
         train_images, train_targets = labelled_images, labelled_targets
-        labelled_images, labelled_targets = train_images[chosen], train_targets[chosen]
+        labelled_images, labelled_targets = select(train_images, chosen), train_targets[chosen]
         unlabelled_images, unlabelled_targets = train_images, train_targets
     else:
         if config.num_labels != len(labelled_targets):
@@ -128,10 +132,11 @@ def _assemble(
             _logger.warning(f"{name}: classes {missing} have no labelled image")
         if unlabelled_targets is not None:
             unlabelled_targets = torch.cat([labelled_targets, unlabelled_targets])
-        unlabelled_images = torch.cat([labelled_images, unlabelled_images])
+        unlabelled_images = concatenate(labelled_images, unlabelled_images)
 
     channels, height, width = (int(size) for size in test_images.shape[1:])
-    mean, std = channel_statistics(unlabelled_images)
+    mean, std = channel_statistics(unlabelled_images, workers=int(config.get("num_workers", 0) or 0),
+                                   on_bad_sample=str(config.get("on_bad_sample", "fail")))
     _, shift = crop_geometry(config, min(height, width))
     data = SSLData(
         name=name,
@@ -365,24 +370,38 @@ def build_image_folder(config: Config, device: torch.device) -> SSLData:
 
     labelled_files = [path for path in labelled if path not in listed]
     listed_files = sorted(listed)
-    size, mode = _survey(labelled_files + listed_files + extra + [path for path, _ in test_files], config, root)
+    train_files = labelled_files + listed_files + extra
+    size, mode = _survey(train_files + [path for path, _ in test_files], config, root)
     _logger.info(
         f"image_folder: {len(class_index)} classes ({', '.join(f'{name}={i}' for name, i in class_index.items())})"
     )
     has_unlabelled = bool(listed_files or extra)
+    channels = 1 if mode == "L" else 3
+    decoded = (len(train_files) + len(test_files)) * channels * size[0] * size[1]
+    if choose_loading(config, decoded) == "lazy":  # one reader over the training files, split without reading
+        every = LazySamples(ImageFileReader(train_files, ResizeExactly(*size), (size[1], size[0]), mode),
+                            (channels, size[1], size[0]))
+        labelled_part: Any = every.subset(np.arange(len(labelled_files)))
+        unlabelled_part: Any = every.subset(np.arange(len(labelled_files), len(train_files))) if has_unlabelled else None
+        test_part: Any = LazySamples(ImageFileReader([path for path, _ in test_files], ResizeExactly(*size),
+                                                     (size[1], size[0]), mode), (channels, size[1], size[0]))
+    else:
+        labelled_part = _decode(labelled_files, size, mode)
+        unlabelled_part = _decode(listed_files + extra, size, mode) if has_unlabelled else None
+        test_part = _decode([path for path, _ in test_files], size, mode)
     return _assemble(
         "image_folder",
         config,
         device,
         source=str(root),
-        labelled_images=_decode(labelled_files, size, mode),
+        labelled_images=labelled_part,
         labelled_targets=torch.tensor([labelled[path] for path in labelled_files], dtype=torch.int64),
-        unlabelled_images=_decode(listed_files + extra, size, mode) if has_unlabelled else None,
+        unlabelled_images=unlabelled_part,
         # the listed files' classes are known (diagnostics only); those of unlabelled/ are not
         unlabelled_targets=(
             torch.tensor([labelled[path] for path in listed_files], dtype=torch.int64) if listed and not extra else None
         ),
-        test_images=_decode([path for path, _ in test_files], size, mode),
+        test_images=test_part,
         test_targets=torch.tensor([label for _, label in test_files], dtype=torch.int64),
         classes=tuple(class_index),
     )

@@ -32,15 +32,17 @@ crop_ratio)`` = 256): training images resized to S x S (aspect not kept); weak: 
 evaluation: the shorter side resized to S, then the centre ``img_size`` crop. ImageNet
 normalisation (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225).
 
-Here the first, deterministic step of each is done once when loading: training images
-are stored at S x S and test images at ``img_size`` x ``img_size``, uint8, so the views
-on the device are USB's (one difference: the strong view's resized crop is bilinear
-without Pillow's antialiasing, which matters only for crops shrunk, by at most 256/224).
-Memory: 3 x S^2 bytes per training image (196608 bytes at 256)
-and 3 x img_size^2 per test image (150528 at 224): Semi-Aves 7.6 GB, Semi-iNat 2021
-(9721 labelled and 313248 unlabelled images) about 64 GB, in host memory where the device
-is too small.
-Loading decodes every image once (threads; minutes for Semi-Aves).
+Here the first, deterministic step of each is done when an image is read: training images
+become S x S and test images ``img_size`` x ``img_size``, uint8, so the views on the device
+are USB's (one difference: the strong view's resized crop is bilinear without Pillow's
+antialiasing, which matters only for crops shrunk, by at most 256/224).
+
+Both are read lazily by default (``data_loading: auto``): worker processes read, decode and
+resize the images each step draws (``num_workers``), and memory holds the file lists. Held
+in memory instead (``data_loading: memory``: every image decoded once at start, threads,
+minutes for Semi-Aves), they take 3 x S^2 bytes per training image (196608 bytes at 256) and
+3 x img_size^2 per test image (150528 at 224): Semi-Aves 7.6 GB, Semi-iNat 2021 (9721
+labelled and 313248 unlabelled images) about 64 GB.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -56,6 +58,7 @@ from ..errors import DataError
 from .base import SSLData, check_num_classes
 from .common import USB_CROP_RATIO, benchmark_augment, crop_geometry, find_complete
 from .imagefiles import decode_files, resize_exactly, resize_shorter_and_centre_crop
+from .lazy import ImageFileReader, LazySamples, choose_loading
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -165,14 +168,22 @@ def _build(task: str, config: Config, device: torch.device) -> SSLData:
     ratio = config.get("crop_ratio") or USB_CROP_RATIO
     stored = int(size / ratio)  # USB: Resize((floor(img_size / crop_ratio),) * 2) for training views
     train_prepare = resize_exactly(stored, stored)
+    test_prepare = resize_shorter_and_centre_crop(stored, size)
+    decoded = 3 * (stored * stored * (len(labelled.files) + len(unlabelled.files)) + size * size * len(test.files))
+    if choose_loading(config, decoded, prefer_lazy=True) == "lazy":  # 7.6 GB (Semi-Aves), 64 GB (Semi-iNat) at 256 px
+        def read(files: list[Path], prepare: Any, side: int) -> Any:
+            return LazySamples(ImageFileReader(files, prepare, (side, side)), (3, side, side))
+    else:
+        def read(files: list[Path], prepare: Any, side: int) -> Any:
+            return decode_files(files, prepare, (side, side))
     data = SSLData(
         name=task,
         num_classes=num_classes,
-        labelled_images=decode_files(labelled.files, train_prepare, (stored, stored)),
+        labelled_images=read(labelled.files, train_prepare, stored),
         labelled_targets=torch.tensor(labelled.targets, dtype=torch.int64),
-        unlabelled_images=decode_files(unlabelled.files, train_prepare, (stored, stored)),
+        unlabelled_images=read(unlabelled.files, train_prepare, stored),
         unlabelled_targets=None,
-        test_images=decode_files(test.files, resize_shorter_and_centre_crop(stored, size), (size, size)),
+        test_images=read(test.files, test_prepare, size),
         test_targets=torch.tensor(test.targets, dtype=torch.int64),
         augment=replace(benchmark_augment(_IMAGENET_MEAN, _IMAGENET_STD, 0, flip=True), crop=size),
         default_net="resnet18",
