@@ -211,7 +211,8 @@ def model_card(state: Mapping[str, Any], manager: PluginManager) -> ModelCard:
     if isinstance(saved, Mapping):
         return ModelCard.from_mapping(saved)
     config = saved_config(state, manager)
-    data = manager.registry("dataset").get(config.dataset)(config, torch.device("cpu"))
+    from ..data.torchdata import builder_for
+    data = builder_for(manager, config.dataset)(config, torch.device("cpu"))
     from ..algorithm import resolved_net_name
 
     channels, height, width = data.image_shape
