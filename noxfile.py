@@ -228,7 +228,8 @@ def audio(session: nox.Session) -> None:
 def all(session: nox.Session) -> None:  # noqa: A001 - the session's name on the command line
     """Everything installed together: a clean `pip check`, and the tests of plugins working together."""
     _install_core(session)
-    session.install(*_all_plugins(), f"./{TEST_PLUGINS}", ".[onnx]", "onnxruntime")  # ONNX export, run
+    # ONNX export and ONNX Runtime; Hugging Face datasets (a datasets.Dataset trains through the Dataset path)
+    session.install(*_all_plugins(), f"./{TEST_PLUGINS}", ".[onnx]", "onnxruntime", "datasets")
     session.run("python", "-m", "pip", "check")
     session.run("semilearn", "plugins")
     _tracker_homes(session)

@@ -29,6 +29,7 @@ __all__ = [
     "write_eurosat",
     "write_tissuemnist",
     "write_semi_fgvc",
+    "write_image_folder",
     "tar_gz",
 ]
 
@@ -220,6 +221,26 @@ def write_semi_fgvc(data_dir: Path, task: str = "semi_aves", num_classes: int = 
             written[list_name].append((folder / relative, label))
         (folder / list_name).write_text("".join(f"{relative} {label}\n" for relative, label in rows))
     return written
+
+
+def write_image_folder(root: Path, per_class: int = 8, num_classes: int = 4, size: int = 12,
+                       test_per_class: int = 3, seed: int = 0, image_format: str = "PNG") -> Written:
+    """``train/<class>/NNNNN.png`` and ``test/<class>/...`` (dataset: image_folder), classes ``c0`` ...;
+    PNG keeps the pixels exact, JPEG makes files of a realistic size."""
+    from PIL import Image
+
+    suffix = ".png" if image_format == "PNG" else ".jpg"
+    parts = []
+    for split, count, split_seed in (("train", per_class, seed), ("test", test_per_class, seed + 1)):
+        images, targets = class_images(count, num_classes, size, split_seed)
+        for index, (image, target) in enumerate(zip(images, targets, strict=True)):
+            folder = root / split / f"c{target}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.ascontiguousarray(image.transpose(1, 2, 0))).save(
+                folder / f"{index:05d}{suffix}", format=image_format, **({"quality": 90} if suffix == ".jpg" else {}))
+        parts.append((images, targets))
+    (train_images, train_targets), (test_images, test_targets) = parts
+    return Written(root, train_images, train_targets, test_images, test_targets)
 
 
 def tar_gz(folder: Path) -> bytes:

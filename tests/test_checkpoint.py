@@ -135,6 +135,40 @@ def test_sigterm_saves_exits_143_and_the_resume_finishes_identically(cli, tmp_pa
                   _load(tmp_path / "straight/flexmatch_digits_40_0/checkpoints/last.pt")["model"])
 
 
+def test_a_lazy_run_killed_and_resumed_with_workers_is_bit_identical(cli, tmp_path: Path) -> None:
+    """Samples read by two worker processes per stream; SIGKILL after a checkpoint, then resume: the
+    loaders start again from the checkpoint's stream positions and read what the straight run read."""
+    pytest.importorskip("PIL.Image")
+    from datafiles import write_image_folder
+
+    write_image_folder(tmp_path / "pets")
+    common = ("--set", "dataset=image_folder", "--set", f"data_dir={tmp_path / 'pets'}", "--set", "num_labels=8",
+              "--set", "data_loading=lazy", "--set", "num_workers=2", "--set", "num_train_iter=120",
+              "--set", "num_eval_iter=60", "--set", "checkpoint.interval=20")
+    process = _start(tmp_path, *common)
+    _wait_for_training(process)
+    deadline = time.monotonic() + 300
+    while not list((tmp_path / "runs").glob("*/checkpoints/last.pt")):
+        assert process.poll() is None and time.monotonic() < deadline, "no checkpoint before the end"
+        time.sleep(0.05)
+    process.kill()  # SIGKILL: no checkpoint at the kill; the workers go with their parent
+    process.communicate(timeout=120)
+    run_dir = _only_run(tmp_path / "runs")
+    saved = _load(_checkpoints(run_dir) / "last.pt")["step"]
+    assert saved < 120
+
+    resumed = cli("run", *FAST, "--set", "save_dir=runs", *common, "--resume", str(run_dir))
+    assert resumed.code == 0, resumed.err
+    assert "read from disk as steps need them, by 2 workers per stream" in resumed.out
+    assert "completed at step 120/120" in resumed.out
+    assert cli("run", *FAST, "--set", "save_dir=straight", *common).code == 0
+    straight = _load(_only_run(tmp_path / "straight") / "checkpoints" / "last.pt")
+    final = _load(_checkpoints(run_dir) / "last.pt")
+    _same_tensors(final["model"], straight["model"])
+    _same_tensors(final["plugins"]["ema"]["model"], straight["plugins"]["ema"]["model"])
+    print(f"\nkilled after the checkpoint of step {saved}, resumed to 120: identical to the straight run")
+
+
 def _read_until(process: subprocess.Popen[str], prefix: str) -> tuple[list[str], str]:
     """Lines of ``process`` (stdout and stderr merged) up to the first that starts with ``prefix``."""
     assert process.stdout is not None

@@ -42,7 +42,7 @@ def test_a_usb_classic_cv_file_runs_with_one_warning(cli, tmp_path: Path) -> Non
     assert warnings == [
         "warning: ignoring USB keys handled differently here: overwrite (run directories are never overwritten; "
         "a new run gets a new name); use_tensorboard (the tracker plugins (semilearn-wandb, semilearn-aim)); "
-        "num_workers (batches are drawn and augmented on the device); world_size (torchrun / --nproc-per-node); "
+        "world_size (torchrun / --nproc-per-node); "
         "rank (torchrun); multiprocessing_distributed (torchrun / --nproc-per-node); dist_url (torchrun's "
         "rendezvous); dist_backend (gloo on CPU, NCCL on GPUs, chosen by the engine); gpu (the device key and "
         "torchrun's LOCAL_RANK)"
@@ -53,6 +53,7 @@ def test_a_usb_classic_cv_file_runs_with_one_warning(cli, tmp_path: Path) -> Non
     written = yaml.safe_load((tmp_path / "saved_models/classic_cv/fixmatch_cifar10_40_0/config.yaml").read_text())
     assert written["clip_grad"] == 0.0 and written["img_size"] == 32 and written["p_cutoff"] == 0.95
     assert "world_size" not in written and written["use_cat"] is True
+    assert written["num_workers"] == 1  # the lazy path's workers (this small set is held in memory)
 
 
 def test_usb_spellings_and_tracker_switches() -> None:

@@ -8,6 +8,7 @@ views, and one clear error when a file is missing.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from datafiles import (
 )
 from semilearn.data.augment import NO_COLOUR_OPS, BatchAugment, random_crop, random_resized_crop
 from semilearn.data.common import resize_images
+from semilearn.data.lazy import LazySamples
 from semilearn.errors import DataError
 from semilearn.plugins import PluginManager
 
@@ -266,10 +268,17 @@ def test_tissuemnist_downloads_from_a_mirror_into_usbs_place(cli, tmp_path: Path
 # ---------------------------------------------------------------------------
 
 
-def test_semi_aves_reads_the_lists_as_usb_and_stores_the_deterministic_resizes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("loading", ["auto", "memory"])
+def test_semi_aves_reads_the_lists_as_usb_and_stores_the_deterministic_resizes(tmp_path: Path, loading: str) -> None:
+    """Read lazily by default (data_loading: auto), or held in memory: the same images either way."""
     written = write_semi_fgvc(tmp_path / "data", num_classes=3, per_class=3, unlabelled=5, test_per_class=2,
                               size=(60, 40))
-    data = _build("semi_aves", _config(tmp_path / "data", num_classes=3, num_labels=6, **USB_CV))
+    built = _build("semi_aves", _config(tmp_path / "data", num_classes=3, num_labels=6, data_loading=loading,
+                                        num_workers=2, **USB_CV))
+    lazy = {field: getattr(built, field) for field in ("labelled_images", "unlabelled_images", "test_images")}
+    assert all(isinstance(held, LazySamples) == (loading == "auto") for held in lazy.values())
+    data = dataclasses.replace(built, **{field: held.materialize(2) if isinstance(held, LazySamples) else held
+                                         for field, held in lazy.items()})
     # every l_train_val image is labelled, u_train_in alone is unlabelled, test.txt is the test split
     assert len(data.labelled_images) == 9 and len(data.unlabelled_images) == 5 and len(data.test_images) == 6
     assert data.unlabelled_targets is None and data.num_classes == 3 and data.classes is None
