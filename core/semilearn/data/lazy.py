@@ -217,7 +217,7 @@ def _loader(samples: LazySamples, batch_sampler: Any, workers: int, prefetch_fac
         _Rows(samples), batch_sampler=batch_sampler, num_workers=workers, collate_fn=_collate,
         pin_memory=pin_memory, prefetch_factor=prefetch_factor if workers else None,
         persistent_workers=False, generator=quiet_generator(),
-        multiprocessing_context=worker_context() if workers else None,
+        multiprocessing_context=worker_context() if workers and isinstance(samples.reader, ImageFileReader) else None,
         worker_init_fn=_FollowTheRun(os.getpid()) if workers else None,
     )
 
@@ -257,11 +257,14 @@ class _FollowTheRun:
 
 
 def worker_context() -> Any:
-    """How worker processes start: from a fork server (a small process that imported torch and
-    the readers once), where the platform has one, else the platform's default. A worker forked
-    from the training process would inherit its memory (network, optimizer, activations) and
-    keep a private copy of every page the training then changes: memory that grows with the
-    number of workers, and breaks under CUDA. The data set is pickled to each worker."""
+    """How the workers reading image files start: from a fork server (a small process that
+    imported torch and the readers once), where the platform has one, else the platform's
+    default. A worker forked from the training process would inherit its memory (network,
+    optimizer, activations) and keep a private copy of every page the training then changes:
+    memory that grows with the number of workers. The reader (its file list) is pickled to each
+    worker. A ``Dataset`` of the user's keeps the platform's default (fork on Linux): it may hold
+    its data in memory, which forking shares, or be defined in a notebook, where it cannot be
+    pickled."""
     import multiprocessing
 
     if "forkserver" not in multiprocessing.get_all_start_methods():
