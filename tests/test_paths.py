@@ -283,7 +283,7 @@ def test_a_named_pipe_as_the_config_file_of_run_is_refused_at_once(process, tmp_
     assert tree(tmp_path) == before
 
 
-def test_a_named_pipe_in_process_for_config_show_and_beside_a_resumed_run(cli, tmp_path: Path, fifo: Path) -> None:
+def test_a_named_pipe_as_the_config_file_of_config_show_in_process(cli, tmp_path: Path, fifo: Path) -> None:
     started = time.monotonic()
     result = cli("config", "show", str(fifo))
     assert result.code == 2
