@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_paths import fifo  # noqa: F401 - a fixture: a named pipe no one writes to
 
 from conftest import FAST, external_plugins, installed, train_in_process
 from semilearn import CheckpointError
@@ -432,6 +433,48 @@ def test_import_usb_turns_a_usb_checkpoint_into_one_of_ours(cli, tmp_path: Path)
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     other = cli("checkpoint", "import-usb", "other.pt", "--set", "net=wrn_28_2", "--output", "x.pt")
     assert other.code != 0 and other.err.strip() == "error: other.pt is not a USB checkpoint (it has no 'model' state dict)"
+
+
+def test_checkpoint_dir_is_one_folder_name_inside_the_run_directory(cli, tmp_path: Path) -> None:
+    from test_paths import REFUSED_NAME, tree
+
+    before = tree(tmp_path)
+    for value, why in (("../ckpt", "it holds a path separator"), (str(tmp_path / "abs"), "it is an absolute path"),
+                       ("..", "'..' is the parent folder"), ("", "it is empty")):
+        result = cli("run", *FAST, "--set", "save_dir=runs", "--set", f"checkpoint.dir={value}")
+        assert result.code == 2, value
+        (line,) = result.err.strip().splitlines()
+        assert line.startswith(f"error: configuration key 'checkpoint.dir' {REFUSED_NAME}{value!r} ({why}); "), line
+    assert tree(tmp_path) == before  # no run directory, no checkpoint folder anywhere
+
+    assert cli("run", *FAST, "--set", "save_dir=runs", "--set", "checkpoint.dir=ckpts").code == 0
+    assert (tmp_path / "runs/flexmatch_digits_40_0/ckpts/last.pt").is_file()
+    assert cli("checkpoint", "inspect", "runs/flexmatch_digits_40_0").code == 0  # found through its config.yaml
+
+    # a run directory whose config.yaml sends its checkpoints elsewhere is refused by every reader
+    shared = tmp_path / "runs" / "shared"
+    shared.mkdir()
+    (shared / "config.yaml").write_text("checkpoint:\n  dir: ../../elsewhere\n")
+    refusal = f"{shared / 'config.yaml'}: checkpoint.dir {REFUSED_NAME}'../../elsewhere' (it holds a path separator); "
+    before = tree(tmp_path)
+    evaluate = cli("evaluate", str(shared))
+    assert evaluate.code == 2 and evaluate.err.startswith(f"error: {refusal}") and evaluate.err.count("\n") == 1
+    inspect = cli("checkpoint", "inspect", str(shared))
+    assert inspect.code == 1 and inspect.err.startswith(f"error: {refusal}") and inspect.err.count("\n") == 1
+    resume = cli("run", "--resume", str(shared))
+    assert resume.code == 2 and resume.err.count("\n") == 1
+    assert resume.err.startswith(f"error: configuration key 'checkpoint.dir' {REFUSED_NAME}'../../elsewhere'")
+    assert tree(tmp_path) == before
+
+
+def test_inspect_and_import_usb_refuse_a_named_pipe(cli, tmp_path: Path, fifo: Path) -> None:  # noqa: F811
+    inspect = cli("checkpoint", "inspect", str(fifo))
+    assert inspect.code == 1
+    assert inspect.err == f"error: {fifo} is a named pipe, not a run directory or a checkpoint file\n"
+    imported = cli("checkpoint", "import-usb", str(fifo), "--set", "net=wrn_28_2", "--output", "x.pt")
+    assert imported.code == 1
+    assert imported.err == f"error: USB checkpoint {fifo} is a named pipe, not a regular file\n"
+    assert not (tmp_path / "x.pt").exists()
 
 
 @pytest.mark.parametrize(("poisoned_after", "message", "kept"), [

@@ -217,6 +217,57 @@ def test_an_archive_with_unsafe_paths_is_refused(cli, mirror: Mirror, tmp_path: 
     assert [entry.name for entry in (tmp_path / "other" / "cifar10").iterdir()] == ["cifar-10-python.tar.gz"]
 
 
+@pytest.mark.parametrize(("url", "why"), [
+    ("https://example.invalid/files/..", "'..' is the parent folder"),
+    ("https://example.invalid/files/CON?download=1", "Windows reserves it for a device"),
+    ("https://example.invalid/files/", "it is empty"),
+])
+def test_a_file_name_taken_from_a_url_is_a_name(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str,
+                                                why: str) -> None:
+    source = SOURCES["cifar10"]
+    monkeypatch.setitem(SOURCES, "cifar10", replace(source, files=(download_module.RemoteFile(url, "0" * 32),)))
+    result = cli("data", "download", "cifar10", "--data-dir", str(tmp_path / "data"))
+    assert result.code == 1
+    assert result.err.count("\n") == 1
+    assert f"error: cifar10: the file name of {url} must be one file or folder name, not " in result.err
+    assert f"({why}); " in result.err
+    assert not (tmp_path / "data").exists()  # refused before the data set's folder is made
+
+
+@pytest.mark.parametrize(("kind", "entry", "why"), [
+    ("tar", "cifar-10-batches-py/../../escaped.txt", "part '..': '..' is the parent folder"),
+    ("tar", "/abs.txt", "it is an absolute path"),
+    ("tar", "cifar-10-batches-py/na:me", "part 'na:me': it holds :"),
+    ("zip", "2750/CON.jpg", "part 'CON.jpg': Windows reserves it for a device"),
+    ("zip", "2750\\..\\..\\escaped.txt", "it holds a path separator"),
+    ("zip", "2750/trailing./x.jpg", "part 'trailing.': it ends in a dot or a space"),
+])
+def test_an_archive_entry_is_a_path_of_names(tmp_path: Path, kind: str, entry: str, why: str) -> None:
+    import io
+    import tarfile
+    import zipfile
+
+    home = tmp_path / "data" / "set"
+    home.mkdir(parents=True)
+    if kind == "tar":
+        archive = home / "set.tar.gz"
+        with tarfile.open(archive, mode="w:gz") as tar:
+            info = tarfile.TarInfo(entry)
+            info.size = 3
+            tar.addfile(info, io.BytesIO(b"bad"))
+    else:
+        archive = home / "set.zip"
+        with zipfile.ZipFile(archive, "w") as bundle:
+            bundle.writestr("2750/ok.jpg", b"fine")
+            bundle.writestr(entry, b"bad")
+    with pytest.raises(download_module.DataError) as raised:
+        download_module._unpack("set", archive, home, lambda message: None)
+    message = str(raised.value)
+    assert message.startswith(f"set: {archive} holds an unsafe entry '{entry}' (")
+    assert why in message and message.endswith("it is not the official archive")
+    assert [path.name for path in tmp_path.rglob("*")] == ["data", "set", archive.name]  # nothing unpacked
+
+
 def test_no_network_is_explained(cli, tmp_path: Path) -> None:
     import socket
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FAST, installed, train_in_process
+from semilearn.paths import NAME_RULE
 
 pytestmark = pytest.mark.skipif(not installed("semilearn-logging"), reason="semilearn-logging is not installed")
 
@@ -253,22 +254,60 @@ def test_plot_of_a_folder_without_metrics(cli, tmp_path: Path) -> None:
     assert result.code == 1 and "no metrics file in" in result.err
 
 
+@pytest.mark.parametrize(("key", "value", "why"), [
+    ("log_file", "../log.txt", "it holds a path separator"),
+    ("metrics_file", "/tmp/metrics.jsonl", "it is an absolute path"),
+    ("log_file", "log?.txt", "it holds ?"),
+    ("metrics_file", "..", "'..' is the parent folder"),
+])
+def test_the_log_files_are_names_inside_the_run_directory(cli, tmp_path: Path, key: str, value: str,
+                                                          why: str) -> None:
+    from test_paths import REFUSED_NAME, tree
+
+    before = tree(tmp_path)
+    result = cli("run", *FAST, "--set", "save_dir=runs", "--set", f"logging.{key}={value}", *ONLY_LOGGING)
+    assert result.code == 2
+    (line,) = result.err.strip().splitlines()
+    assert line.startswith(f"error: configuration key 'logging.{key}' {REFUSED_NAME}{value!r} ({why}); ")
+    assert tree(tmp_path) == before
+
+
+def test_plot_reads_the_metrics_file_a_run_directory_names_only_inside_it(cli, tmp_path: Path) -> None:
+    from test_paths import REFUSED_NAME
+
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "split": "train", "loss": 1.0}\n')
+    run_dir = tmp_path / "runs" / "shared"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("logging:\n  metrics_file: ../../metrics.jsonl\n")
+    result = cli("plot", str(run_dir))
+    assert result.code == 2
+    assert result.err == (f"error: {run_dir / 'config.yaml'}: logging.metrics_file {REFUSED_NAME}"
+                          f"'../../metrics.jsonl' (it holds a path separator); {NAME_RULE}\n")
+    assert not list(run_dir.glob("*.png")) and not list(tmp_path.glob("*.png"))
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux), whose every write is ENOSPC")
 @pytest.mark.parametrize("key", ["metrics_file", "log_file"])
-def test_a_log_file_on_a_full_disk_stops_the_run_with_one_clear_line(tmp_path: Path, key: str) -> None:
-    (tmp_path / "runs").mkdir()
-    (tmp_path / "runs" / "full").symlink_to("/dev/full")  # the kernel answers "no space left" to every write
-    result = subprocess.run(
-        [sys.executable, "-m", "semilearn", "run", *FAST, "--set", "save_dir=runs", "--set", f"logging.{key}=../full",
-         *ONLY_LOGGING],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 1, result.stdout + result.stderr
-    last = result.stderr.strip().splitlines()[-1]
-    assert re.fullmatch(r"error: cannot write \S*/(flexmatch_digits_40_0/\.\./)?full: no "
+def test_a_log_file_on_a_full_disk_stops_the_run_with_one_clear_line(cli, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch, key: str) -> None:
+    from semilearn import runner
+
+    claim = runner.claim_run_directory
+
+    def claim_beside_a_full_disk(config):  # noqa: ANN001, ANN202 - the runner's signature
+        run_dir = claim(config)
+        (run_dir / "full").symlink_to("/dev/full")  # the kernel answers "no space left" to every write
+        return run_dir
+
+    # the log files are names inside the run directory (logging.log_file=../full is refused)
+    monkeypatch.setattr(runner, "claim_run_directory", claim_beside_a_full_disk)
+    result = cli("run", *FAST, "--set", "save_dir=runs", "--set", f"logging.{key}=full", *ONLY_LOGGING)
+    assert result.code == 1, result.text
+    last = result.err.strip().splitlines()[-1]
+    assert re.fullmatch(r"error: cannot write \S*/flexmatch_digits_40_0/full: no "
                         r"space left on the device \([\d.]+ [KMGT]iB free on \S+\); the run stops rather than lose "
                         r"its log", last), last
-    assert "Logging error" not in result.stderr and "Traceback" not in result.stderr
+    assert "Logging error" not in result.err and "Traceback" not in result.err
 
 
 def test_a_plugin_logging_at_before_run_reaches_log_txt_whatever_its_name(tmp_path: Path) -> None:

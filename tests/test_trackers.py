@@ -227,6 +227,32 @@ def test_resuming_a_checkpoint_saved_without_the_tracker_starts_a_new_tracker_ru
                     "starting a new one") in messages
 
 
+@pytest.mark.together
+@pytest.mark.skipif(not installed("semilearn-checkpoint"), reason="needs semilearn-checkpoint")
+def test_a_run_id_in_a_checkpoint_that_is_not_a_name_is_refused(tmp_path: Path, messages) -> None:
+    """A tracker names its run's folder after the run id (wandb: run-<time>-<id>), so the id a
+    checkpoint carries is a name like any other: ``../../x`` is refused in one line."""
+    import torch
+    from test_paths import REFUSED_NAME, tree
+
+    from semilearn import CheckpointError
+
+    first = train(tmp_path, JsonLinesTracker(), "stop_step=10")
+    last = first.run_dir / "checkpoints" / "last.pt"
+    state = torch.load(last, map_location="cpu", weights_only=True)
+    state["plugins"]["jsonl"]["run_id"] = "../../outside"
+    torch.save(state, last)
+    before = tree(tmp_path)
+    with pytest.raises(CheckpointError) as raised:
+        train(tmp_path, JsonLinesTracker(), resume=str(last))
+    assert str(raised.value).startswith(f"jsonl: the run id in the checkpoint {REFUSED_NAME}'../../outside' (it "
+                                        "holds a path separator); ")
+    assert "\n" not in str(raised.value)
+    written = tree(tmp_path) - before
+    assert all(path.startswith(str(first.run_dir.relative_to(tmp_path))) for path in written), written
+    assert not list(tmp_path.rglob("*outside*"))
+
+
 # ---------------------------------------------------------------------------
 # The helpers.
 # ---------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from .config import CORE_OPTIONS, Option, read_config_file
 from .distributed import global_rank, world_size
 from .errors import SemilearnError
 from .plugins import PluginManager, parse_plugin_args
-from .rundir import CONFIG_FILE
+from .rundir import CONFIG_FILE, check_target
 
 __all__ = ["main", "build_cli", "setup_console", "CONSOLE_HANDLER_NAME", "CONSOLE_EXTRA", "DEBUG_ENV"]
 
@@ -119,6 +119,8 @@ def build_cli(manager: PluginManager) -> click.Group:
             return _launch(nproc_per_node, state.args)
 
         raw = None
+        if resume and resume != "auto":
+            check_target(Path(resume), "--resume")  # a pipe or a device is refused before anything reads it
         if config_file is None and resume and resume != "auto":
             beside = _config_beside(Path(resume))
             if beside is not None:

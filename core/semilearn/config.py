@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .paths import CONFIG_FILE_LIMIT, check_name, read_text_file, url_file_name
 from .tree import map_tree
 
 __all__ = [
@@ -59,6 +60,8 @@ class Option:
         usb: the key exists under this name in USB's configuration files.
         moved_from: former names of an engine key in a plugin's section (``checkpoint.monitor``):
             still accepted, with a warning naming the key to write instead.
+        file_name: the value becomes one file or folder name (``save_name``, ``checkpoint.dir``):
+            it must be a single portable path component (:func:`semilearn.paths.name_problem`).
     """
 
     name: str
@@ -73,6 +76,7 @@ class Option:
     aliases: tuple[str, ...] = ()
     usb: bool = False
     moved_from: tuple[str, ...] = ()
+    file_name: bool = False
 
     @property
     def type_name(self) -> str:
@@ -150,6 +154,8 @@ class Option:
             too_large = self.maximum is not None and result > self.maximum
             if too_small or too_large:
                 raise ConfigError(f"configuration key '{key}' must be {self.describe_expected()}, got {result!r}")
+        if self.file_name:
+            check_name(result, f"configuration key '{key}'")
         return result
 
     def _type_error(self, key: str, value: Any) -> ConfigError:
@@ -299,8 +305,9 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("seed", int, 0, "Seed of the labelled split, initialisation, sampling and augmentation.", minimum=0,
            usb=True),
     Option("save_dir", str, "./saved_models", "Folder holding run directories.", usb=True),
-    Option("save_name", str, None, "Name of the run directory; null uses `<algorithm>_<dataset>_<num_labels>_<seed>`."
-           " A name already used gets a numbered suffix, so no run is overwritten.", nullable=True, usb=True),
+    Option("save_name", str, None, "Name of the run directory inside `save_dir`: one folder name, no `/` or `..`; "
+           "null uses `<algorithm>_<dataset>_<num_labels>_<seed>`. A name already used gets a numbered suffix, so "
+           "no run is overwritten.", nullable=True, usb=True, file_name=True),
     Option("disable_plugins", list, [], "Plugins to turn off for this run (as `-p no:NAME`)."),
 )
 
@@ -316,16 +323,14 @@ _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 
 
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a YAML configuration file into a mapping."""
+    """Load a YAML configuration file into a mapping.
+
+    The path must be a regular file of at most 10 MiB (:data:`~semilearn.paths.CONFIG_FILE_LIMIT`):
+    a folder, a device (``/dev/zero``), a named pipe or a larger file is refused in one line
+    before it is read.
+    """
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"configuration file not found: {path}")
-    if path.is_dir():
-        raise ConfigError(f"configuration path is a folder, not a file: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"cannot read configuration file {path}: {error}") from error
+    text = read_text_file(path, "configuration file", limit=CONFIG_FILE_LIMIT)
     conflict = next((number for number, line in enumerate(text.splitlines(), 1) if line.startswith("<<<<<<< ")), None)
     if conflict is not None:
         raise ConfigError(f"{path} holds unresolved merge-conflict markers (from line {conflict}): keep one side of "
@@ -560,6 +565,9 @@ def resolve_config(
         raise ConfigError(
             f"configuration key 'device' must be auto, cpu, cuda, cuda:N or mps, got '{values['device']}'"
         )
+    pretrain = str(values.get("pretrain_path") or "")
+    if values.get("use_pretrain") and pretrain.lower().startswith(("http://", "https://")):
+        url_file_name(pretrain, "configuration key 'pretrain_path'")  # the weights cache keeps the file by this name
 
     for name, options in plugin_sections.items():
         given = raw.get(name, {})

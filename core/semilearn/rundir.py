@@ -6,6 +6,9 @@ already holds a run: the first free name among ``save_name``, ``save_name-2``,
 the run creates ``CLAIM_FILE`` in the directory with exclusive creation, so of several
 runs started at the same moment (a job array) each gets a directory of its own.
 ``--resume auto`` looks at the same family of directories for the newest intact checkpoint.
+
+The run directory is always inside ``save_dir``: ``save_name`` and every ``-N`` name are one
+folder name (:func:`semilearn.paths.check_name`), checked before anything is created.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import os
 import pickle
 import re
 import socket
+import stat
 import time
 import zipfile
 from collections.abc import Mapping
@@ -21,14 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError, InputError
+from .paths import check_name, file_kind, portable_name, regular_file
 
 if TYPE_CHECKING:
     from .config import Config
 
 __all__ = ["ResumePoint", "default_save_name", "run_directories", "claim_run_directory", "CONFIG_FILE",
            "CLAIM_FILE", "CHECKPOINT_FORMAT", "CHECKPOINT_FORMAT_VERSION", "LAST_CHECKPOINT", "BEST_CHECKPOINT",
-           "read_checkpoint", "run_checkpoint"]
+           "read_checkpoint", "run_checkpoint", "check_target"]
 
 CONFIG_FILE = "config.yaml"
 CLAIM_FILE = ".semilearn-run"  # created exclusively by the run that takes the directory
@@ -70,10 +75,15 @@ class ResumePoint:
 
 
 def default_save_name(config: Config) -> str:
-    """``save_name`` or ``<algorithm>_<dataset>_<num_labels>_<seed>``."""
-    if config.save_name:
-        return str(config.save_name)
-    return f"{config.algorithm}_{config.dataset}_{config.num_labels}_{config.seed}"
+    """``save_name`` or ``<algorithm>_<dataset>_<num_labels>_<seed>``: one folder name.
+
+    A ``save_name`` that is not one (``../x``, ``/srv/x``) is a :class:`ConfigError`; in the
+    derived name a character a name may not hold (the ``:`` of a data set given as
+    ``module:function``) becomes ``_`` (:func:`semilearn.paths.portable_name`).
+    """
+    if config.save_name is not None:
+        return check_name(config.save_name, "configuration key 'save_name'")
+    return portable_name(f"{config.algorithm}_{config.dataset}_{config.num_labels}_{config.seed}")
 
 
 def run_directories(config: Config) -> list[Path]:
@@ -102,11 +112,12 @@ def claim_run_directory(config: Config) -> Path:
     ``CLAIM_FILE`` in it with ``O_CREAT | O_EXCL``, which exactly one process can do; a
     process that loses the race moves on to the next ``-N`` name.
     """
-    base = Path(config.save_dir) / default_save_name(config)
+    base = Path(config.save_dir) / default_save_name(config)  # checked before anything is created
     base.parent.mkdir(parents=True, exist_ok=True)
     number = 1
     while True:
-        candidate = base if number == 1 else base.with_name(f"{base.name}-{number}")
+        name = base.name if number == 1 else check_name(f"{base.name}-{number}", "the run directory's name")
+        candidate = base.with_name(name)
         number += 1
         if _holds_run(candidate):
             continue
@@ -139,8 +150,9 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     import torch
 
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}" + (" (a directory)" if path.is_dir() else ""))
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint not found: {path} (a directory)")
+    regular_file(path, "checkpoint", error=CheckpointError)  # a pipe or a device is refused unopened
     with open(path, "rb") as handle:
         head = handle.read(4)
     if not (head.startswith(_ZIP_MAGIC) or head.startswith(_PICKLE_MAGIC)):
@@ -183,10 +195,9 @@ def run_checkpoint(target: Path, which: str = "best") -> Path:
     target = Path(target)
     if which not in ("best", "last"):
         raise CheckpointError(f"--checkpoint is 'best' or 'last', not '{which}'")
+    check_target(target, "", CheckpointError)
     if target.is_file():
         return target
-    if not target.exists():
-        raise CheckpointError(f"{target} does not exist (give a run directory or a checkpoint file)")
     folder = target
     if (target / CONFIG_FILE).is_file() or not (target / LAST_CHECKPOINT).exists():
         folder = target / _checkpoint_dir(target)
@@ -198,14 +209,32 @@ def run_checkpoint(target: Path, which: str = "best") -> Path:
     raise CheckpointError(f"{target} holds no checkpoint ({wanted} not found; was the checkpoint plugin installed?)")
 
 
-def _checkpoint_dir(run_dir: Path) -> str:
-    """The checkpoint folder a run directory's ``config.yaml`` names (``checkpoint.dir``)."""
-    import yaml
-
+def check_target(target: Path, what: str = "", error: type[CheckpointError | InputError] = InputError) -> Path:
+    """``target`` when it is a run directory (any folder) or a regular file; else ``error`` in
+    one line, before anything is opened: a path that does not exist, a named pipe, a device.
+    ``what`` (``--resume``) starts the message."""
+    lead = f"{what} " if what else ""
     try:
-        saved = yaml.safe_load((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        mode = target.stat().st_mode
+    except OSError:
+        raise error(f"{lead}{target} does not exist (give a run directory or a checkpoint file)") from None
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+        raise error(f"{lead}{target} is {file_kind(mode)}, not a run directory or a checkpoint file")
+    return target
+
+
+def _checkpoint_dir(run_dir: Path) -> str:
+    """The checkpoint folder a run directory's ``config.yaml`` names (``checkpoint.dir``): one
+    folder name inside the run directory, else a one-line :class:`CheckpointError`."""
+    from .config import read_config_file
+
+    path = run_dir / CONFIG_FILE
+    try:
+        saved = read_config_file(path)
+    except ConfigError:
         return _DEFAULT_CHECKPOINT_DIR
-    section = saved.get("checkpoint") if isinstance(saved, dict) else None
+    section = saved.get("checkpoint")
     folder = section.get("dir") if isinstance(section, dict) else None
-    return str(folder) if folder else _DEFAULT_CHECKPOINT_DIR
+    if not folder:
+        return _DEFAULT_CHECKPOINT_DIR
+    return check_name(str(folder), f"{path}: checkpoint.dir", CheckpointError)

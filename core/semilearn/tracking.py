@@ -47,8 +47,9 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .config import Option
-from .errors import ConfigError, PluginError
+from .errors import CheckpointError, ConfigError, PluginError
 from .hook import Hook, hookimpl
+from .paths import check_name
 
 if TYPE_CHECKING:
     from .view import RunView
@@ -235,6 +236,8 @@ class TrackerHook(Hook):
     def load_checkpoint(self, algorithm: RunView, state: Mapping[str, Any]) -> None:
         saved = self.plugin_state(state).get("run_id")
         resume_id = saved if isinstance(saved, str) and saved else None
+        if resume_id is not None:  # trackers name their run's folder after it (wandb: run-<time>-<id>)
+            check_name(resume_id, f"{self.name}: the run id in the checkpoint", CheckpointError)
         if resume_id is None:
             _log.info(f"{self.name}: the checkpoint holds no {self.name} run (the plugin was not active when it "
                       "was saved); starting a new one")

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError
+from ..paths import check_name, entry_problem
 
 __all__ = [
     "RemoteFile",
@@ -197,11 +198,13 @@ def download(
     if not force and not missing_files(name, data_dir):
         report(f"{name}: already complete in {home} (--force downloads it again)")
         return home
+    names = [check_name(remote.filename, f"{name}: the file name of {remote.url}", DataError)
+             for remote in source.files]  # before anything is created
     home.mkdir(parents=True, exist_ok=True)
     mirror = mirror if mirror is not None else os.environ.get(MIRROR_ENV) or None
-    for remote in source.files:
-        url = f"{mirror.rstrip('/')}/{remote.filename}" if mirror else remote.url
-        target = home / remote.filename
+    for remote, filename in zip(source.files, names, strict=True):
+        url = f"{mirror.rstrip('/')}/{filename}" if mirror else remote.url
+        target = home / filename
         if target.is_file() and not force and file_md5(target) == remote.md5:
             report(f"{name}: {target} is there and its checksum matches")
         else:
@@ -439,20 +442,25 @@ def _unpack(name: str, archive: Path, home: Path, report: Callable[[str], None])
     report(f"{name}: unpacked {archive.name}")
 
 
+def _refuse_entry(name: str, archive: Path, entry: str, problem: str | None) -> None:
+    """Refuse an archive entry that would not land, as a file or a folder, inside the folder it
+    is unpacked into: each part of its path must be a name (:func:`semilearn.paths.entry_problem`)."""
+    if problem is not None:
+        raise DataError(f"{name}: {archive} holds an unsafe entry '{entry}' ({problem}); it is not the official "
+                        "archive")
+
+
 def _check_member(name: str, archive: Path, member: tarfile.TarInfo) -> None:
-    parts = Path(member.name).parts
-    if member.name.startswith(("/", "\\")) or ".." in parts or not (member.isfile() or member.isdir()):
-        raise DataError(f"{name}: {archive} holds an unsafe entry '{member.name}'; it is not the official archive")
+    kind = None if member.isfile() or member.isdir() else "it is a link or a special file"
+    _refuse_entry(name, archive, member.name, entry_problem(member.name) or kind)
 
 
 def _unzip(name: str, archive: Path, staging: Path) -> None:
-    """Extract a zip archive into ``staging``, refusing absolute paths, ``..`` and links."""
+    """Extract a zip archive into ``staging``, refusing absolute paths, ``..``, names that are
+    not portable and links."""
     with zipfile.ZipFile(archive) as bundle:
         for info in bundle.infolist():
-            parts = Path(info.filename).parts
             is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
-            if info.filename.startswith(("/", "\\")) or ".." in parts or ":" in info.filename or is_link:
-                raise DataError(
-                    f"{name}: {archive} holds an unsafe entry '{info.filename}'; it is not the official archive"
-                )
+            _refuse_entry(name, archive, info.filename, entry_problem(info.filename) or ("it is a link" if is_link
+                                                                                           else None))
         bundle.extractall(staging)

@@ -31,6 +31,7 @@ import torch
 
 from ..data.custom import IMAGE_EXTENSIONS, as_nchw, decode_image, image_files
 from ..errors import DataError, InputError
+from ..paths import regular_file
 
 __all__ = ["InputKind", "Source", "KINDS", "NPZ_KEY", "sources", "iter_inputs", "read_inputs"]
 
@@ -140,6 +141,7 @@ def _kind_of(path: Path) -> InputKind:
             return kind
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
+    regular_file(path, "input")  # a named pipe or a device: refused in its own words, never opened
     raise InputError(f"{path}: not an image file ({', '.join(IMAGE_EXTENSIONS)}), a folder of images "
                      f"or an .npz file")
 

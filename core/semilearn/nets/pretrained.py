@@ -33,12 +33,12 @@ from __future__ import annotations
 import math
 import os
 import re
-import urllib.parse
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CheckpointError, DataError
+from ..paths import url_file_name
 
 if TYPE_CHECKING:
     import torch
@@ -108,9 +108,7 @@ def weight_file(source: str, *, cache: Path | None = None, attempts: int = 3, ti
         if not path.is_file():
             raise CheckpointError(f"pretrain_path {path} is not a file")
         return path, read_weights(path)
-    name = Path(urllib.parse.urlparse(source).path).name
-    if not name:
-        raise CheckpointError(f"pretrain_path {source} names no file")
+    name = url_file_name(source, "pretrain_path", CheckpointError)  # becomes a file in the weights cache
     folder = cache if cache is not None else weights_cache()
     target = folder / name
     if target.is_file():

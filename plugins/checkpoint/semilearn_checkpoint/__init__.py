@@ -67,7 +67,8 @@ class CheckpointHook(Hook):
       ``checkpoint.mode``, still accepted with a warning).
     * ``async_save`` (default false): write in a background thread; the loop waits only
       for an in-memory copy of the state.
-    * ``dir`` (default ``checkpoints``): folder inside the run directory.
+    * ``dir`` (default ``checkpoints``): folder inside the run directory (one folder name,
+      no ``/`` or ``..``).
     * ``on_disk_full`` (``fail`` | ``warn``): when the disk is full (or the quota reached)
       while a checkpoint is written, stop the run or train on and try again at the next
       checkpoint; either way the message names the file, the space it needs and the space
@@ -85,7 +86,8 @@ class CheckpointHook(Hook):
         Option("save_best", bool, True, "Keep best.pt, the checkpoint of the best evaluation by the engine keys "
                "`monitor` and `mode`."),
         Option("async_save", bool, False, "Write checkpoints in a background thread."),
-        Option("dir", str, "checkpoints", "Folder for checkpoint files, inside the run directory."),
+        Option("dir", str, "checkpoints", "Folder for checkpoint files inside the run directory: one folder name.",
+               file_name=True),
         Option("on_disk_full", str, "fail", "When the disk is full while a checkpoint is written: `fail` the run, "
                "or `warn` and train on, trying again at the next checkpoint (no half-written file is left).",
                choices=("fail", "warn")),

@@ -112,12 +112,14 @@ def import_usb_command(context: click.Context, path: Path, config_file: Path | N
     import torch
 
     from semilearn import CheckpointError
+    from semilearn.paths import regular_file
     from semilearn.runner import load_config
     from semilearn.usb import import_usb_checkpoint
 
     from .files import atomic_save
 
     manager = context.obj.manager
+    regular_file(path, "USB checkpoint", error=CheckpointError)  # a named pipe or a device is never opened
     config = load_config(manager, config_file, overrides).config
     try:
         usb_state = torch.load(path, map_location="cpu", weights_only=True)

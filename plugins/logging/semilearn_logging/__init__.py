@@ -100,7 +100,7 @@ class LoggingHook(Hook):
     * ``progress`` (``auto`` | ``on`` | ``off``, default ``auto``): the live bar; ``auto``
       shows it when the console is a terminal.
     * ``log_file`` (default ``log.txt``), ``metrics_file`` (default ``metrics.jsonl``):
-      file names inside the run directory.
+      file names inside the run directory (one name each, no ``/`` or ``..``).
 
     Acts on global rank 0 only.
     """
@@ -111,8 +111,9 @@ class LoggingHook(Hook):
                "(null: at every train log point).", nullable=True, minimum=1),
         Option("progress", str, "auto", "Live progress bar: auto (on a terminal), on, off.",
                choices=("auto", "on", "off")),
-        Option("log_file", str, "log.txt", "Log file name in the run directory."),
-        Option("metrics_file", str, "metrics.jsonl", "Metrics file name (JSON lines) in the run directory."),
+        Option("log_file", str, "log.txt", "Log file name in the run directory (one file name).", file_name=True),
+        Option("metrics_file", str, "metrics.jsonl", "Metrics file name (JSON lines) in the run directory (one file "
+               "name).", file_name=True),
     )
 
     def __init__(self) -> None:

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
-from semilearn import SemilearnError
+from semilearn import ConfigError, SemilearnError
+from semilearn.config import read_config_file
+from semilearn.errors import InputError
 from semilearn.metrics import PERCENT_METRICS, best_evaluation, format_metric, saved_monitor
+from semilearn.paths import check_name
 
 __all__ = ["plot_command", "read_metrics", "plot_metrics", "plot_runs", "Run"]
 
@@ -46,7 +48,8 @@ class Run:
     def read(cls, run_dir: Path, name: str | None = None) -> Run:
         config = _config(run_dir)
         section = config.get("logging") if isinstance(config.get("logging"), dict) else {}
-        path = run_dir / str((section or {}).get("metrics_file") or "metrics.jsonl")
+        name = (section or {}).get("metrics_file") or "metrics.jsonl"
+        path = run_dir / check_name(name, f"{run_dir / 'config.yaml'}: logging.metrics_file", InputError)
         if not path.is_file():
             raise SemilearnError(f"no metrics file in {run_dir} (expected {path.name}; was semilearn-logging active?)")
         records = read_metrics(path)
@@ -68,10 +71,9 @@ def _config(run_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError:
+        return read_config_file(path)  # a regular file of a sane size, or nothing
+    except ConfigError:
         return {}
-    return loaded if isinstance(loaded, dict) else {}
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
