@@ -131,6 +131,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=40, help="batches timed per reading round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=30, help="training steps timed per round")
+    parser.add_argument("--only", choices=("reading", "training"), help="run one of the two measurements")
     args = parser.parse_args()
     logging.getLogger("semilearn").setLevel(logging.WARNING)
     print(f"python {sys.version.split()[0]}, torch {torch.__version__}, {os.cpu_count()} CPUs, "
@@ -139,13 +140,17 @@ def main() -> None:
         root = Path(folder) / "images"
         files = write_folder(root, args.images, args.side)
         lazy, plain = [], []
-        for _ in range(args.rounds):
+        for _ in range(args.rounds if args.only != "training" else 0):
             lazy.append(read_lazily(files, args, args.batches))
             plain.append(read_plainly(files, args, args.batches))
-        lazy_rate, plain_rate = statistics.median(lazy), statistics.median(plain)
-        print(f"reading {args.side}px JPEG files at {args.resize}px, batches of {args.batch}: lazy path "
-              f"{lazy_rate:.0f} images/s, plain DataLoader {plain_rate:.0f} images/s, ratio {lazy_rate / plain_rate:.2f} "
-              f"(medians of {args.rounds} rounds: {[round(v) for v in lazy]} / {[round(v) for v in plain]})", flush=True)
+        if lazy:
+            lazy_rate, plain_rate = statistics.median(lazy), statistics.median(plain)
+            print(f"reading {args.side}px JPEG files at {args.resize}px, batches of {args.batch}: lazy path "
+                  f"{lazy_rate:.0f} images/s, plain DataLoader {plain_rate:.0f} images/s, ratio {lazy_rate / plain_rate:.2f} "
+                  f"(medians of {args.rounds} rounds: {[round(v) for v in lazy]} / {[round(v) for v in plain]})",
+                  flush=True)
+        if args.only == "reading":
+            return
         fed_lazily, from_memory = [], []
         for _ in range(args.rounds):
             fed_lazily.append(train(root, "lazy", args))

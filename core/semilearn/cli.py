@@ -20,6 +20,7 @@ import click
 
 from . import __version__
 from .config import CORE_OPTIONS, Option, read_config_file
+from .data import WORKER_START_VARIABLE
 from .distributed import global_rank, world_size
 from .errors import SemilearnError
 from .plugins import PluginManager, parse_plugin_args
@@ -295,6 +296,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``semilearn`` console script; returns the exit code."""
     args, debug = _strip_debug(list(sys.argv[1:] if argv is None else argv))
     setup_console()
+    # this command's entry points guard their main module: lazy readers' workers may start from a
+    # fork server, which imports it again (see semilearn.data.lazy.worker_context)
+    os.environ.setdefault(WORKER_START_VARIABLE, "forkserver")
     try:
         blocked, explicit = parse_plugin_args(args)
         manager = PluginManager().load(blocked=blocked, explicit=explicit)

@@ -26,7 +26,10 @@ if TYPE_CHECKING:
     from .augment import AugmentSpec
     from .base import SSLData
 
-__all__ = ["BUILTIN_DATASETS", "BUILTIN_MODALITIES", "SSLData", "AugmentSpec"]
+__all__ = ["BUILTIN_DATASETS", "BUILTIN_MODALITIES", "SSLData", "AugmentSpec", "WORKER_START_VARIABLE"]
+
+# How the lazy path's workers reading image files start (semilearn.data.lazy.worker_context)
+WORKER_START_VARIABLE = "SEMILEARN_WORKER_START"
 
 
 def __getattr__(name: str) -> Any:

@@ -24,13 +24,20 @@ __all__ = ["decode_file", "decode_files", "resize_exactly", "resize_shorter_and_
            "ResizeExactly", "ResizeShorterAndCentreCrop"]
 
 
+_PIL_IMAGE: Any = None
+
+
 def pillow() -> Any:
-    """The ``PIL.Image`` module, or a DataError saying how to install it."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise DataError("image data sets are decoded with Pillow: pip install pillow") from None
-    return Image
+    """The ``PIL.Image`` module, or a DataError saying how to install it (looked up once: a
+    worker calls this for every image)."""
+    global _PIL_IMAGE
+    if _PIL_IMAGE is None:
+        try:
+            from PIL import Image
+        except ImportError:
+            raise DataError("image data sets are decoded with Pillow: pip install pillow") from None
+        _PIL_IMAGE = Image
+    return _PIL_IMAGE
 
 
 class ResizeExactly:
@@ -78,7 +85,7 @@ def resize_shorter_and_centre_crop(shorter: int, crop: int) -> Callable[[Any], A
     return ResizeShorterAndCentreCrop(shorter, crop)
 
 
-def decode_file(path: Path, prepare: Callable[[Any], Any], size: tuple[int, int], mode: str = "RGB") -> np.ndarray:
+def decode_file(path: str | Path, prepare: Callable[[Any], Any], size: tuple[int, int], mode: str = "RGB") -> np.ndarray:
     """One image file as uint8 ``[H, W, C]``: converted to Pillow ``mode`` (``"RGB"`` or ``"L"``) and
     passed through ``prepare``, which must return it at ``size`` (height, width). A file that cannot
     be decoded is a DataError naming it."""
@@ -92,7 +99,7 @@ def decode_file(path: Path, prepare: Callable[[Any], Any], size: tuple[int, int]
         raise DataError(f"cannot decode image {path} ({error}); replace the file") from None
     if array.shape[:2] != (height, width):
         raise DataError(f"{path}: decoded to {array.shape[1]}x{array.shape[0]}, expected {width}x{height}")
-    return array.reshape(height, width, channels)
+    return array if array.ndim == 3 else array.reshape(height, width, channels)
 
 
 def decode_files(

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError
+from . import WORKER_START_VARIABLE
 from .imagefiles import decode_file
 
 __all__ = [
@@ -81,7 +82,7 @@ class ImageFileReader:
         return len(self.files)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        array = decode_file(Path(self.files[index]), self.prepare, self.size, self.mode)
+        array = decode_file(self.files[index], self.prepare, self.size, self.mode)
         return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))  # one copy, writable
 
 
@@ -208,7 +209,8 @@ def _collate(items: list[tuple[int, Any]]) -> tuple[torch.Tensor, torch.Tensor |
     if errors:  # keep the batch's size: a bad sample's place holds the first readable one
         filler = good[0]
         good = [sample if isinstance(sample, torch.Tensor) else filler for _, sample in items]
-    return rows, torch.stack(good), errors
+    # stacked as PyTorch's own collate stacks: in a worker, straight into shared memory (no copy to send it)
+    return rows, torch.utils.data.default_collate(good), errors
 
 
 def _loader(samples: LazySamples, batch_sampler: Any, workers: int, prefetch_factor: int,
@@ -257,20 +259,25 @@ class _FollowTheRun:
 
 
 def worker_context() -> Any:
-    """How the workers reading image files start: from a fork server (a small process that
-    imported torch and the readers once), where the platform has one, else the platform's
-    default. A worker forked from the training process would inherit its memory (network,
-    optimizer, activations) and keep a private copy of every page the training then changes:
-    memory that grows with the number of workers. The reader (its file list) is pickled to each
-    worker. A ``Dataset`` of the user's keeps the platform's default (fork on Linux): it may hold
-    its data in memory, which forking shares, or be defined in a notebook, where it cannot be
-    pickled."""
+    """How the workers reading image files start: ``SEMILEARN_WORKER_START`` (``forkserver``,
+    ``spawn`` or ``fork``; the platform's default, fork on Linux, when unset or unavailable).
+
+    The ``semilearn`` command sets ``forkserver``: workers then start from a small process that
+    imported torch and the readers once. A worker forked from the training process inherits its
+    memory (network, optimizer, activations) and keeps a private copy of every page training
+    then changes, up to the training process's size per worker. A fork server or spawn imports
+    the main module again in each worker, which a script without ``if __name__ == "__main__":``
+    cannot survive: from Python the default stays PyTorch's own. The reader (its file list) is
+    pickled to each worker. A ``Dataset`` of the user's always keeps the platform's default: it may
+    hold its data in memory, which forking shares, or be defined in a notebook."""
     import multiprocessing
 
-    if "forkserver" not in multiprocessing.get_all_start_methods():
+    method = os.environ.get(WORKER_START_VARIABLE, "")
+    if method not in multiprocessing.get_all_start_methods():
         return None
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["torch", "semilearn.data.lazy"])
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(["torch", "semilearn.data.lazy"])
     return context
 
 
