@@ -48,8 +48,8 @@ class Run:
     def read(cls, run_dir: Path, name: str | None = None) -> Run:
         config = _config(run_dir)
         section = config.get("logging") if isinstance(config.get("logging"), dict) else {}
-        name = (section or {}).get("metrics_file") or "metrics.jsonl"
-        path = run_dir / check_name(name, f"{run_dir / 'config.yaml'}: logging.metrics_file", InputError)
+        metrics_file = (section or {}).get("metrics_file") or "metrics.jsonl"
+        path = run_dir / check_name(metrics_file, f"{run_dir / 'config.yaml'}: logging.metrics_file", InputError)
         if not path.is_file():
             raise SemilearnError(f"no metrics file in {run_dir} (expected {path.name}; was semilearn-logging active?)")
         records = read_metrics(path)
