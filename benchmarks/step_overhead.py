@@ -64,10 +64,10 @@ class BareLoop:
         channels_last = torch.channels_last
         self.generator.manual_seed(step)
         index = self.labelled.next()
-        x_lb = self.augment.weak(self.data.labelled_images[index]).contiguous(memory_format=channels_last)
+        x_lb = self.augment.weak(self.data.labelled_samples[index]).contiguous(memory_format=channels_last)
         y_lb = self.data.labelled_targets[index]
         assert self.unlabelled is not None
-        images = self.data.unlabelled_images[self.unlabelled.next()]
+        images = self.data.unlabelled_samples[self.unlabelled.next()]
         x_w = self.augment.weak(images).contiguous(memory_format=channels_last)
         x_s = self.augment.strong(images).contiguous(memory_format=channels_last)
         logits = self.model(torch.cat((x_lb, x_w, x_s)))["logits"]

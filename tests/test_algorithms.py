@@ -255,7 +255,7 @@ def test_flexmatch_records_confident_predictions_per_unlabelled_sample(tmp_path:
     algorithm.train_step(x_lb=logits_of(confident), y_lb=torch.tensor([0]), idx_ulb=torch.tensor([5, 7]),
                          x_ulb_w=logits_of(confident, unsure), x_ulb_s=logits_of(unsure, unsure))
     selected = algorithm.policy_state["mask"]["selected_label"]
-    assert selected.shape == (len(algorithm.data.unlabelled_images),)
+    assert selected.shape == (len(algorithm.data.unlabelled_samples),)
     assert selected[5].item() == 0 and selected[7].item() == -1
     assert int((selected >= 0).sum()) == 1
     assert "idx_ulb" in algorithm.sample_batch()
@@ -332,7 +332,7 @@ def test_dash_threshold_decreases_geometrically_after_a_supervised_warmup(tmp_pa
     with torch.no_grad():
         for name, parameter in network.named_parameters():
             parameter.copy_(initial[name])
-    logits = algorithm.predict(algorithm.data.test_images, model=network)
+    logits = algorithm.predict(algorithm.data.test_samples, model=network)
     rho_init = F.cross_entropy(logits, algorithm.data.test_targets).item()
     assert rho_init > 1.5  # about ln 10: Dash starts lenient, not at rho_min
     algorithm.train_step(**batch)
@@ -516,7 +516,7 @@ def test_epass_averages_three_projection_heads(tmp_path: Path) -> None:
 def test_fullysupervised_labels_every_training_image(tmp_path: Path) -> None:
     full, subset = make(tmp_path / "full", "fullysupervised"), make(tmp_path / "subset", "supervised")
     assert len(subset.data.labelled_targets) == 40
-    assert len(full.data.labelled_targets) == len(full.data.unlabelled_images) == 1347
+    assert len(full.data.labelled_targets) == len(full.data.unlabelled_samples) == 1347
     assert torch.equal(full.data.labelled_targets, full.data.unlabelled_targets)
 
 

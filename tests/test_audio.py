@@ -20,6 +20,7 @@ import torch
 
 from conftest import FAST, installed
 from mechanism import check_fixmatch_step, draw, resume_in_halves
+from semilearn.data import InputSpec
 from semilearn.errors import ConfigError, DataError
 from semilearn.plugins import PluginManager
 from semilearn.runner import build_algorithm, load_config
@@ -260,17 +261,17 @@ def test_usbs_pickles_are_read_into_padded_waveforms(stand_in) -> None:
     data = manager.registry("dataset").get("superbks")(config, torch.device("cpu"))
     assert data.modality == "audio" and data.num_classes == 10 and data.default_net == "wave2vecv2_base"
     assert data.summary() == "superbks: 10 labelled, 30 unlabelled, 10 test samples (audio), 10 classes"
-    assert data.labelled_images["wave"].dtype == torch.float16
+    assert data.labelled_samples["wave"].dtype == torch.float16
     assert data.augment.crop == 200 and data.augment.sample_rate == RATE
     waves, labels = read_split(data_dir / "superbks" / "train.pkl")
     labelled_index, _ = usb_audio_split(np.array(labels), 10, 10, 0)
     first = waves[labelled_index[0]]
-    assert int(data.labelled_images["length"][0]) == len(first)
-    assert torch.equal(data.labelled_images["wave"][0, : len(first)], torch.from_numpy(first).half())
+    assert int(data.labelled_samples["length"][0]) == len(first)
+    assert torch.equal(data.labelled_samples["wave"][0, : len(first)], torch.from_numpy(first).half())
     assert data.labelled_targets.tolist() == [labels[i] for i in labelled_index]
     dev_waves, dev_labels = read_split(data_dir / "superbks" / "dev.pkl")
     assert data.test_targets.tolist() == dev_labels  # dev.pkl: USB's eval split
-    assert data.test_images["wave"].shape == (10, max(len(w) for w in dev_waves))
+    assert data.test_samples["wave"].shape == (10, max(len(w) for w in dev_waves))
 
 
 @needs_audio
@@ -319,7 +320,7 @@ def test_the_network_is_usbs_pooled_encoder_with_usbs_parameter_names(stand_in, 
     _, models = stand_in
     manager = manager_with_audio()
     load_config(manager, None, [f"audio.pretrain_path={models[net]}"])
-    model = manager.registry("net").get(net)(5, 0, 0)
+    model = manager.registry("net").get(net)(5, InputSpec("audio"))
     names = list(model.state_dict())
     assert "model.feature_extractor.conv_layers.0.conv.weight" in names and "model.encoder.layers.0.attention.k_proj.weight" in names
     assert [name for name in names if not name.startswith("model.")] == [
@@ -401,19 +402,19 @@ def test_fixmatch_on_a_drawn_audio_batch_is_the_hand_computed_mechanism(tmp_path
     # the views that reach the network: random crops of the drawn waveforms (weak), with the
     # labelled samples' labels, and the strong view's effects drawn after the weak crops
     assert batch["y_lb"].tolist() == data.labelled_targets[labelled].tolist()
-    for name, samples, indices in (("x_lb", data.labelled_images, labelled),
-                                   ("x_ulb_w", data.unlabelled_images, unlabelled)):
+    for name, samples, indices in (("x_lb", data.labelled_samples, labelled),
+                                   ("x_ulb_w", data.unlabelled_samples, unlabelled)):
         assert batch[name]["input_values"].shape == (4, 200)
         for row, index in enumerate(indices.tolist()):
             assert crop_offsets(batch[name]["input_values"][row], samples, index), (name, row)
     replay = AudioViews(data, torch.Generator().set_state(views_state))
-    replay.weak(algorithm.gather(data.labelled_images, labelled))
-    weak = replay.weak(algorithm.gather(data.unlabelled_images, unlabelled))
-    strong = replay.strong(algorithm.gather(data.unlabelled_images, unlabelled))
+    replay.weak(algorithm.gather(data.labelled_samples, labelled))
+    weak = replay.weak(algorithm.gather(data.unlabelled_samples, unlabelled))
+    strong = replay.strong(algorithm.gather(data.unlabelled_samples, unlabelled))
     assert torch.equal(weak["input_values"], batch["x_ulb_w"]["input_values"])
     assert torch.equal(strong["input_values"], batch["x_ulb_s"]["input_values"])
     # speed, pitch and reverb change a crop (gain alone is undone by the normalisation)
-    assert not all(crop_offsets(batch["x_ulb_s"]["input_values"][row], data.unlabelled_images, index)
+    assert not all(crop_offsets(batch["x_ulb_s"]["input_values"][row], data.unlabelled_samples, index)
                    for row, index in enumerate(unlabelled.tolist()))
 
     check_fixmatch_step(algorithm, batch, 0.13)

@@ -18,6 +18,7 @@ from test_paths import fifo  # noqa: F401 - a fixture: a named pipe no one write
 
 from conftest import FAST, external_plugins, installed, train_in_process
 from semilearn import CheckpointError
+from semilearn.data import InputSpec
 from semilearn.rundir import CHECKPOINT_FORMAT
 
 pytestmark = pytest.mark.skipif(not installed("semilearn-checkpoint"), reason="semilearn-checkpoint is not installed")
@@ -411,7 +412,7 @@ def test_import_usb_turns_a_usb_checkpoint_into_one_of_ours(cli, tmp_path: Path)
     from semilearn.nets.wrn import wrn_28_2
 
     torch.manual_seed(0)
-    model, ema = wrn_28_2(10, 3, 32), wrn_28_2(10, 3, 32)
+    model, ema = wrn_28_2(10, InputSpec("image", (3, 32, 32))), wrn_28_2(10, InputSpec("image", (3, 32, 32)))
     usb = {"model": {f"module.{key}": value for key, value in model.state_dict().items()},  # saved under DDP
            "ema_model": ema.state_dict(), "optimizer": {}, "it": 7, "epoch": 1, "best_it": 5, "best_eval_acc": 0.5}
     torch.save(usb, tmp_path / "latest_model.pth")

@@ -18,6 +18,7 @@ import torch
 from conftest import FAST
 from datafiles import class_images, write_cifar10, write_cifar100, write_stl10, write_svhn
 from semilearn.config import Config
+from semilearn.data import InputSpec
 from semilearn.errors import ConfigError, DataError
 from semilearn.plugins import PluginManager
 
@@ -51,21 +52,21 @@ def _short_run(cli, *overrides: str):
 def test_cifar10_reads_the_pickle_batches_exactly_and_splits_as_usb(tmp_path: Path) -> None:
     written = write_cifar10(tmp_path / "data", per_class=5)
     data = _build("cifar10", _config(tmp_path / "data", num_labels=20))
-    assert torch.equal(data.unlabelled_images, torch.from_numpy(written.train_images))  # pixels and orientation
+    assert torch.equal(data.unlabelled_samples, torch.from_numpy(written.train_images))  # pixels and orientation
     assert torch.equal(data.unlabelled_targets, torch.from_numpy(written.train_targets))
-    assert torch.equal(data.test_images, torch.from_numpy(written.test_images))
+    assert torch.equal(data.test_samples, torch.from_numpy(written.test_images))
     assert torch.equal(data.test_targets, torch.from_numpy(written.test_targets))
-    assert data.labelled_images.dtype == torch.uint8 and data.labelled_images.is_contiguous()
+    assert data.labelled_samples.dtype == torch.uint8 and data.labelled_samples.is_contiguous()
     assert np.bincount(data.labelled_targets.numpy(), minlength=10).tolist() == [2] * 10
     # every labelled image is one of the training images with its own label
-    for image, label in zip(data.labelled_images, data.labelled_targets, strict=True):
-        matches = (data.unlabelled_images == image).flatten(1).all(1).nonzero().flatten()
+    for image, label in zip(data.labelled_samples, data.labelled_targets, strict=True):
+        matches = (data.unlabelled_samples == image).flatten(1).all(1).nonzero().flatten()
         assert len(matches) == 1 and data.unlabelled_targets[matches[0]] == label
     assert data.num_classes == 10 and data.default_net == "wrn_28_2"
     other_seed = _build("cifar10", _config(tmp_path / "data", num_labels=20, seed=1))
-    assert not torch.equal(other_seed.labelled_images, data.labelled_images)
+    assert not torch.equal(other_seed.labelled_samples, data.labelled_samples)
     again = _build("cifar10", _config(tmp_path / "data", num_labels=20))
-    assert torch.equal(again.labelled_images, data.labelled_images)
+    assert torch.equal(again.labelled_samples, data.labelled_samples)
 
 
 def test_cifar_augmentation_is_usb_classic_cv(tmp_path: Path) -> None:
@@ -94,7 +95,7 @@ def test_cutout_fills_with_a_per_channel_colour() -> None:
 def test_usb_img_size_and_crop_ratio_resize_and_set_the_crop(tmp_path: Path) -> None:
     write_cifar10(tmp_path / "data")
     data = _build("cifar10", _config(tmp_path / "data", img_size=48, crop_ratio=0.75))
-    assert data.image_shape == (3, 48, 48) and data.labelled_images.shape[1:] == (3, 48, 48)
+    assert data.image_shape == (3, 48, 48) and data.labelled_samples.shape[1:] == (3, 48, 48)
     assert data.augment.max_shift == 12
     with pytest.raises(ConfigError, match="crop_ratio"):
         _build("cifar10", _config(tmp_path / "data", crop_ratio=1.5))
@@ -104,7 +105,7 @@ def test_cifar100_reads_fine_labels(tmp_path: Path) -> None:
     written = write_cifar100(tmp_path / "data", per_class=2)
     data = _build("cifar100", _config(tmp_path / "data", num_labels=100))
     assert torch.equal(data.unlabelled_targets, torch.from_numpy(written.train_targets))
-    assert torch.equal(data.test_images, torch.from_numpy(written.test_images))
+    assert torch.equal(data.test_samples, torch.from_numpy(written.test_images))
     assert data.num_classes == 100 and data.default_net == "wrn_28_8"
     assert data.augment.mean == pytest.approx((129.3 / 255, 124.1 / 255, 112.4 / 255))
 
@@ -116,7 +117,7 @@ def test_the_torchvision_layout_without_the_name_folder_is_accepted(tmp_path: Pa
     flat.mkdir()
     (tmp_path / "flat").rename(flat / "cifar-10-batches-py")
     data = _build("cifar10", _config(flat))
-    assert torch.equal(data.test_images, torch.from_numpy(written.test_images))
+    assert torch.equal(data.test_samples, torch.from_numpy(written.test_images))
 
 
 def test_batches_pickled_by_numpy_1_are_read(tmp_path: Path) -> None:
@@ -127,7 +128,7 @@ def test_batches_pickled_by_numpy_1_are_read(tmp_path: Path) -> None:
         assert b"numpy._core.multiarray" in content
         path.write_bytes(content.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
     data = _build("cifar10", _config(tmp_path / "data"))
-    assert torch.equal(data.test_images, torch.from_numpy(written.test_images))
+    assert torch.equal(data.test_samples, torch.from_numpy(written.test_images))
 
 
 class _RunsCode:
@@ -184,9 +185,9 @@ def test_svhn_reads_the_mat_files_with_extra_as_usb(tmp_path: Path) -> None:
     data = _build("svhn", _config(tmp_path / "data", num_labels=40))
     train = np.concatenate([written.train_images, written.extra_images])
     targets = np.concatenate([written.train_targets, written.extra_targets])
-    assert torch.equal(data.unlabelled_images, torch.from_numpy(train))
+    assert torch.equal(data.unlabelled_samples, torch.from_numpy(train))
     assert torch.equal(data.unlabelled_targets, torch.from_numpy(targets))  # 10 in the file is the digit 0
-    assert torch.equal(data.test_images, torch.from_numpy(written.test_images))
+    assert torch.equal(data.test_samples, torch.from_numpy(written.test_images))
     assert torch.equal(data.test_targets, torch.from_numpy(written.test_targets))
     assert np.bincount(data.labelled_targets.numpy(), minlength=10).tolist() == [4] * 10  # needs extra: 3 + 2
     spec = data.augment
@@ -196,7 +197,7 @@ def test_svhn_reads_the_mat_files_with_extra_as_usb(tmp_path: Path) -> None:
 def test_svhn_noextra_uses_the_training_file_alone(tmp_path: Path) -> None:
     written = write_svhn(tmp_path / "data", per_class=3, extra_per_class=0)
     data = _build("svhn_noextra", _config(tmp_path / "data", num_labels=30))
-    assert torch.equal(data.unlabelled_images, torch.from_numpy(written.train_images))
+    assert torch.equal(data.unlabelled_samples, torch.from_numpy(written.train_images))
     with pytest.raises(DataError, match=r"svhn/extra_32x32.mat not found.*semilearn data download svhn"):
         _build("svhn", _config(tmp_path / "data"))
 
@@ -223,10 +224,10 @@ def test_stl10_reads_column_major_binaries_and_adds_the_unlabelled_split(tmp_pat
     written = write_stl10(tmp_path / "data", per_class=2, unlabelled=6)
     data = _build("stl10", _config(tmp_path / "data", num_labels=10))
     assert data.image_shape == (3, 96, 96)
-    assert torch.equal(data.test_images, torch.from_numpy(written.test_images))  # columns read as columns
+    assert torch.equal(data.test_samples, torch.from_numpy(written.test_images))  # columns read as columns
     assert torch.equal(data.test_targets, torch.from_numpy(written.test_targets))  # 1..10 read as 0..9
     # unlabelled: the unlabelled split, then the 5000 (here 20) training images, as USB
-    assert torch.equal(data.unlabelled_images, torch.from_numpy(np.concatenate([written.extra_images,
+    assert torch.equal(data.unlabelled_samples, torch.from_numpy(np.concatenate([written.extra_images,
                                                                                 written.train_images])))
     assert data.unlabelled_targets is None
     assert np.bincount(data.labelled_targets.numpy(), minlength=10).tolist() == [1] * 10
@@ -305,20 +306,20 @@ def test_npz_with_unlabelled_images_uses_every_labelled_image(tmp_path: Path, ca
     arrays = _npz(tmp_path / "mine.npz")
     with caplog.at_level("WARNING", logger="semilearn"):
         data = _build("npz", _config(tmp_path / "mine.npz", num_labels=40))
-    assert torch.equal(data.labelled_images, torch.from_numpy(arrays["labelled"]))  # channels-last read right
-    assert torch.equal(data.unlabelled_images, torch.from_numpy(np.concatenate([arrays["labelled"], arrays["pool"]])))
-    assert torch.equal(data.test_images, torch.from_numpy(arrays["test"]))
+    assert torch.equal(data.labelled_samples, torch.from_numpy(arrays["labelled"]))  # channels-last read right
+    assert torch.equal(data.unlabelled_samples, torch.from_numpy(np.concatenate([arrays["labelled"], arrays["pool"]])))
+    assert torch.equal(data.test_samples, torch.from_numpy(arrays["test"]))
     assert data.num_classes == 4 and data.unlabelled_targets is None
     assert data.default_net == "small_cnn" and data.augment.max_shift == 1
     assert "all 12 labelled images" in caplog.text and "num_labels (40)" in caplog.text
-    mean = data.unlabelled_images.float().div(255).mean(dim=(0, 2, 3))
+    mean = data.unlabelled_samples.float().div(255).mean(dim=(0, 2, 3))
     assert data.augment.mean == pytest.approx(tuple(mean.tolist()), abs=1e-3)
 
 
 def test_npz_without_unlabelled_images_is_split_like_a_benchmark(tmp_path: Path) -> None:
     arrays = _npz(tmp_path / "mine.npz", channels_last=False, unlabelled=False)
     data = _build("npz", _config(tmp_path, num_labels=8))  # a folder holding one .npz
-    assert torch.equal(data.unlabelled_images, torch.from_numpy(arrays["labelled"]))
+    assert torch.equal(data.unlabelled_samples, torch.from_numpy(arrays["labelled"]))
     assert np.bincount(data.labelled_targets.numpy(), minlength=4).tolist() == [2] * 4
 
 
@@ -404,7 +405,7 @@ def test_image_folder_reads_classes_in_sorted_order_and_splits_like_a_benchmark(
     data = _build("image_folder", _config(tmp_path / "pets", num_labels=6))
     assert data.num_classes == 3 and data.image_shape == (3, 16, 16)
     by_path = sorted(written["train"], key=lambda item: (item[2], item[0].name))
-    assert torch.equal(data.unlabelled_images, torch.from_numpy(np.stack([image for _, image, _ in by_path])))
+    assert torch.equal(data.unlabelled_samples, torch.from_numpy(np.stack([image for _, image, _ in by_path])))
     assert data.unlabelled_targets.tolist() == [target for _, _, target in by_path]
     assert np.bincount(data.labelled_targets.numpy(), minlength=3).tolist() == [2, 2, 2]
     assert len(data.test_targets) == 6 and data.default_net == "wrn_28_2"
@@ -422,7 +423,7 @@ def test_image_folder_with_an_unlabelled_list_and_folder(tmp_path: Path) -> None
     data = _build("image_folder", _config(root, num_labels=7))
     assert data.image_shape == (1, 16, 16)
     assert len(data.labelled_targets) == 7  # 9 training images, 2 listed as unlabelled
-    assert len(data.unlabelled_images) == 7 + 2 + 1  # labelled, listed, unlabelled/
+    assert len(data.unlabelled_samples) == 7 + 2 + 1  # labelled, listed, unlabelled/
     assert data.unlabelled_targets is None
     (root / "unlabelled.txt").write_text("train/cat/nope.png\n")
     with pytest.raises(DataError, match=r"unlabelled.txt, line 1: 'train/cat/nope.png' is not an image under"):
@@ -433,7 +434,7 @@ def test_image_folder_resizes_odd_images_with_a_warning(tmp_path: Path, caplog) 
     _image_folder(tmp_path / "pets", odd_size=True)
     with caplog.at_level("WARNING", logger="semilearn"):
         data = _build("image_folder", _config(tmp_path / "pets", num_labels=3))
-    assert data.image_shape == (3, 16, 16) and data.unlabelled_images.shape[1:] == (3, 16, 16)
+    assert data.image_shape == (3, 16, 16) and data.unlabelled_samples.shape[1:] == (3, 16, 16)
     assert "images of 2 sizes; all are resized to 16x16" in caplog.text
 
 
@@ -477,20 +478,20 @@ def test_the_usb_networks_are_registered_and_follow_the_interface() -> None:
     registry = PluginManager().load().registry("net")
     for name in ("wrn_28_2", "wrn_28_8", "wrn_var_37_2", "resnet18"):
         assert name in registry.names()
-    wrn_var = registry.get("wrn_var_37_2")(10, 3, 96)
+    wrn_var = registry.get("wrn_var_37_2")(10, InputSpec("image", (3, 96, 96)))
     convolutions = [module for module in wrn_var.modules() if isinstance(module, torch.nn.Conv2d)]
     assert len(convolutions) == 37
     assert sum(parameter.numel() for parameter in wrn_var.parameters()) == 5_929_450  # USB's count
     out = wrn_var(torch.randn(2, 3, 96, 96))
     assert out["logits"].shape == (2, 10) and out["feat"].shape == (2, wrn_var.num_features) == (2, 256)
 
-    small = registry.get("resnet18")(7, 1, 32)
-    large = registry.get("resnet18")(7, 3, 96)
+    small = registry.get("resnet18")(7, InputSpec("image", (1, 32, 32)))
+    large = registry.get("resnet18")(7, InputSpec("image", (3, 96, 96)))
     assert small.conv1.kernel_size == (3, 3) and large.conv1.kernel_size == (7, 7)
     for net, shape in ((small, (2, 1, 32, 32)), (large, (2, 3, 96, 96))):
         out = net(torch.randn(shape))
         assert out["logits"].shape == (2, 7) and out["feat"].shape == (2, 512) and net.num_features == 512
-    assert sum(parameter.numel() for parameter in registry.get("resnet18")(10, 3, 96).parameters()) == 11_181_642
+    assert sum(parameter.numel() for parameter in registry.get("resnet18")(10, InputSpec("image", (3, 96, 96))).parameters()) == 11_181_642
 
 
 def test_the_data_set_registry_lists_the_new_data_sets(cli) -> None:

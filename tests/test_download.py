@@ -124,7 +124,7 @@ def test_download_verifies_unpacks_and_the_data_set_loads(cli, mirror: Mirror, t
     assert (home / "cifar-10-python.tar.gz").read_bytes() == archive  # kept beside the files
     assert not list(home.glob("*.part")) and not list(home.glob(".*unpacking"))
     data = _load_cifar10(tmp_path / "data")
-    assert torch.equal(data.test_images, torch.from_numpy(written.test_images))
+    assert torch.equal(data.test_samples, torch.from_numpy(written.test_images))
 
     # a complete copy is not fetched again; --force fetches it again
     again = _download(cli, mirror, tmp_path / "data")
@@ -144,7 +144,7 @@ def test_an_interrupted_transfer_resumes_where_it_stopped(cli, mirror: Mirror, t
     assert result.code == 0, result.text
     assert mirror.requests == [("cifar-10-python.tar.gz", None), ("cifar-10-python.tar.gz", f"bytes={cut}-")]
     assert "broke off" in result.err and "resuming" in result.err
-    assert torch.equal(_load_cifar10(tmp_path / "data").test_images, torch.from_numpy(written.test_images))
+    assert torch.equal(_load_cifar10(tmp_path / "data").test_samples, torch.from_numpy(written.test_images))
 
 
 def test_a_transfer_out_of_retries_keeps_its_part_and_the_next_run_resumes(cli, mirror: Mirror, tmp_path: Path,
@@ -303,7 +303,7 @@ def test_a_copy_put_in_place_by_hand_is_verified_and_unpacked_offline(cli, tmp_p
     result = cli("data", "download", "cifar10", "--data-dir", str(tmp_path / "data"))
     assert result.code == 0, result.text
     assert "is there and its checksum matches" in result.err
-    assert torch.equal(_load_cifar10(tmp_path / "data").test_images, torch.from_numpy(written.test_images))
+    assert torch.equal(_load_cifar10(tmp_path / "data").test_samples, torch.from_numpy(written.test_images))
 
 
 def test_svhn_files_are_fetched_one_by_one_and_listed(cli, mirror: Mirror, tmp_path: Path,

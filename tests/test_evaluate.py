@@ -58,13 +58,13 @@ def test_load_gives_a_predictor_with_the_runs_accuracy(trained) -> None:
     predictor = semilearn.load(path)
     assert predictor.classes == [str(index) for index in range(10)]
     data = result.algorithm.data
-    prediction = predictor.predict(data.test_images.cpu().numpy())  # a NumPy array works as well
+    prediction = predictor.predict(data.test_samples.cpu().numpy())  # a NumPy array works as well
     correct = int((prediction.labels == data.test_targets.cpu()).sum())
     assert correct == round(450 * result.algorithm.eval_history[-1]["top1_acc"])
     assert prediction.probs.shape == (450, 10) and torch.allclose(prediction.probs.sum(dim=-1), torch.ones(450))
     # the model's own weights differ from the EMA weights the run evaluated
     model = semilearn.load(path, weights="model")
-    assert model.weights == "model" and not torch.equal(model.logits(data.test_images), predictor.logits(data.test_images))
+    assert model.weights == "model" and not torch.equal(model.logits(data.test_samples), predictor.logits(data.test_samples))
     # other sizes are resized as the data sets resize, channel counts must match
     assert predictor.prepare(torch.zeros(2, 1, 16, 16, dtype=torch.uint8)).shape == (2, 1, 8, 8)
     with pytest.raises(semilearn.errors.InputError, match="have 3 channel"):
@@ -74,7 +74,7 @@ def test_load_gives_a_predictor_with_the_runs_accuracy(trained) -> None:
 def test_evaluate_on_another_data_set_with_the_same_classes(trained, cli, tmp_path: Path) -> None:
     path, result = trained
     data = result.algorithm.data
-    images, targets = data.test_images.cpu().numpy(), data.test_targets.cpu().numpy()
+    images, targets = data.test_samples.cpu().numpy(), data.test_targets.cpu().numpy()
     half = len(targets) // 2
     np.savez(tmp_path / "mine.npz", labelled_images=images[:half], labelled_targets=targets[:half],
              test_images=images[half:], test_targets=targets[half:])

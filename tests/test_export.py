@@ -14,6 +14,7 @@ import torch
 from parity.compare import FLOAT32_FORWARD, forward_difference
 
 from conftest import installed, train_in_process
+from semilearn.data import InputSpec
 from semilearn.data.digits import digits_arrays
 from semilearn.inference import ModelCard, Predictor, load
 from semilearn.inference.export import config_sha256, export_predictor
@@ -177,7 +178,7 @@ def test_a_network_at_another_size_and_three_channels(tmp_path: Path) -> None:
     torch.manual_seed(0)
     card = ModelCard("wrn_28_2", 5, (3, 32, 32), (0.4, 0.5, 0.6), (0.2, 0.25, 0.3), tuple("abcde"), "synthetic",
                      "fixmatch")
-    predictor = Predictor(wrn_28_2(5, 3, 32), card)
+    predictor = Predictor(wrn_28_2(5, InputSpec("image", (3, 32, 32))), card)
     model, card_path = export_predictor(predictor, tmp_path / "wrn.pt")
     module = torch.jit.load(str(model))
     images = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))

@@ -34,7 +34,7 @@ def test_a_lazy_image_folder_holds_names_and_reads_what_memory_holds(tmp_path: P
     write_image_folder(tmp_path / "pets")
     lazy = _build(data_dir=str(tmp_path / "pets"), data_loading="lazy", num_workers=2)
     memory = _build(data_dir=str(tmp_path / "pets"), data_loading="memory")
-    for field in ("labelled_images", "unlabelled_images", "test_images"):
+    for field in ("labelled_samples", "unlabelled_samples", "test_samples"):
         held = getattr(lazy, field)
         assert isinstance(held, LazySamples) and isinstance(held.reader.files[0], str)
         assert torch.equal(held.materialize(workers=2), getattr(memory, field)), field

@@ -17,6 +17,7 @@ from torch import nn
 
 from conftest import FAST, train_in_process
 from semilearn import Hook, hookimpl
+from semilearn.data import InputSpec
 from semilearn.data.augment import AugmentSpec
 from semilearn.data.base import SSLData
 from semilearn.errors import ConfigError
@@ -101,13 +102,15 @@ class SignalPlugin(Hook):
         super().__init__()
         self.views: list[SignalViews] = []
         self.nets: list[SignalNet] = []
+        self.specs: list[InputSpec] = []
 
     def make_views(self, data: SSLData, generator: torch.Generator) -> SignalViews:
         views = SignalViews(data, generator)
         self.views.append(views)
         return views
 
-    def make_net(self, num_classes: int, in_channels: int, image_size: int) -> SignalNet:
+    def make_net(self, num_classes: int, spec: InputSpec) -> SignalNet:
+        self.specs.append(spec)
         net = SignalNet(num_classes)
         self.nets.append(net)
         return net
@@ -153,9 +156,13 @@ def test_fixmatch_trains_on_another_modality_through_its_views(tmp_path: Path) -
     # the network got named views, one joined batch per step (labelled + weak + strong)
     assert set(plugin.nets[0].inputs) == {("mask", "values")}
     assert result.algorithm.data.summary() == "signals: 12 labelled, 120 unlabelled, 60 test samples (signal), 3 classes"
+    # the network was built from the sample's spec, which the model card records
+    (spec,) = plugin.specs
+    assert spec == InputSpec("signal", parts={"values": ((LENGTH,), "float32"), "length": ((), "int64")})
     card = result.algorithm.model_card()
-    assert card["modality"] == "signal" and "input_shape" not in card and card["classes"] == ["slow", "medium",
-                                                                                               "fast"]
+    assert card["modality"] == "signal" and card["classes"] == ["slow", "medium", "fast"]
+    assert card["input"] == spec.to_dict() and InputSpec.from_dict(card["input"]) == spec
+    assert card["mean"] == [0.0] and card["std"] == [1.0]  # the views' normalisation (AugmentSpec)
 
 
 def _build(tmp_path: Path, plugin: SignalPlugin, *overrides: str):

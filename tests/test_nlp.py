@@ -19,6 +19,7 @@ import torch
 
 from conftest import FAST, installed
 from mechanism import check_fixmatch_step, draw, hand_fixmatch, resume_in_halves
+from semilearn.data import InputSpec
 from semilearn.errors import ConfigError, DataError
 from semilearn.plugins import PluginManager
 from semilearn.runner import build_algorithm, load_config
@@ -195,15 +196,15 @@ def test_usbs_json_files_are_tokenised_once_with_the_networks_tokenizer(tmp_path
     data = manager.registry("dataset").get("ag_news")(config, torch.device("cpu"))
     assert data.modality == "text" and data.num_classes == 4 and data.default_net == "bert_base_uncased"
     assert data.summary() == "ag_news: 8 labelled, 24 unlabelled, 8 test samples (text), 4 classes"
-    labelled = data.labelled_images
+    labelled = data.labelled_samples
     assert labelled["input_ids"].shape[:2] == (8, 3) and labelled["input_ids"].dtype == torch.int32
-    assert int(data.unlabelled_images["length"].max()) <= 8  # cut to nlp.max_length
-    assert data.test_images["input_ids"].shape[1] == 1  # evaluation: the original text only
+    assert int(data.unlabelled_samples["length"].max()) <= 8  # cut to nlp.max_length
+    assert data.test_samples["input_ids"].shape[1] == 1  # evaluation: the original text only
 
     train = json.loads((data_dir / "ag_news" / "train.json").read_text())
     dev = json.loads((data_dir / "ag_news" / "dev.json").read_text())
     tokenizer = AutoTokenizer.from_pretrained(model)
-    first = data.unlabelled_images  # the labelled texts first (USB's order), drawn as USB draws them
+    first = data.unlabelled_samples  # the labelled texts first (USB's order), drawn as USB draws them
     from semilearn_nlp.data import usb_text_split
 
     labelled_index, _ = usb_text_split(np.array([int(s["label"]) for s in train.values()]), 8, 4, 0)
@@ -216,7 +217,7 @@ def test_usbs_json_files_are_tokenised_once_with_the_networks_tokenizer(tmp_path
     # evaluation reads dev.json (USB's eval split) unless nlp.eval_split says test
     assert data.test_targets.tolist() == [int(s["label"]) for s in dev.values()]
     expected = tokenizer(list(dev.values())[0]["ori"], truncation=True, max_length=8)["input_ids"]
-    assert data.test_images["input_ids"][0, 0, : len(expected)].tolist() == expected
+    assert data.test_samples["input_ids"][0, 0, : len(expected)].tolist() == expected
 
 
 @needs_nlp
@@ -244,7 +245,7 @@ def test_the_network_is_usbs_pooled_bert_with_usbs_parameter_names(stand_in) -> 
     _, model = stand_in
     manager = manager_with_nlp()
     load_config(manager, None, [f"nlp.pretrain_path={model}"])
-    net = manager.registry("net").get("bert_base_uncased")(4, 0, 0)
+    net = manager.registry("net").get("bert_base_uncased")(4, InputSpec("text"))
     names = list(net.state_dict())
     assert names[0] == "bert.embeddings.word_embeddings.weight"
     assert [name for name in names if not name.startswith("bert.")] == [
@@ -328,11 +329,11 @@ def test_fixmatch_on_a_drawn_text_batch_is_the_hand_computed_mechanism(tmp_path:
     # the unlabelled samples' originals (weak) and one of their back-translations (strong)
     assert batch["y_lb"].tolist() == data.labelled_targets[labelled].tolist()
     for row, index in enumerate(labelled.tolist()):
-        assert tokens(batch["x_lb"], row) == stored(data.labelled_images, index, 0)
+        assert tokens(batch["x_lb"], row) == stored(data.labelled_samples, index, 0)
     for row, index in enumerate(unlabelled.tolist()):
-        assert tokens(batch["x_ulb_w"], row) == stored(data.unlabelled_images, index, 0)
-        assert tokens(batch["x_ulb_s"], row) in (stored(data.unlabelled_images, index, 1),
-                                                 stored(data.unlabelled_images, index, 2))
+        assert tokens(batch["x_ulb_w"], row) == stored(data.unlabelled_samples, index, 0)
+        assert tokens(batch["x_ulb_s"], row) in (stored(data.unlabelled_samples, index, 1),
+                                                 stored(data.unlabelled_samples, index, 2))
     assert tokens(batch["x_ulb_s"], 0) != tokens(batch["x_ulb_w"], 0)
 
     check_fixmatch_step(algorithm, batch, 0.265)  # ulb_loss_ratio 1

@@ -15,6 +15,7 @@ import torch
 from test_vit import FIXTURES
 from torch import nn
 
+from semilearn.data import InputSpec
 from semilearn.nets.cnn import small_cnn
 from semilearn.nets.heads import NetWithHeads, ProjectionHead
 from semilearn.nets.vit import VisionTransformer
@@ -46,7 +47,7 @@ def _table(model: nn.Module, **config: Any) -> dict[str, list[float]]:
      {"optim": "AdamW", "lr": 5e-4, "weight_decay": 0.05, "layer_decay": 0.65}),
     ("comatch_vit_adamw_1.0", lambda: NetWithHeads(_tiny_vit(), {"proj": ProjectionHead(24, 8)}),
      {"optim": "AdamW", "lr": 5e-4, "weight_decay": 0.05, "layer_decay": 1.0}),
-    ("wrn_28_2_sgd_0.5", lambda: wrn_28_2(10, 3, 32),
+    ("wrn_28_2_sgd_0.5", lambda: wrn_28_2(10, InputSpec("image", (3, 32, 32))),
      {"optim": "SGD", "lr": 0.03, "weight_decay": 5e-4, "layer_decay": 0.5}),
 ])
 def test_each_parameter_gets_usbs_learning_rate_and_weight_decay(case: str, build: Any,
@@ -72,14 +73,14 @@ def test_the_vit_rule_by_hand() -> None:
 
 
 def test_a_network_without_layers_is_one_layer_as_in_usb() -> None:
-    model = small_cnn(10, 1, 8)
+    model = small_cnn(10, InputSpec("image", (1, 8, 8)))
     assert set(layer_ids(model).values()) == {0}
     table = _table(model, optim="SGD", lr=0.03, weight_decay=5e-4, layer_decay=0.5)
     assert {lr for lr, _ in table.values()} == {0.03}
 
 
 def test_layer_decay_one_keeps_two_groups() -> None:
-    optimizer = build_optimizer(wrn_28_2(10, 3, 32), SimpleNamespace(  # type: ignore[arg-type]
+    optimizer = build_optimizer(wrn_28_2(10, InputSpec("image", (3, 32, 32))), SimpleNamespace(  # type: ignore[arg-type]
         optim="SGD", lr=0.03, momentum=0.9, nesterov=True, weight_decay=5e-4, layer_decay=1.0))
     assert [group["weight_decay"] for group in optimizer.param_groups] == [5e-4, 0.0]
     assert all(group["lr"] == 0.03 for group in optimizer.param_groups)

@@ -35,7 +35,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     state = read_checkpoint(run_checkpoint(result.run_dir, "last"))
     config = saved_config(state, manager)
     data = manager.registry("dataset").get(config.dataset)(config, torch.device("cpu"))
-    images, targets = data.test_images.numpy(), data.test_targets.numpy()
+    images, targets = data.test_samples.numpy(), data.test_targets.numpy()
     np.savez(root / "test.npz", images=images, targets=targets)
     return {"run": result.run_dir, "history": result.algorithm.eval_history, "step": state["step"],
             "images": images, "targets": targets, "npz": root / "test.npz",

@@ -19,6 +19,7 @@ from test_download import Mirror, mirror  # noqa: F401 - the loopback server fix
 from test_vit import FIXTURES
 
 from conftest import FAST
+from semilearn.data import InputSpec
 from semilearn.errors import CheckpointError
 from semilearn.nets.cnn import small_cnn
 from semilearn.nets.pretrained import UnsafeWeightFile, load_pretrained, weight_file
@@ -179,10 +180,10 @@ def test_a_server_error_also_says_where_to_put_the_file(mirror: Mirror, tmp_path
 
 
 def test_local_files_flat_state_dicts_and_wrong_files(tmp_path: Path) -> None:
-    source = small_cnn(10, 1, 8)
+    source = small_cnn(10, InputSpec("image", (1, 8, 8)))
     flat = tmp_path / "flat.pt"
     flat.write_bytes(_weights(source, nest=False))
-    target = small_cnn(4, 1, 8)
+    target = small_cnn(4, InputSpec("image", (1, 8, 8)))
     summary = load_pretrained(target, str(flat), "small_cnn")
     assert "left out of the file: classifier.weight, classifier.bias" in summary
     assert all(torch.equal(value, source.state_dict()[key]) for key, value in target.state_dict().items()
@@ -205,7 +206,7 @@ def test_local_files_flat_state_dicts_and_wrong_files(tmp_path: Path) -> None:
 def test_a_run_loads_the_weights_before_training(cli, mirror: Mirror, tmp_path: Path,  # noqa: F811
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEMILEARN_CACHE", str(tmp_path / "cache"))
-    mirror.files["cnn.pth"] = _weights(small_cnn(10, 1, 8))
+    mirror.files["cnn.pth"] = _weights(small_cnn(10, InputSpec("image", (1, 8, 8))))
     result = cli("run", *FAST, "--set", "num_train_iter=2", "--set", "num_eval_iter=2", "--set", "use_pretrain=true",
                  "--set", f"pretrain_path={mirror.url}/cnn.pth", "--set", "save_dir=runs",
                  "-p", "no:checkpoint")

@@ -97,7 +97,7 @@ def test_eurosat_splits_each_class_80_20_in_sorted_file_order_as_usb(tmp_path: P
     data = _build("eurosat", _config(tmp_path / "data", num_classes=10, num_labels=30, **USB_CV))
     train_counts = [int(0.8 * count) for count in counts]  # 4, 5, 6, 7, 8, 8, 9, 4, 4, 5
     assert data.num_classes == 10 and data.classes == EUROSAT_NAMES and data.class_names[9] == "SeaLake"
-    assert data.image_shape == (3, 32, 32) and data.unlabelled_images.dtype == torch.uint8
+    assert data.image_shape == (3, 32, 32) and data.unlabelled_samples.dtype == torch.uint8
     assert np.bincount(data.unlabelled_targets.numpy()).tolist() == train_counts
     assert np.bincount(data.test_targets.numpy()).tolist() == [c - t for c, t in zip(counts, train_counts, strict=True)]
     # sorted by name, "AnnualCrop_10.jpg" < "AnnualCrop_2.jpg": the test split is the tail of that order
@@ -106,19 +106,19 @@ def test_eurosat_splits_each_class_80_20_in_sorted_file_order_as_usb(tmp_path: P
     for label, name in enumerate(EUROSAT_NAMES):
         ordered = sorted(written[name], key=lambda path: path.name)
         for path in ordered[train_counts[label]:]:
-            assert torch.equal(data.test_images[row], _pil(path, resize)), path
+            assert torch.equal(data.test_samples[row], _pil(path, resize)), path
             assert data.test_targets[row] == label
             row += 1
     first_train = sorted(written["Forest"], key=lambda path: path.name)[0]
-    index = _is_row_of(_pil(first_train, resize), data.unlabelled_images)
+    index = _is_row_of(_pil(first_train, resize), data.unlabelled_samples)
     assert data.unlabelled_targets[index] == 1
     # the labelled split: 3 of each class, USB's draw from the training split (in file order) by seed
     assert data.unlabelled_targets.tolist() == EUROSAT_TRAIN.tolist()
     assert np.bincount(data.labelled_targets.numpy()).tolist() == [3] * 10
-    assert torch.equal(data.labelled_images, data.unlabelled_images[USB_EUROSAT_30_SEED_0])
+    assert torch.equal(data.labelled_samples, data.unlabelled_samples[USB_EUROSAT_30_SEED_0])
     assert torch.equal(data.labelled_targets, data.unlabelled_targets[USB_EUROSAT_30_SEED_0])
     other = _build("eurosat", _config(tmp_path / "data", num_labels=30, seed=1, **USB_CV))
-    assert torch.equal(other.labelled_images, data.unlabelled_images[USB_EUROSAT_30_SEED_1])
+    assert torch.equal(other.labelled_samples, data.unlabelled_samples[USB_EUROSAT_30_SEED_1])
 
 
 def test_eurosat_views_and_normalisation_are_usb(tmp_path: Path) -> None:
@@ -187,7 +187,7 @@ def test_eurosat_downloads_the_zip_with_its_published_md5_and_unpacks_it(cli, tm
     result = cli("data", "download", "eurosat", "--data-dir", str(tmp_path / "data"), "--mirror", mirror)
     assert result.code == 0, result.text
     assert (tmp_path / "data" / "eurosat" / "2750" / "SeaLake" / "SeaLake_1.jpg").is_file()
-    assert len(_build("eurosat", _config(tmp_path / "data", **USB_CV)).test_images) == 21  # n - int(0.8 n) per class
+    assert len(_build("eurosat", _config(tmp_path / "data", **USB_CV)).test_samples) == 21  # n - int(0.8 n) per class
     listed = cli("data", "list", "--data-dir", str(tmp_path / "data"))
     assert any(line.startswith("eurosat") and "complete" in line for line in listed.out.splitlines())
 
@@ -212,17 +212,17 @@ def test_tissuemnist_reads_train_and_test_as_rgb_at_img_size_as_usb(tmp_path: Pa
                                          crop_ratio=0.95))
     train_images, train_labels = written["train"]
     test_images, test_labels = written["test"]
-    assert len(data.unlabelled_images) == 32 and len(data.test_images) == 16  # the val split is not used
+    assert len(data.unlabelled_samples) == 32 and len(data.test_samples) == 16  # the val split is not used
     assert data.image_shape == (3, 32, 32)
     expected = resize_images(torch.from_numpy(train_images).unsqueeze(1), 32)
     for channel in range(3):  # USB's as_rgb: the grey level in every channel
-        assert torch.equal(data.unlabelled_images[:, channel : channel + 1], expected)
+        assert torch.equal(data.unlabelled_samples[:, channel : channel + 1], expected)
     assert torch.equal(data.unlabelled_targets, torch.from_numpy(train_labels))
     assert torch.equal(data.test_targets, torch.from_numpy(test_labels))
-    assert torch.equal(data.test_images[:, :1], resize_images(torch.from_numpy(test_images).unsqueeze(1), 32))
+    assert torch.equal(data.test_samples[:, :1], resize_images(torch.from_numpy(test_images).unsqueeze(1), 32))
     assert np.bincount(data.labelled_targets.numpy()).tolist() == [2] * 8
     assert train_labels.tolist() == TISSUE_TRAIN.tolist()
-    assert torch.equal(data.labelled_images, data.unlabelled_images[USB_TISSUE_16_SEED_0])  # USB's draw
+    assert torch.equal(data.labelled_samples, data.unlabelled_samples[USB_TISSUE_16_SEED_0])  # USB's draw
     assert data.classes is not None and data.classes[0] == "Collecting Duct, Connecting Tubule" and len(data.classes) == 8
     spec = data.augment
     assert spec.mean == (0.5,) * 3 and spec.std == (0.5,) * 3
@@ -260,7 +260,7 @@ def test_tissuemnist_downloads_from_a_mirror_into_usbs_place(cli, tmp_path: Path
     result = cli("data", "download", "tissuemnist", "--data-dir", str(tmp_path / "data"), "--mirror", mirror)
     assert result.code == 0, result.text
     assert (tmp_path / "data" / "medmnist" / "tissuemnist" / "tissuemnist.npz").read_bytes() == payload
-    assert len(_build("tissuemnist", _config(tmp_path / "data", num_labels=16)).test_images) == 16
+    assert len(_build("tissuemnist", _config(tmp_path / "data", num_labels=16)).test_samples) == 16
 
 
 # ---------------------------------------------------------------------------
@@ -275,17 +275,17 @@ def test_semi_aves_reads_the_lists_as_usb_and_stores_the_deterministic_resizes(t
                               size=(60, 40))
     built = _build("semi_aves", _config(tmp_path / "data", num_classes=3, num_labels=6, data_loading=loading,
                                         num_workers=2, **USB_CV))
-    lazy = {field: getattr(built, field) for field in ("labelled_images", "unlabelled_images", "test_images")}
+    lazy = {field: getattr(built, field) for field in ("labelled_samples", "unlabelled_samples", "test_samples")}
     assert all(isinstance(held, LazySamples) == (loading == "auto") for held in lazy.values())
     data = dataclasses.replace(built, **{field: held.materialize(2) if isinstance(held, LazySamples) else held
                                          for field, held in lazy.items()})
     # every l_train_val image is labelled, u_train_in alone is unlabelled, test.txt is the test split
-    assert len(data.labelled_images) == 9 and len(data.unlabelled_images) == 5 and len(data.test_images) == 6
+    assert len(data.labelled_samples) == 9 and len(data.unlabelled_samples) == 5 and len(data.test_samples) == 6
     assert data.unlabelled_targets is None and data.num_classes == 3 and data.classes is None
     assert data.labelled_targets.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     assert data.test_targets.tolist() == [0, 0, 1, 1, 2, 2]
     # training images: Resize((36, 36)) (int(32 / 0.875)); test images: Resize(36) of the shorter side, CenterCrop(32)
-    assert data.labelled_images.shape[1:] == (3, 36, 36) and data.unlabelled_images.shape[1:] == (3, 36, 36)
+    assert data.labelled_samples.shape[1:] == (3, 36, 36) and data.unlabelled_samples.shape[1:] == (3, 36, 36)
     assert data.image_shape == (3, 32, 32)
     square = lambda image: image.resize((36, 36), PIL.Resampling.BILINEAR)  # noqa: E731
 
@@ -295,16 +295,16 @@ def test_semi_aves_reads_the_lists_as_usb_and_stores_the_deterministic_resizes(t
 
     first_labelled = written["l_train_val.txt"][0][0]
     first_test = written["test.txt"][0][0]
-    assert torch.equal(data.labelled_images[0], _pil(first_labelled, square))
-    assert torch.equal(data.unlabelled_images[4], _pil(written["u_train_in.txt"][4][0], square))
-    assert torch.equal(data.test_images[0], _pil(first_test, centre))
+    assert torch.equal(data.labelled_samples[0], _pil(first_labelled, square))
+    assert torch.equal(data.unlabelled_samples[4], _pil(written["u_train_in.txt"][4][0], square))
+    assert torch.equal(data.test_samples[0], _pil(first_test, centre))
     spec = data.augment
     assert spec.mean == (0.485, 0.456, 0.406) and spec.std == (0.229, 0.224, 0.225)
     assert (spec.crop, spec.max_shift, spec.flip, spec.vflip, spec.num_ops) == (32, 0, True, False, 3)
     augment = BatchAugment(spec, torch.Generator().manual_seed(0))
     for view in (augment.weak, augment.strong, augment.medium):
-        assert view(data.unlabelled_images).shape == (5, 3, 32, 32)
-    assert augment.plain(data.test_images).shape == (6, 3, 32, 32)
+        assert view(data.unlabelled_samples).shape == (5, 3, 32, 32)
+    assert augment.plain(data.test_samples).shape == (6, 3, 32, 32)
 
 
 def test_semi_aves_images_beside_the_lists_folder_as_usbs_readme_draws_them(tmp_path: Path) -> None:
@@ -312,7 +312,7 @@ def test_semi_aves_images_beside_the_lists_folder_as_usbs_readme_draws_them(tmp_
     task = tmp_path / "data" / "semi_fgvc" / "semi_aves"
     for name in ("trainval_images", "u_train_in", "test"):
         (task / name).rename(task.parent / name)
-    assert len(_build("semi_aves", _config(tmp_path / "data", **USB_CV)).test_images) == 6
+    assert len(_build("semi_aves", _config(tmp_path / "data", **USB_CV)).test_samples) == 6
 
 
 def test_semi_aves_and_semi_inat_name_the_missing_file_and_the_layout(tmp_path: Path) -> None:
@@ -347,7 +347,7 @@ def test_semi_aves_class_names_come_from_the_species_list_when_there(tmp_path: P
 def test_semi_inat_reads_the_same_layout(tmp_path: Path) -> None:
     write_semi_fgvc(tmp_path / "data", task="semi_inat", num_classes=4, per_class=2, unlabelled=3)
     data = _build("semi_inat", _config(tmp_path / "data", num_classes=4, **USB_CV))
-    assert data.num_classes == 4 and len(data.labelled_images) == 8 and len(data.unlabelled_images) == 3
+    assert data.num_classes == 4 and len(data.labelled_samples) == 8 and len(data.unlabelled_samples) == 3
     with pytest.raises(DataError, match="num_classes is 810"):
         _build("semi_inat", _config(tmp_path / "data", num_classes=810, **USB_CV))
 
@@ -374,7 +374,7 @@ def test_stl10_and_cifar100_follow_the_usb_cv_keys(tmp_path: Path) -> None:
     at_96 = _build("stl10", _config(tmp_path / "data", num_labels=10, img_size=96, crop_ratio=0.875))
     assert at_96.image_shape == (3, 96, 96) and at_96.augment.max_shift == 12  # int(96 * 0.125)
     at_32 = _build("stl10", _config(tmp_path / "data", num_labels=10, img_size=32, crop_ratio=0.875))
-    assert at_32.image_shape == (3, 32, 32) and at_32.unlabelled_images.shape[1:] == (3, 32, 32)
+    assert at_32.image_shape == (3, 32, 32) and at_32.unlabelled_samples.shape[1:] == (3, 32, 32)
     assert at_32.augment.max_shift == 4
     write_cifar100(tmp_path / "data")
     cifar = _build("cifar100", _config(tmp_path / "data", num_labels=100, **USB_CV))

@@ -22,6 +22,7 @@ from test_usb_cv_config import usb_cv_file
 
 from conftest import installed
 from datafiles import write_tissuemnist
+from semilearn.data import InputSpec
 from semilearn.nets.vit import vit_tiny_patch2_32
 
 WEIGHTS = "vit_tiny_patch2_32_mlp_im_1k_32.pth"
@@ -33,7 +34,7 @@ def _released_weights() -> bytes:
     """A vit_tiny_patch2_32 weight file as USB releases them: {'model': state dict}, 1000 classes."""
     torch.manual_seed(7)
     buffer = io.BytesIO()
-    torch.save({"model": vit_tiny_patch2_32(1000, 3, 32).state_dict()}, buffer)
+    torch.save({"model": vit_tiny_patch2_32(1000, InputSpec("image", (3, 32, 32))).state_dict()}, buffer)
     return buffer.getvalue()
 
 
@@ -78,4 +79,5 @@ def test_a_usb_cv_fixmatch_file_with_a_pretrained_tiny_vit_finishes_and_resumes_
         assert torch.equal(ours["model"][key], theirs["model"][key]), key
     assert ours["eval_history"] == theirs["eval_history"]
     assert len(ours["eval_history"]) == 2
-    assert ours["model_card"]["net"] == "vit_tiny_patch2_32" and ours["model_card"]["input_shape"] == [3, 32, 32]
+    assert ours["model_card"]["net"] == "vit_tiny_patch2_32" and ours["model_card"]["input"] == {
+        "modality": "image", "shape": [3, 32, 32], "dtype": "uint8"}

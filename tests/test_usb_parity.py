@@ -31,6 +31,7 @@ import torch
 from parity.compare import DECISION_MARGIN, Comparison, tolerance
 from parity.sketch import PRECISION, default_dtype
 
+from semilearn.data import InputSpec
 from semilearn.data.augment import AugmentSpec
 from semilearn.data.base import SSLData
 from semilearn.plugins import PluginManager
@@ -97,7 +98,7 @@ def test_networks_are_usbs_weight_for_weight(name: str) -> None:
     expected = _load("nets")["networks"][name]
     target, classes = NETWORKS[name]
     _seed_like_usb(SEED)
-    net = _builder(target)(classes, 3, expected["image_size"])
+    net = _builder(target)(classes, InputSpec("image", (3, expected["image_size"], expected["image_size"])))
     assert list(net.state_dict()) == expected["keys"]
     assert sum(parameter.numel() for parameter in net.parameters()) == expected["parameters"]
     comparison = Comparison()
@@ -126,9 +127,9 @@ def _stand_in_data(num_classes: int = 10) -> SSLData:
         return torch.randint(0, 256, (count, 3, 32, 32), generator=generator, dtype=torch.uint8)
 
     return SSLData(
-        name="synthetic", num_classes=num_classes, labelled_images=images(40),
-        labelled_targets=torch.arange(40) % num_classes, unlabelled_images=images(200), unlabelled_targets=None,
-        test_images=images(16), test_targets=torch.arange(16) % num_classes,
+        name="synthetic", num_classes=num_classes, labelled_samples=images(40),
+        labelled_targets=torch.arange(40) % num_classes, unlabelled_samples=images(200), unlabelled_targets=None,
+        test_samples=images(16), test_targets=torch.arange(16) % num_classes,
         augment=AugmentSpec(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)), default_net="wrn_28_2",
     )
 
@@ -157,7 +158,7 @@ def _build(algorithm: str, record: Mapping[str, Any], tmp_path: Path) -> Any:
     _seed_like_usb(SEED)
     if algorithm == "crmatch":  # USB's CR-Match starts its rotation loader's iterator before building the network:
         torch.empty((), dtype=torch.int64).random_()  # that draws the loader's base seed from the global generator
-    net = manager.registry("net").get("wrn_28_2")(10, 3, 32)
+    net = manager.registry("net").get("wrn_28_2")(10, InputSpec("image", (3, 32, 32)))
     cls = manager.registry("algorithm").get(algorithm)
     return in_precision(cls(config, data, net, manager, tmp_path / "run", torch.device("cpu")))
 

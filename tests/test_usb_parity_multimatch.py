@@ -69,8 +69,8 @@ def _data(unlabelled: int) -> SSLData:
         return torch.randint(0, 256, (count, 3, 8, 8), generator=generator, dtype=torch.uint8)
 
     return SSLData(
-        name="synthetic", num_classes=CLASSES, labelled_images=images(8), labelled_targets=torch.arange(8) % CLASSES,
-        unlabelled_images=images(unlabelled), unlabelled_targets=None, test_images=images(4),
+        name="synthetic", num_classes=CLASSES, labelled_samples=images(8), labelled_targets=torch.arange(8) % CLASSES,
+        unlabelled_samples=images(unlabelled), unlabelled_targets=None, test_samples=images(4),
         test_targets=torch.arange(4) % CLASSES, augment=AugmentSpec(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)),
         default_net="wrn_28_2",
     )

@@ -17,6 +17,7 @@ import torch
 from parity.compare import Comparison
 from parity.sketch import PRECISION, default_dtype
 
+from semilearn.data import InputSpec
 from semilearn.errors import ConfigError
 from semilearn.nets import BUILTIN_NETS
 from semilearn.nets import vit as vit_module
@@ -69,7 +70,7 @@ def test_builders_have_usbs_names_shapes_and_stochastic_depth(builder: str) -> N
     usb = json.loads((FIXTURES / "names.json").read_text())[builder]
     size = int(builder.rsplit("_", 1)[1])
     with torch.device("meta"):  # shapes only: nothing allocated
-        net = getattr(vit_module, builder)(usb["num_classes"], 3, size)
+        net = getattr(vit_module, builder)(usb["num_classes"], InputSpec("image", (3, size, size)))
     assert [[name, list(value.shape)] for name, value in net.state_dict().items()] == usb["state_dict"]
     assert [name for name, _ in net.named_parameters()] == usb["parameters"]
     rates = [module.rate for module in net.modules() if type(module).__name__ == "_DropPath"]
@@ -79,7 +80,7 @@ def test_builders_have_usbs_names_shapes_and_stochastic_depth(builder: str) -> N
 
 def test_a_builder_refuses_images_of_another_size() -> None:
     with pytest.raises(ConfigError, match=r"'vit_tiny_patch2_32' takes 32x32 images.*96 pixels"):
-        vit_module.vit_tiny_patch2_32(10, 3, 96)
+        vit_module.vit_tiny_patch2_32(10, InputSpec("image", (3, 96, 96)))
 
 
 def test_stochastic_depth_acts_in_training_only() -> None:
@@ -102,7 +103,7 @@ def test_a_small_vit_builds_and_trains_one_step_through_the_registry() -> None:
 
     manager = PluginManager().load(blocked=["logging", "checkpoint"])
     builder = manager.registry("net").get("vit_tiny_patch2_32")
-    net = builder(10, 3, 32)
+    net = builder(10, InputSpec("image", (3, 32, 32)))
     output = net(torch.zeros(2, 3, 32, 32))
     assert output["logits"].shape == (2, 10) and output["feat"].shape == (2, 192)
     output["logits"].sum().backward()

@@ -180,15 +180,15 @@ class AlgorithmBase:
         self.check_modality(data, config)
         self.augment: Views = manager.registry("modality").get(self.modality)(data, self.augment_generator)
         # Samples live on the device, or in (pinned) host memory for data sets too big for it.
-        self.data_device = samples_device(data.labelled_images)
+        self.data_device = samples_device(data.labelled_samples)
         host_resident = self.data_device != device or config.data_device == "host"
         self._host_gather = HostGather(device) if host_resident else None
         # samples read lazily (data_loading: lazy) come from worker processes, per stream
         self.lazy_loading = LazyLoading(config, device)
-        self.labelled_stream = self.sample_stream(data.labelled_images, config.batch_size, "labelled")
+        self.labelled_stream = self.sample_stream(data.labelled_samples, config.batch_size, "labelled")
         self.unlabelled_stream: SampleStream | None = None
         if self.uses_unlabelled:
-            self.unlabelled_stream = self.sample_stream(data.unlabelled_images,
+            self.unlabelled_stream = self.sample_stream(data.unlabelled_samples,
                                                         config.batch_size * config.uratio, "unlabelled")
 
     # ------------------------------------------------------------------
@@ -454,10 +454,10 @@ class AlgorithmBase:
         """
         data = self.data
         index = self.labelled_stream.next()
-        batch = {"x_lb": self.augment.weak(self.gather(data.labelled_images, index)),
+        batch = {"x_lb": self.augment.weak(self.gather(data.labelled_samples, index)),
                  "y_lb": self.gather(data.labelled_targets, index)}
         if self.unlabelled_stream is not None:
-            unlabelled = self.gather(data.unlabelled_images, self.unlabelled_stream.next())
+            unlabelled = self.gather(data.unlabelled_samples, self.unlabelled_stream.next())
             batch["x_ulb_w"] = self.augment.weak(unlabelled)
             batch["x_ulb_s"] = self.augment.strong(unlabelled)
         return batch
@@ -649,25 +649,24 @@ class AlgorithmBase:
 
     def model_card(self) -> dict[str, Any]:
         """What using the trained network needs without the training data (``semilearn
-        evaluate | predict | export``): the network's registered name, the input it takes
-        (uint8 images ``[C, H, W]``) and its normalisation, the class names. For other
-        modalities the card names the modality instead of an image input."""
-        if not self.data.is_image:
-            return {"net": self.net_name, "num_classes": self.data.num_classes, "modality": self.modality,
-                    "classes": self.data.class_names, "dataset": self.data.name, "algorithm": self.name}
-        channels, height, width = self.data.image_shape
-        spec = self.data.augment
-        return {
+        evaluate | predict | export``): the network's registered name, the sample it takes
+        (``input``: the data set's :class:`~semilearn.data.modality.InputSpec`, from which the
+        network is built again), the normalisation of the views where the modality has one
+        (images: ``mean`` and ``std``), the class names."""
+        spec = self.data.input_spec
+        card: dict[str, Any] = {
             "net": self.net_name,
             "num_classes": self.data.num_classes,
-            "input_shape": [channels, height, width],
-            "input_dtype": "uint8",
-            "mean": [float(value) for value in spec.mean],
-            "std": [float(value) for value in spec.std],
+            "modality": spec.modality,
+            "input": spec.to_dict(),
             "classes": self.data.class_names,
             "dataset": self.data.name,
             "algorithm": self.name,
         }
+        mean, std = getattr(self.data.augment, "mean", None), getattr(self.data.augment, "std", None)
+        if mean is not None and std is not None:
+            card["mean"], card["std"] = [float(value) for value in mean], [float(value) for value in std]
+        return card
 
     def load_checkpoint_state(self, state: Mapping[str, Any]) -> None:
         """Restore the engine's part of a checkpoint (plugins get ``load_checkpoint``)."""

@@ -89,9 +89,11 @@ def register_nets(register: Callable[..., None]) -> None:
     """Add networks to the network registry.
 
     :param register: ``register(name, builder, description="", replace=False)`` where
-        ``builder(num_classes, in_channels, image_size)`` returns a ``torch.nn.Module``
-        following the interface in :mod:`semilearn.nets` (``in_channels`` and
-        ``image_size`` are 0 for data sets of modalities other than images).
+        ``builder(num_classes, spec)`` returns a ``torch.nn.Module`` following the
+        interface in :mod:`semilearn.nets`; ``spec`` is the data set's
+        :class:`~semilearn.data.modality.InputSpec` (what one sample is: its modality, shape
+        and dtype; a network of images reads ``spec.image_shape``, which refuses samples of
+        any other kind in one line).
     """
 
 

@@ -168,7 +168,7 @@ def build_algorithm(
     data = dataset_builder(config, torch.device("cpu"))
     algorithm_cls.check_modality(data, config)
     if algorithm_cls.labels_every_image and data.unlabelled_targets is not None:
-        data = dataclasses.replace(data, labelled_images=data.unlabelled_images,
+        data = dataclasses.replace(data, labelled_samples=data.unlabelled_samples,
                                    labelled_targets=data.unlabelled_targets)
     if _keep_on_device(config.data_device, data, device):
         data = data.to(device)
@@ -176,9 +176,7 @@ def build_algorithm(
 
     net_name = resolved_net_name(config, data)
     net_builder = manager.registry("net").get(net_name)
-    # networks of other modalities get 0 for the image's channels and size
-    channels, height, _ = data.image_shape if data.is_image else (0, 0, 0)
-    model = net_builder(data.num_classes, channels, height)
+    model = net_builder(data.num_classes, data.input_spec)
     if config.use_pretrain:  # before the algorithm wraps it, as USB's network builders load
         from .nets.pretrained import load_for_run
 
@@ -196,7 +194,7 @@ def _keep_on_device(choice: str, data: Any, device: torch.device) -> bool:
     from .data.transfer import data_bytes
 
     free, _ = torch.cuda.mem_get_info(device)
-    needed = data_bytes(data.labelled_images, data.unlabelled_images, data.test_images)
+    needed = data_bytes(data.labelled_samples, data.unlabelled_samples, data.test_samples)
     return needed < free // 2
 
 

@@ -346,7 +346,7 @@ class SSLAlgorithm(AlgorithmBase):
     def draw_labelled(self) -> tuple[torch.Tensor, Any, torch.Tensor]:
         """The next labelled batch on the training device: indices, samples (uint8 images), targets."""
         index = self.labelled_stream.next()
-        images, targets = self.gather(self.data.labelled_images, index), self.gather(self.data.labelled_targets, index)
+        images, targets = self.gather(self.data.labelled_samples, index), self.gather(self.data.labelled_targets, index)
         return index.to(self.device, non_blocking=True), images, targets
 
     def draw_unlabelled(self) -> tuple[torch.Tensor, Any]:
@@ -354,7 +354,7 @@ class SSLAlgorithm(AlgorithmBase):
         if self.unlabelled_stream is None:  # pragma: no cover - every SSL algorithm has one
             raise RuntimeError(f"algorithm '{self.name}' draws unlabelled data but has no unlabelled stream")
         index = self.unlabelled_stream.next()
-        return index.to(self.device, non_blocking=True), self.gather(self.data.unlabelled_images, index)
+        return index.to(self.device, non_blocking=True), self.gather(self.data.unlabelled_samples, index)
 
     def forward_views(self, *views: Any) -> tuple[dict[str, torch.Tensor], list[int]]:
         """One forward pass over ``views`` joined by the modality; returns the outputs and

@@ -79,7 +79,7 @@ class CRMatch(SSLAlgorithm):
         super().__init__(config, data, model, manager, run_dir, device)
         self.rotation_stream: SampleStream | None = None
         if self.use_rotation:
-            self.rotation_stream = self.sample_stream(data.unlabelled_images, config.batch_size, "rotation")
+            self.rotation_stream = self.sample_stream(data.unlabelled_samples, config.batch_size, "rotation")
 
     @property
     def use_rotation(self) -> bool:
@@ -113,7 +113,7 @@ class CRMatch(SSLAlgorithm):
         }
         if self.rotation_stream is not None:
             index = self.rotation_stream.next()
-            rotated, labels = four_rotations(self.augment.weak(self.gather(self.data.unlabelled_images, index)))
+            rotated, labels = four_rotations(self.augment.weak(self.gather(self.data.unlabelled_samples, index)))
             batch["x_ulb_rot"], batch["rot_v"] = rotated, labels
         return batch
 

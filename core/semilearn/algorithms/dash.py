@@ -131,8 +131,8 @@ class Dash(SSLAlgorithm):
                 for name, parameter in network.named_parameters():
                     parameter.copy_(initial[name])
         data = self.data
-        images, targets = ((data.test_images, data.test_targets) if self.config.rho_init_data == "test"
-                           else (data.labelled_images, data.labelled_targets))
+        images, targets = ((data.test_samples, data.test_targets) if self.config.rho_init_data == "test"
+                           else (data.labelled_samples, data.labelled_targets))
         logits = self.predict(images, model=network)
         return float(F.cross_entropy(logits, targets.to(logits.device)).item())
 

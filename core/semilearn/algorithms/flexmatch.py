@@ -63,7 +63,7 @@ class FlexMatch(SSLAlgorithm):
         """The class-wise curriculum mask of ``probs``, the unlabelled samples ``indices``."""
         config = self.config
         return self.mask("flexmatch", probs, indices=indices, p_cutoff=config.p_cutoff,
-                         thresh_warmup=config.thresh_warmup, num_samples=count(self.data.unlabelled_images))
+                         thresh_warmup=config.thresh_warmup, num_samples=count(self.data.unlabelled_samples))
 
     def train_step(  # type: ignore[override]
         self, x_lb: torch.Tensor, y_lb: torch.Tensor, idx_ulb: torch.Tensor, x_ulb_w: torch.Tensor,

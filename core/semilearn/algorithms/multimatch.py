@@ -197,7 +197,7 @@ class MultiMatch(SSLAlgorithm):
                 f"{heads or 1}"
             )
         super().__init__(config, data, model, manager, run_dir, device)
-        samples, classes = count(data.unlabelled_images), data.num_classes
+        samples, classes = count(data.unlabelled_samples), data.num_classes
         # one row per unlabelled sample and a scratch row (see fold_margins)
         self.buffers = {
             "apm": torch.zeros(HEADS, samples + 1, classes, device=device),
@@ -223,7 +223,7 @@ class MultiMatch(SSLAlgorithm):
             return self.mask("freematch", probs, use=f"mask_{head}", momentum=config.ema_p,
                              use_quantile=config.use_quantile, clip_thresh=config.clip_thresh)
         return self.mask("flexmatch", probs, use=f"mask_{head}", indices=indices, p_cutoff=config.p_cutoff,
-                         thresh_warmup=config.thresh_warmup, num_samples=count(self.data.unlabelled_images))
+                         thresh_warmup=config.thresh_warmup, num_samples=count(self.data.unlabelled_samples))
 
     def train_step(  # type: ignore[override]
         self, x_lb: Any, y_lb: torch.Tensor, idx_ulb: torch.Tensor, x_ulb_w: Any, x_ulb_s: Any,

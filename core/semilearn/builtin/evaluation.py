@@ -19,7 +19,7 @@ __all__ = ["EvaluationHook"]
 
 
 class EvaluationHook(Hook):
-    """Evaluates ``algorithm.eval_model`` on ``algorithm.data.test_images``."""
+    """Evaluates ``algorithm.eval_model`` on ``algorithm.data.test_samples``."""
 
     @hookimpl
     def evaluate(self, algorithm: RunView, step: int) -> dict[str, float]:
@@ -35,7 +35,7 @@ class EvaluationHook(Hook):
             _share_buffers(algorithm.eval_model)
         shard = -(-len(data.test_targets) // algorithm.world_size)
         start = algorithm.rank * shard
-        images = take(data.test_images, slice(start, start + shard))
+        images = take(data.test_samples, slice(start, start + shard))
         targets = data.test_targets[start : start + shard].to(algorithm.device)
         logits = algorithm.predict(images)
         correct = (logits.argmax(dim=-1) == targets).float()

@@ -25,15 +25,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .augment import AugmentSpec
     from .base import SSLData
+    from .modality import InputSpec
 
-__all__ = ["BUILTIN_DATASETS", "BUILTIN_MODALITIES", "SSLData", "AugmentSpec", "WORKER_START_VARIABLE"]
+__all__ = ["BUILTIN_DATASETS", "BUILTIN_MODALITIES", "SSLData", "AugmentSpec", "InputSpec", "WORKER_START_VARIABLE"]
 
 # How the lazy path's workers reading image files start (semilearn.data.lazy.worker_context)
 WORKER_START_VARIABLE = "SEMILEARN_WORKER_START"
 
 
 def __getattr__(name: str) -> Any:
-    """``SSLData`` and ``AugmentSpec`` (what a data set builder returns), imported on first use."""
+    """``SSLData`` and ``AugmentSpec`` (what a data set builder returns) and ``InputSpec`` (what
+    a network builder takes), imported on first use."""
     if name == "SSLData":
         from .base import SSLData
 
@@ -42,6 +44,10 @@ def __getattr__(name: str) -> Any:
         from .augment import AugmentSpec
 
         return AugmentSpec
+    if name == "InputSpec":
+        from .modality import InputSpec
+
+        return InputSpec
     raise AttributeError(f"module 'semilearn.data' has no attribute {name!r}")
 
 # name -> ("module:builder", description); imported when the registry is first needed

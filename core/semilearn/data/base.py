@@ -12,26 +12,28 @@ import torch
 
 from ..errors import ConfigError, DataError
 from .augment import AugmentSpec
-from .modality import IMAGE, Samples, count, move
+from .modality import IMAGE, InputSpec, Samples, count, input_spec, move
 
 __all__ = ["SSLData", "AugmentSpec", "balanced_labelled_indices", "check_num_classes"]
 
 @dataclass
 class SSLData:
-    """A semi-supervised data set held in memory.
+    """A semi-supervised data set: its samples, targets, views and default network.
 
-    The ``*_images`` fields hold the samples of the data set's :attr:`modality`: uint8
+    The ``*_samples`` fields hold the samples of the data set's :attr:`modality`: uint8
     images ``[N, C, H, W]`` for ``"image"``, or a dict of tensors with the sample first for
-    modalities whose samples have several parts (see :mod:`semilearn.data.modality`).
+    modalities whose samples have several parts (see :mod:`semilearn.data.modality`), or
+    samples read from disk when a step needs them (:class:`~semilearn.data.lazy.LazySamples`).
+    :attr:`input_spec` says what one sample is; network builders and the model card read it.
 
     Attributes:
         name: the registry name.
         num_classes: number of classes.
-        labelled_images, labelled_targets: the labelled training subset.
-        unlabelled_images: the samples whose labels are not used (usually the whole training
+        labelled_samples, labelled_targets: the labelled training subset.
+        unlabelled_samples: the samples whose labels are not used (usually the whole training
             set, including the labelled samples, as USB does).
         unlabelled_targets: their true labels where known (diagnostics only), else ``None``.
-        test_images, test_targets: the evaluation split.
+        test_samples, test_targets: the evaluation split.
         augment: how image views are made and normalised (other modalities: their own
             settings, read by their view factory).
         default_net: the network ``net: auto`` picks.
@@ -41,11 +43,11 @@ class SSLData:
 
     name: str
     num_classes: int
-    labelled_images: Samples
+    labelled_samples: Samples
     labelled_targets: torch.Tensor
-    unlabelled_images: Samples
+    unlabelled_samples: Samples
     unlabelled_targets: torch.Tensor | None
-    test_images: Samples
+    test_samples: Samples
     test_targets: torch.Tensor
     augment: Any
     default_net: str
@@ -62,27 +64,31 @@ class SSLData:
         return self.modality == IMAGE
 
     @property
+    def input_spec(self) -> InputSpec:
+        """What one sample is (modality, shape and dtype), read from the test samples."""
+        return input_spec(self.modality, self.test_samples)
+
+    @property
     def image_shape(self) -> tuple[int, int, int]:
         """``(channels, height, width)`` of the images; DataError for other modalities."""
-        if not self.is_image or isinstance(self.test_images, Mapping):
+        if not self.is_image or isinstance(self.test_samples, Mapping):
             raise DataError(f"data set '{self.name}' holds {self.modality} samples, not images")
-        channels, height, width = self.test_images.shape[1:]  # a tensor's, or lazy samples
-        return int(channels), int(height), int(width)
+        return self.input_spec.image_shape
 
     def to(self, device: torch.device | str) -> SSLData:
         """Move every tensor to ``device`` (uint8 stays uint8)."""
         return dataclasses.replace(
             self,
-            labelled_images=move(self.labelled_images, device),
+            labelled_samples=move(self.labelled_samples, device),
             labelled_targets=move(self.labelled_targets, device),
-            unlabelled_images=move(self.unlabelled_images, device),
+            unlabelled_samples=move(self.unlabelled_samples, device),
             unlabelled_targets=move(self.unlabelled_targets, device),
-            test_images=move(self.test_images, device),
+            test_samples=move(self.test_samples, device),
             test_targets=move(self.test_targets, device),
         )
 
     def summary(self) -> str:
-        counts = f"{len(self.labelled_targets)} labelled, {count(self.unlabelled_images)} unlabelled, "
+        counts = f"{len(self.labelled_targets)} labelled, {count(self.unlabelled_samples)} unlabelled, "
         if not self.is_image:
             return f"{self.name}: {counts}{len(self.test_targets)} test samples ({self.modality}), " \
                    f"{self.num_classes} classes"

@@ -111,15 +111,15 @@ def cifar_arrays(name: str, data_dir: str) -> tuple[torch.Tensor, torch.Tensor, 
         return torch.from_numpy(images), torch.from_numpy(labels)
 
     train_images, train_targets = read(train_files)
-    test_images, test_targets = read(test_files)
-    return train_images, train_targets, test_images, test_targets
+    test_samples, test_targets = read(test_files)
+    return train_images, train_targets, test_samples, test_targets
 
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
 def _build(name: str, config: Config, device: torch.device, default_net: str) -> SSLData:
-    train_images, train_targets, test_images, test_targets = cifar_arrays(name, config.data_dir)
+    train_images, train_targets, test_samples, test_targets = cifar_arrays(name, config.data_dir)
     size, shift = crop_geometry(config, _NATIVE_SIZE)
     return benchmark_split(
         name,
@@ -128,7 +128,7 @@ def _build(name: str, config: Config, device: torch.device, default_net: str) ->
         num_classes=_LAYOUT[name][4],
         train_images=resize_images(train_images, size),
         train_targets=train_targets,
-        test_images=resize_images(test_images, size),
+        test_samples=resize_images(test_samples, size),
         test_targets=test_targets,
         augment=benchmark_augment(_MEAN[name], _STD[name], shift, flip=True),
         default_net=default_net,

@@ -235,11 +235,11 @@ def benchmark_split(
     num_classes: int,
     train_images: torch.Tensor,
     train_targets: torch.Tensor,
-    test_images: torch.Tensor,
+    test_samples: torch.Tensor,
     test_targets: torch.Tensor,
     augment: AugmentSpec,
     default_net: str,
-    unlabelled_images: torch.Tensor | None = None,
+    unlabelled_samples: torch.Tensor | None = None,
     unlabelled_targets: torch.Tensor | None = None,
     classes: tuple[str, ...] | None = None,
     labelled_indices: np.ndarray | None = None,
@@ -249,7 +249,7 @@ def benchmark_split(
     ``labelled_indices`` gives the labelled training images instead of the draw (USB's own
     draw where it is reproduced: :func:`usb_shuffled_labelled_indices`).
 
-    The unlabelled set is the whole training split unless ``unlabelled_images`` is given
+    The unlabelled set is the whole training split unless ``unlabelled_samples`` is given
     (then it is that, e.g. STL-10's unlabelled images together with the training images).
     Tensors are built on the host and moved to ``device`` at the end (no copy for the CPU).
     """
@@ -260,16 +260,16 @@ def benchmark_split(
     if labelled_indices is None:
         labelled_indices = balanced_labelled_indices(labels, config.num_labels, num_classes, config.seed)
     labelled = torch.from_numpy(labelled_indices)
-    if unlabelled_images is None:
-        unlabelled_images, unlabelled_targets = train_images, train_targets
+    if unlabelled_samples is None:
+        unlabelled_samples, unlabelled_targets = train_images, train_targets
     data = SSLData(
         name=name,
         num_classes=num_classes,
-        labelled_images=train_images[labelled],
+        labelled_samples=train_images[labelled],
         labelled_targets=train_targets[labelled],
-        unlabelled_images=unlabelled_images,
+        unlabelled_samples=unlabelled_samples,
         unlabelled_targets=unlabelled_targets,
-        test_images=test_images,
+        test_samples=test_samples,
         test_targets=test_targets,
         augment=augment,
         default_net=default_net,

@@ -89,11 +89,11 @@ def _assemble(
     device: torch.device,
     *,
     source: str,
-    labelled_images: Any,
+    labelled_samples: Any,
     labelled_targets: torch.Tensor,
-    unlabelled_images: Any | None,
+    unlabelled_samples: Any | None,
     unlabelled_targets: torch.Tensor | None,
-    test_images: Any,
+    test_samples: Any,
     test_targets: torch.Tensor,
     classes: tuple[str, ...] | None = None,
 ) -> SSLData:
@@ -112,14 +112,14 @@ def _assemble(
     if num_classes < 2:
         raise DataError(f"{source}: needs at least two classes, found {num_classes}")
 
-    if unlabelled_images is None:
+    if unlabelled_samples is None:
         # No unlabelled data given: split like a benchmark.
         chosen = torch.from_numpy(
             balanced_labelled_indices(labelled_targets.numpy(), config.num_labels, num_classes, config.seed)
         )
-        train_images, train_targets = labelled_images, labelled_targets
-        labelled_images, labelled_targets = select(train_images, chosen), train_targets[chosen]
-        unlabelled_images, unlabelled_targets = train_images, train_targets
+        train_images, train_targets = labelled_samples, labelled_targets
+        labelled_samples, labelled_targets = select(train_images, chosen), train_targets[chosen]
+        unlabelled_samples, unlabelled_targets = train_images, train_targets
     else:
         if config.num_labels != len(labelled_targets):
             _logger.warning(
@@ -132,20 +132,20 @@ def _assemble(
             _logger.warning(f"{name}: classes {missing} have no labelled image")
         if unlabelled_targets is not None:
             unlabelled_targets = torch.cat([labelled_targets, unlabelled_targets])
-        unlabelled_images = concatenate(labelled_images, unlabelled_images)
+        unlabelled_samples = concatenate(labelled_samples, unlabelled_samples)
 
-    channels, height, width = (int(size) for size in test_images.shape[1:])
-    mean, std = channel_statistics(unlabelled_images, workers=int(config.get("num_workers", 0) or 0),
+    channels, height, width = (int(size) for size in test_samples.shape[1:])
+    mean, std = channel_statistics(unlabelled_samples, workers=int(config.get("num_workers", 0) or 0),
                                    on_bad_sample=str(config.get("on_bad_sample", "fail")))
     _, shift = crop_geometry(config, min(height, width))
     data = SSLData(
         name=name,
         num_classes=num_classes,
-        labelled_images=labelled_images,
+        labelled_samples=labelled_samples,
         labelled_targets=labelled_targets,
-        unlabelled_images=unlabelled_images,
+        unlabelled_samples=unlabelled_samples,
         unlabelled_targets=unlabelled_targets,
-        test_images=test_images,
+        test_samples=test_samples,
         test_targets=test_targets,
         augment=benchmark_augment(mean, std, shift, flip=True),
         default_net=default_net_for(min(height, width)),
@@ -232,14 +232,14 @@ def build_npz(config: Config, device: torch.device) -> SSLData:
         config,
         device,
         source=str(path),
-        labelled_images=images["labelled_images"],
+        labelled_samples=images["labelled_images"],
         labelled_targets=_as_targets(arrays["labelled_targets"], "labelled_targets", len(images["labelled_images"]), path),
-        unlabelled_images=unlabelled,
+        unlabelled_samples=unlabelled,
         unlabelled_targets=(
             _as_targets(arrays["unlabelled_targets"], "unlabelled_targets", len(unlabelled), path)
             if unlabelled is not None and "unlabelled_targets" in arrays else None
         ),
-        test_images=images["test_images"],
+        test_samples=images["test_images"],
         test_targets=_as_targets(arrays["test_targets"], "test_targets", len(images["test_images"]), path),
     )
 
@@ -394,14 +394,14 @@ def build_image_folder(config: Config, device: torch.device) -> SSLData:
         config,
         device,
         source=str(root),
-        labelled_images=labelled_part,
+        labelled_samples=labelled_part,
         labelled_targets=torch.tensor([labelled[path] for path in labelled_files], dtype=torch.int64),
-        unlabelled_images=unlabelled_part,
+        unlabelled_samples=unlabelled_part,
         # the listed files' classes are known (diagnostics only); those of unlabelled/ are not
         unlabelled_targets=(
             torch.tensor([labelled[path] for path in listed_files], dtype=torch.int64) if listed and not extra else None
         ),
-        test_images=test_part,
+        test_samples=test_part,
         test_targets=torch.tensor([label for _, label in test_files], dtype=torch.int64),
         classes=tuple(class_index),
     )

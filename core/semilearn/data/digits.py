@@ -47,7 +47,7 @@ def digits_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 def build_digits(config: Config, device: torch.device) -> SSLData:
-    train_images, train_targets, test_images, test_targets = digits_arrays()
+    train_images, train_targets, test_samples, test_targets = digits_arrays()
     check_num_classes(config.num_classes, 10, "digits")
     labelled = balanced_labelled_indices(train_targets, config.num_labels, 10, config.seed)
     train = torch.from_numpy(train_images)
@@ -55,11 +55,11 @@ def build_digits(config: Config, device: torch.device) -> SSLData:
     data = SSLData(
         name="digits",
         num_classes=10,
-        labelled_images=train[labelled],
+        labelled_samples=train[labelled],
         labelled_targets=targets[labelled],
-        unlabelled_images=train,
+        unlabelled_samples=train,
         unlabelled_targets=targets,
-        test_images=torch.from_numpy(test_images),
+        test_samples=torch.from_numpy(test_samples),
         test_targets=torch.from_numpy(test_targets),
         augment=AugmentSpec(mean=_MEAN, std=_STD, max_shift=1, padding_mode="zeros", flip=False, fill=0.0),
         default_net="small_cnn",

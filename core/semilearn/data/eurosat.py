@@ -121,7 +121,7 @@ def build_eurosat(config: Config, device: torch.device) -> SSLData:
         num_classes=len(EUROSAT_CLASSES),
         train_images=images[train],
         train_targets=labels[train],
-        test_images=images[test],
+        test_samples=images[test],
         test_targets=labels[test],
         augment=replace(benchmark_augment(_MEAN, _STD, shift, flip=True), vflip=True),
         default_net="wrn_28_2",

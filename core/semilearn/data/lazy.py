@@ -3,7 +3,7 @@
 The in-memory path decodes a whole data set into uint8 tensors before the first step. The lazy
 path keeps only what finds a sample: a :class:`SampleReader` (image files and how to resize
 them, a ``torch.utils.data.Dataset`` ...) wrapped in :class:`LazySamples`, which stands where a
-tensor of samples would (``SSLData.labelled_images`` ...). Memory then does not grow with the
+tensor of samples would (``SSLData.labelled_samples`` ...). Memory then does not grow with the
 data set: a list of file names, and the batches in flight.
 
 During training, each seeded index stream that draws from lazy samples gets a
@@ -521,11 +521,11 @@ def storage(data: Any, config: Any) -> str:
     them by W workers per stream (N GB decoded)``."""
     from .transfer import data_bytes
 
-    fields = (data.labelled_images, data.unlabelled_images, data.test_images)
+    fields = (data.labelled_samples, data.unlabelled_samples, data.test_samples)
     lazy = [field for field in fields if isinstance(field, LazySamples)]
     if not lazy:
         return f"in memory ({_size(data_bytes(*fields))})"
     workers = int(config.get("num_workers", 0) or 0)
     readers = f"by {workers} worker{'s' if workers != 1 else ''} per stream" if workers else "by the training process"
-    decoded = sum(field.nbytes for field in (data.unlabelled_images, data.test_images) if isinstance(field, LazySamples))
+    decoded = sum(field.nbytes for field in (data.unlabelled_samples, data.test_samples) if isinstance(field, LazySamples))
     return f"read from disk as steps need them, {readers} ({_size(decoded)} if decoded)"

@@ -3,7 +3,7 @@
 File (``semilearn data download tissuemnist`` fetches it from MedMNIST's Zenodo record):
 ``<data_dir>/medmnist/tissuemnist/tissuemnist.npz`` (USB's place; ``<data_dir>/tissuemnist.npz``
 is accepted too). The archive holds uint8 ``train_images`` ``[165466, 28, 28]``,
-``val_images`` ``[23640, 28, 28]``, ``test_images`` ``[47280, 28, 28]`` and the matching
+``val_images`` ``[23640, 28, 28]``, ``test_samples`` ``[47280, 28, 28]`` and the matching
 ``*_labels`` ``[N, 1]`` (classes 0..7).
 
 USB's use (``semilearn/datasets/cv_datasets/medmnist.py``): the training split alone is
@@ -90,7 +90,7 @@ def _rgb(images: np.ndarray, size: int) -> torch.Tensor:
 def build_tissuemnist(config: Config, device: torch.device) -> SSLData:
     arrays = read_medmnist("tissuemnist", config.data_dir, ("train", "test"))
     size, shift = crop_geometry(config, _NATIVE_SIZE)
-    (train_images, train_labels), (test_images, test_labels) = arrays["train"], arrays["test"]
+    (train_images, train_labels), (test_samples, test_labels) = arrays["train"], arrays["test"]
     spec = replace(benchmark_augment(_MEAN, _STD, shift, flip=True), vflip=True, strong_ops=NO_COLOUR_OPS)
     check_num_classes(config.num_classes, len(TISSUEMNIST_CLASSES), "tissuemnist")
     labelled = usb_shuffled_labelled_indices(train_labels, config.num_labels, len(TISSUEMNIST_CLASSES), config.seed)
@@ -101,7 +101,7 @@ def build_tissuemnist(config: Config, device: torch.device) -> SSLData:
         num_classes=len(TISSUEMNIST_CLASSES),
         train_images=_rgb(train_images, size),
         train_targets=torch.from_numpy(train_labels),
-        test_images=_rgb(test_images, size),
+        test_samples=_rgb(test_samples, size),
         test_targets=torch.from_numpy(test_labels),
         augment=spec,
         default_net="wrn_28_2",

@@ -32,6 +32,7 @@ their own plugin distributions, so the core never imports them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
 import torch
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from .lazy import LazySamples
 
 __all__ = [
+    "InputSpec",
+    "input_spec",
     "View",
     "Samples",
     "Views",
@@ -62,6 +65,70 @@ View: TypeAlias = torch.Tensor | Mapping[str, torch.Tensor]
 Samples: TypeAlias = "View | LazySamples"
 
 IMAGE = "image"  # the built-in modality (listed in semilearn.data.BUILTIN_MODALITIES)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What one sample is: the contract between a data set, the network built for it and the
+    trained model's card.
+
+    A data set's samples are one tensor with the sample first (images: uint8 ``[C, H, W]``
+    each) or named tensors (text: ``input_ids``, ``attention_mask`` ...; audio: ``waveform``,
+    ``length``). The spec holds the modality and, for one tensor, ``shape`` and ``dtype`` of
+    one sample; for named tensors, ``parts``: name -> (shape, dtype) of each. Network
+    builders take it (``builder(num_classes, spec)``, see :mod:`semilearn.nets`), a network
+    of images reads :attr:`image_shape`, and a checkpoint's model card records it
+    (:meth:`to_dict`).
+    """
+
+    modality: str
+    shape: tuple[int, ...] = ()
+    dtype: str = "uint8"
+    parts: Mapping[str, tuple[tuple[int, ...], str]] = field(default_factory=dict)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(channels, height, width)`` of an image; DataError for any other sample (a network
+        of images built for text, for instance)."""
+        if self.modality != IMAGE or len(self.shape) != 3:
+            from ..errors import DataError
+
+            raise DataError(f"this network takes images [C, H, W]; the data set's samples are {self.describe()}")
+        channels, height, width = self.shape
+        return channels, height, width
+
+    def describe(self) -> str:
+        """One line: ``image uint8 [3, 32, 32]`` or ``text {input_ids: int64 [3, 512], ...}``."""
+        if not self.parts:
+            return f"{self.modality} {self.dtype} {list(self.shape)}"
+        parts = ", ".join(f"{name}: {dtype} {list(shape)}" for name, (shape, dtype) in self.parts.items())
+        return f"{self.modality} {{{parts}}}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values (a model card's ``input``)."""
+        if self.parts:
+            return {"modality": self.modality,
+                    "parts": {name: {"shape": list(shape), "dtype": dtype} for name, (shape, dtype) in self.parts.items()}}
+        return {"modality": self.modality, "shape": list(self.shape), "dtype": self.dtype}
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any]) -> InputSpec:
+        parts = {str(name): (tuple(int(size) for size in part["shape"]), str(part["dtype"]))
+                 for name, part in (spec.get("parts") or {}).items()}
+        return cls(str(spec.get("modality", IMAGE)), tuple(int(size) for size in spec.get("shape") or ()),
+                   str(spec.get("dtype", "uint8")), parts)
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def input_spec(modality: str, samples: Samples) -> InputSpec:
+    """The spec of ``samples`` (a tensor with the sample first, lazy samples or named tensors)."""
+    if isinstance(samples, Mapping):
+        return InputSpec(modality, parts={name: (tuple(int(size) for size in tensor.shape[1:]), _dtype_name(tensor.dtype))
+                                          for name, tensor in samples.items()})
+    return InputSpec(modality, tuple(int(size) for size in samples.shape[1:]), _dtype_name(samples.dtype))
 
 
 @runtime_checkable

@@ -71,8 +71,8 @@ def build_stl10(config: Config, device: torch.device) -> SSLData:
     unlabelled_view = _image_view(folder / "unlabeled_X.bin")
     train_images = read_stl10_images(folder / "train_X.bin")
     train_targets = read_stl10_labels(folder / "train_y.bin", len(train_images))
-    test_images = read_stl10_images(folder / "test_X.bin")
-    test_targets = read_stl10_labels(folder / "test_y.bin", len(test_images))
+    test_samples = read_stl10_images(folder / "test_X.bin")
+    test_targets = read_stl10_labels(folder / "test_y.bin", len(test_samples))
     # unlabelled = the unlabelled split, then the training images (USB's order)
     unlabelled = torch.empty((len(unlabelled_view) + len(train_images), 3, _NATIVE_SIZE, _NATIVE_SIZE),
                              dtype=torch.uint8)
@@ -86,11 +86,11 @@ def build_stl10(config: Config, device: torch.device) -> SSLData:
         num_classes=10,
         train_images=resize_images(train_images, size),
         train_targets=train_targets,
-        test_images=resize_images(test_images, size),
+        test_samples=resize_images(test_samples, size),
         test_targets=test_targets,
         augment=benchmark_augment(_MEAN, _STD, shift, flip=True),
         default_net="wrn_var_37_2",
-        unlabelled_images=resize_images(unlabelled, size),
+        unlabelled_samples=resize_images(unlabelled, size),
         unlabelled_targets=None,
         classes=("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"),
     )

@@ -99,7 +99,7 @@ def _read_split(files: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
 def _build(name: str, config: Config, device: torch.device, train_files: list[str]) -> SSLData:
     folder = locate(name, config.data_dir)
     train_images, train_targets = _read_split([folder / file for file in train_files])
-    test_images, test_targets = _read_split([folder / "test_32x32.mat"])
+    test_samples, test_targets = _read_split([folder / "test_32x32.mat"])
     size, shift = crop_geometry(config, _NATIVE_SIZE)
     return benchmark_split(
         name,
@@ -108,7 +108,7 @@ def _build(name: str, config: Config, device: torch.device, train_files: list[st
         num_classes=10,
         train_images=resize_images(train_images, size),
         train_targets=train_targets,
-        test_images=resize_images(test_images, size),
+        test_samples=resize_images(test_samples, size),
         test_targets=test_targets,
         augment=benchmark_augment(_MEAN, _STD, shift, flip=False),
         default_net="wrn_28_2",

@@ -40,12 +40,12 @@ def synthetic_arrays(train_size: int = TRAIN_SIZE, test_size: int = TEST_SIZE) -
         return (images * 255).round().to(torch.uint8), targets
 
     train_images, train_targets = sample(train_size)
-    test_images, test_targets = sample(test_size)
-    return train_images, train_targets, test_images, test_targets
+    test_samples, test_targets = sample(test_size)
+    return train_images, train_targets, test_samples, test_targets
 
 
 def build_synthetic(config: Config, device: torch.device) -> SSLData:
-    train_images, train_targets, test_images, test_targets = synthetic_arrays()
+    train_images, train_targets, test_samples, test_targets = synthetic_arrays()
     check_num_classes(config.num_classes, NUM_CLASSES, "synthetic")
     labelled = torch.from_numpy(
         balanced_labelled_indices(np.asarray(train_targets), config.num_labels, NUM_CLASSES, config.seed)
@@ -53,11 +53,11 @@ def build_synthetic(config: Config, device: torch.device) -> SSLData:
     data = SSLData(
         name="synthetic",
         num_classes=NUM_CLASSES,
-        labelled_images=train_images[labelled],
+        labelled_samples=train_images[labelled],
         labelled_targets=train_targets[labelled],
-        unlabelled_images=train_images,
+        unlabelled_samples=train_images,
         unlabelled_targets=train_targets,
-        test_images=test_images,
+        test_samples=test_samples,
         test_targets=test_targets,
         augment=AugmentSpec(
             mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), max_shift=4, padding_mode="reflect", flip=True, fill=0.5

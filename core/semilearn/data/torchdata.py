@@ -270,9 +270,9 @@ def build_from_datasets(config: Config, train: Any, test: Any, unlabelled: Any =
         train_samples, unlabelled_samples = _joined(train_samples, unlabelled_samples)
     data = _assemble(
         name, config, torch.device("cpu"), source=f"dataset '{name}'",
-        labelled_images=train_samples, labelled_targets=_labels(train, "training set", workers),
-        unlabelled_images=unlabelled_samples, unlabelled_targets=None,
-        test_images=test_samples, test_targets=_labels(test, "test set", workers),
+        labelled_samples=train_samples, labelled_targets=_labels(train, "training set", workers),
+        unlabelled_samples=unlabelled_samples, unlabelled_targets=None,
+        test_samples=test_samples, test_targets=_labels(test, "test set", workers),
         classes=tuple(str(label) for label in classes) if classes is not None else None,
     )
     return data

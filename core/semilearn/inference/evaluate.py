@@ -166,11 +166,11 @@ def evaluate_command(state: Any, target: Path, which: str, weights: str, overrid
     if data.num_classes != predictor.card.num_classes:
         raise InputError(f"data set '{data.name}' has {data.num_classes} classes; the model was trained on "
                          f"{predictor.card.num_classes} ({predictor.card.dataset})")
-    if isinstance(data.test_images, LazySamples):  # read by the workers, a batch at a time
-        parts = LazyLoading(config, torch.device("cpu")).batches(data.test_images, batch_size)
+    if isinstance(data.test_samples, LazySamples):  # read by the workers, a batch at a time
+        parts = LazyLoading(config, torch.device("cpu")).batches(data.test_samples, batch_size)
         logits = torch.cat([predictor.logits(part, batch_size) for part in parts])
     else:
-        logits = predictor.logits(data.test_images, batch_size)
+        logits = predictor.logits(data.test_samples, batch_size)
     report = score(logits, data.test_targets, predictor.classes)
     own = None if overrides else predictor.run_evaluation
     if plot is not None:

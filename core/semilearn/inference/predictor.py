@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..data.common import resize_images
-from ..errors import CheckpointError, InputError
+from ..data.modality import IMAGE, InputSpec
+from ..errors import CheckpointError, DataError, InputError
 from ..rundir import read_checkpoint, run_checkpoint
 
 if TYPE_CHECKING:
@@ -46,19 +47,29 @@ class ModelCard:
     algorithm: str
     input_dtype: str = "uint8"
 
+    @property
+    def input_spec(self) -> InputSpec:
+        """The sample the network takes (what its builder reads)."""
+        return InputSpec(IMAGE, self.input_shape, self.input_dtype)
+
     @classmethod
     def from_mapping(cls, card: Mapping[str, Any]) -> ModelCard:
-        modality = card.get("modality", "image")
-        if modality != "image":
-            raise InputError(f"the checkpoint's network takes {modality} data (data set '{card.get('dataset')}'); "
+        spec = InputSpec.from_dict(card["input"]) if isinstance(card.get("input"), Mapping) \
+            else InputSpec(str(card.get("modality", IMAGE)), tuple(int(size) for size in card.get("input_shape") or ()),
+                           str(card.get("input_dtype", "uint8")))  # cards written before specs
+        if spec.modality != IMAGE:
+            raise InputError(f"the checkpoint's network takes {spec.modality} data (data set '{card.get('dataset')}'); "
                              "evaluate, predict, export and semilearn.load take image networks only so far")
-        channels, height, width = (int(size) for size in card["input_shape"])
+        try:
+            channels, height, width = spec.image_shape
+        except DataError as error:
+            raise InputError(f"the checkpoint's model card: {error}") from error
         num_classes = int(card["num_classes"])
         classes = card.get("classes") or [str(index) for index in range(num_classes)]
         return cls(str(card["net"]), num_classes, (channels, height, width),
                    tuple(float(v) for v in card["mean"]), tuple(float(v) for v in card["std"]),
                    tuple(str(name) for name in classes), str(card.get("dataset", "")),
-                   str(card.get("algorithm", "")), str(card.get("input_dtype", "uint8")))
+                   str(card.get("algorithm", "")), spec.dtype)
 
     def to_dict(self) -> dict[str, Any]:
         return {"net": self.net, "num_classes": self.num_classes, "input_shape": list(self.input_shape),
@@ -194,7 +205,7 @@ def load(target: str | Path, checkpoint: str = "best", weights: str = "auto", de
         raise InputError(str(error)) from error
     card = model_card(state, manager)
     state_dict, chosen = network_weights(state, weights)
-    network = manager.registry("net").get(card.net)(card.num_classes, card.input_shape[0], card.input_shape[1])
+    network = manager.registry("net").get(card.net)(card.num_classes, card.input_spec)
     try:
         network.load_state_dict(state_dict)
     except RuntimeError as error:

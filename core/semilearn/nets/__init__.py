@@ -1,9 +1,12 @@
 """Networks, and the one interface every network follows.
 
-A network is a ``torch.nn.Module`` built by ``builder(num_classes, in_channels,
-image_size)`` (see the ``register_nets`` hook point; ``image_size`` is the image height,
-for networks whose layout depends on it, such as ResNet-18's stem). Its ``forward(x)``
-takes a float batch ``[B, C, H, W]`` and returns a dict:
+A network is a ``torch.nn.Module`` built by ``builder(num_classes, spec)`` (see the
+``register_nets`` hook point), where ``spec`` is the data set's
+:class:`~semilearn.data.modality.InputSpec`: what one sample is. A network of images reads
+``channels, height, width = spec.image_shape`` (ResNet-18's stem depends on the height, a
+ViT checks it), which raises a DataError for samples that are not images. Its ``forward(x)``
+takes a float batch ``[B, C, H, W]`` (or the named views of another modality) and returns
+a dict:
 
 * ``logits``: ``[B, num_classes]`` class scores;
 * ``feat``: ``[B, num_features]`` the features before the classifier.

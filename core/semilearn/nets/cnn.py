@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from ..data.modality import InputSpec
 
 __all__ = ["SmallCNN", "small_cnn"]
 
@@ -45,5 +50,5 @@ class SmallCNN(nn.Module):
         return {"logits": self.classifier(feat), "feat": feat}
 
 
-def small_cnn(num_classes: int, in_channels: int, image_size: int) -> SmallCNN:
-    return SmallCNN(num_classes, in_channels)
+def small_cnn(num_classes: int, spec: InputSpec) -> SmallCNN:
+    return SmallCNN(num_classes, spec.image_shape[0])

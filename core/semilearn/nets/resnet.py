@@ -12,10 +12,14 @@ keeps a 32x32 image at 4x4 before pooling instead of 1x1; USB has no such stem.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from ..data.modality import InputSpec
 
 __all__ = ["ResNet", "resnet18"]
 
@@ -111,5 +115,6 @@ class ResNet(nn.Module):
         return (1, int(block.group(1)), int(block.group(2))) if block else None
 
 
-def resnet18(num_classes: int, in_channels: int, image_size: int) -> ResNet:
-    return ResNet(num_classes, (2, 2, 2, 2), in_channels, large_stem=image_size >= LARGE_STEM_MIN_SIZE)
+def resnet18(num_classes: int, spec: InputSpec) -> ResNet:
+    channels, height, _ = spec.image_shape
+    return ResNet(num_classes, (2, 2, 2, 2), channels, large_stem=height >= LARGE_STEM_MIN_SIZE)

@@ -24,10 +24,14 @@ its own size only, as the position embeddings are learnt per patch.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from ..data.modality import InputSpec
 
 __all__ = [
     "VisionTransformer",
@@ -185,8 +189,9 @@ class VisionTransformer(nn.Module):
         return None
 
 
-def _vit(name: str, num_classes: int, in_channels: int, image_size: int, img_size: int, patch_size: int,
+def _vit(name: str, num_classes: int, spec: InputSpec, img_size: int, patch_size: int,
          embed_dim: int, num_heads: int, drop_path_rate: float) -> VisionTransformer:
+    in_channels, image_size, _ = spec.image_shape
     if image_size != img_size:
         from ..errors import ConfigError
 
@@ -196,26 +201,26 @@ def _vit(name: str, num_classes: int, in_channels: int, image_size: int, img_siz
                              embed_dim=embed_dim, depth=12, num_heads=num_heads, drop_path_rate=drop_path_rate)
 
 
-def vit_tiny_patch2_32(num_classes: int, in_channels: int, image_size: int) -> VisionTransformer:
+def vit_tiny_patch2_32(num_classes: int, spec: InputSpec) -> VisionTransformer:
     """ViT-Ti/2 for 32x32 images: width 192, 3 heads, stochastic depth 0.1."""
-    return _vit("vit_tiny_patch2_32", num_classes, in_channels, image_size, 32, 2, 192, 3, 0.1)
+    return _vit("vit_tiny_patch2_32", num_classes, spec, 32, 2, 192, 3, 0.1)
 
 
-def vit_small_patch2_32(num_classes: int, in_channels: int, image_size: int) -> VisionTransformer:
+def vit_small_patch2_32(num_classes: int, spec: InputSpec) -> VisionTransformer:
     """ViT-S/2 for 32x32 images: width 384, 6 heads, stochastic depth 0.2."""
-    return _vit("vit_small_patch2_32", num_classes, in_channels, image_size, 32, 2, 384, 6, 0.2)
+    return _vit("vit_small_patch2_32", num_classes, spec, 32, 2, 384, 6, 0.2)
 
 
-def vit_small_patch16_224(num_classes: int, in_channels: int, image_size: int) -> VisionTransformer:
+def vit_small_patch16_224(num_classes: int, spec: InputSpec) -> VisionTransformer:
     """ViT-S/16 for 224x224 images: width 384, 6 heads, stochastic depth 0.2."""
-    return _vit("vit_small_patch16_224", num_classes, in_channels, image_size, 224, 16, 384, 6, 0.2)
+    return _vit("vit_small_patch16_224", num_classes, spec, 224, 16, 384, 6, 0.2)
 
 
-def vit_base_patch16_224(num_classes: int, in_channels: int, image_size: int) -> VisionTransformer:
+def vit_base_patch16_224(num_classes: int, spec: InputSpec) -> VisionTransformer:
     """ViT-B/16 for 224x224 images: width 768, 12 heads, stochastic depth 0.2."""
-    return _vit("vit_base_patch16_224", num_classes, in_channels, image_size, 224, 16, 768, 12, 0.2)
+    return _vit("vit_base_patch16_224", num_classes, spec, 224, 16, 768, 12, 0.2)
 
 
-def vit_base_patch16_96(num_classes: int, in_channels: int, image_size: int) -> VisionTransformer:
+def vit_base_patch16_96(num_classes: int, spec: InputSpec) -> VisionTransformer:
     """ViT-B/16 for 96x96 images: width 768, 12 heads, stochastic depth 0.2."""
-    return _vit("vit_base_patch16_96", num_classes, in_channels, image_size, 96, 16, 768, 12, 0.2)
+    return _vit("vit_base_patch16_96", num_classes, spec, 96, 16, 768, 12, 0.2)

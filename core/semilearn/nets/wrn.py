@@ -21,10 +21,14 @@ as USB's.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from ..data.modality import InputSpec
 
 __all__ = ["WideResNet", "wrn_28_2", "wrn_28_8", "wrn_var_37_2", "init_weights"]
 
@@ -143,14 +147,14 @@ class WideResNet(nn.Module):
         return (1, int(block.group(1)), int(block.group(2))) if block else None
 
 
-def wrn_28_2(num_classes: int, in_channels: int, image_size: int) -> WideResNet:
-    return WideResNet(num_classes, depth=28, widen_factor=2, in_channels=in_channels)
+def wrn_28_2(num_classes: int, spec: InputSpec) -> WideResNet:
+    return WideResNet(num_classes, depth=28, widen_factor=2, in_channels=spec.image_shape[0])
 
 
-def wrn_28_8(num_classes: int, in_channels: int, image_size: int) -> WideResNet:
-    return WideResNet(num_classes, depth=28, widen_factor=8, in_channels=in_channels)
+def wrn_28_8(num_classes: int, spec: InputSpec) -> WideResNet:
+    return WideResNet(num_classes, depth=28, widen_factor=8, in_channels=spec.image_shape[0])
 
 
-def wrn_var_37_2(num_classes: int, in_channels: int, image_size: int) -> WideResNet:
+def wrn_var_37_2(num_classes: int, spec: InputSpec) -> WideResNet:
     """USB's variant for 96x96 images: four groups, the first strided (a 6x6 map before pooling)."""
-    return WideResNet(num_classes, depth=28, widen_factor=2, in_channels=in_channels, first_stride=2, groups=4)
+    return WideResNet(num_classes, depth=28, widen_factor=2, in_channels=spec.image_shape[0], first_stride=2, groups=4)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import torch
 
     from semilearn.config import Config
+    from semilearn.data import InputSpec
     from semilearn.data.base import SSLData
 
     from .nets import AudioClassifier
@@ -66,8 +67,8 @@ class AudioPlugin(Hook):
         section = config.section(self.name) if config is not None else None
         return section if section else self.config
 
-    def _net_builder(self, net: str) -> Callable[[int, int, int], AudioClassifier]:
-        def build(num_classes: int, in_channels: int, image_size: int) -> AudioClassifier:
+    def _net_builder(self, net: str) -> Callable[[int, InputSpec], AudioClassifier]:
+        def build(num_classes: int, spec: InputSpec) -> AudioClassifier:
             from .nets import AudioClassifier
             from .pretrained import load_backbone
 

@@ -153,9 +153,9 @@ def build_audio_dataset(name: str, config: Config, section: Any) -> SSLData:
 
     return SSLData(
         name=name, num_classes=num_classes,
-        labelled_images=labelled, labelled_targets=labelled_targets,
-        unlabelled_images=unlabelled, unlabelled_targets=unlabelled_targets,
-        test_images=stack(eval_waves, dtype), test_targets=test_targets,
+        labelled_samples=labelled, labelled_targets=labelled_targets,
+        unlabelled_samples=unlabelled, unlabelled_targets=unlabelled_targets,
+        test_samples=stack(eval_waves, dtype), test_targets=test_targets,
         augment=AudioSpec(sample_rate=section.sample_rate or SAMPLE_RATE, max_length_seconds=float(seconds),
                           normalize=section.normalize),
         default_net=default_net, modality=AUDIO,

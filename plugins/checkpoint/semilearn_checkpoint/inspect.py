@@ -133,7 +133,11 @@ def import_usb_command(context: click.Context, path: Path, config_file: Path | N
     classes = next((int(tensor.shape[0]) for name, tensor in weights.items() if name.endswith("classifier.weight")),
                    None)
     net = config.net if config.net != "auto" else "wrn_28_2"
-    network = manager.registry("net").get(net)(config.num_classes or classes or 10, channels, config.img_size or 32)
+    from semilearn.data import InputSpec
+
+    size = config.img_size or 32
+    spec = InputSpec("image", (channels, size, size))
+    network = manager.registry("net").get(net)(config.num_classes or classes or 10, spec)
     state = import_usb_checkpoint(usb_state, network, config, str(path))
     atomic_save(state, output)
     parameters = sum(parameter.numel() for parameter in network.parameters())

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import torch
 
     from semilearn.config import Config
+    from semilearn.data import InputSpec
     from semilearn.data.base import SSLData
 
     from .nets import TextClassifier
@@ -65,8 +66,8 @@ class NlpPlugin(Hook):
     def configure(self, config: Config) -> None:
         self._adjust_clf_size = bool(config.get("adjust_clf_size", False))
 
-    def _net_builder(self, net: str) -> Callable[[int, int, int], TextClassifier]:
-        def build(num_classes: int, in_channels: int, image_size: int) -> TextClassifier:
+    def _net_builder(self, net: str) -> Callable[[int, InputSpec], TextClassifier]:
+        def build(num_classes: int, spec: InputSpec) -> TextClassifier:
             from .nets import MultiHeadTextClassifier, TextClassifier
             from .pretrained import load_backbone
 

@@ -126,10 +126,10 @@ def build_text_dataset(name: str, config: Config, pretrain_path: str | None, max
 
     return SSLData(
         name=name, num_classes=num_classes,
-        labelled_images=rows(labelled_index), labelled_targets=train_targets[torch.from_numpy(labelled_index)],
-        unlabelled_images=rows(unlabelled_index),
+        labelled_samples=rows(labelled_index), labelled_targets=train_targets[torch.from_numpy(labelled_index)],
+        unlabelled_samples=rows(unlabelled_index),
         unlabelled_targets=train_targets[torch.from_numpy(unlabelled_index)],
-        test_images=evaluation, test_targets=torch.tensor(eval_labels, dtype=torch.int64),
+        test_samples=evaluation, test_targets=torch.tensor(eval_labels, dtype=torch.int64),
         augment=TextSpec(pad_token_id=int(tokenizer.pad_token_id or 0), max_length=max_length,
                          tokenizer=source_of(net, pretrain_path)),
         default_net=DEFAULT_NET, modality=TEXT,
