@@ -20,7 +20,7 @@ from semilearn import Hook, hookimpl
 from semilearn.data import InputSpec
 from semilearn.data.augment import AugmentSpec
 from semilearn.data.base import SSLData
-from semilearn.errors import ConfigError
+from semilearn.errors import ConfigError, DataError
 from semilearn.plugins import PluginManager
 from semilearn.runner import build_algorithm, load_config
 
@@ -192,6 +192,13 @@ def test_a_run_on_another_modality_resumes_bit_for_bit(tmp_path: Path, data_devi
     assert straight.eval_history == second_half.eval_history
     assert torch.equal(straight.policy_state["mask"]["selected_label"],
                        second_half.policy_state["mask"]["selected_label"])
+
+
+def test_a_network_of_images_refuses_samples_of_another_modality_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as caught:
+        _build(tmp_path, SignalPlugin(), "net=wrn_28_2", "num_train_iter=2")
+    assert str(caught.value) == ("network 'wrn_28_2' on data set 'signals': it takes images [C, H, W]; the data "
+                                 f"set's samples are signal {{values: float32 [{LENGTH}], length: int64 []}}")
 
 
 MANIFOLD = "set mixup_manifold: true to mix features instead (USB's usb_nlp and usb_audio files do)"

@@ -21,7 +21,7 @@ import yaml
 from . import __version__
 from .config import Config, Resolution, apply_overrides, read_config_file, resolve_config, split_commas
 from .distributed import broadcast_object, global_rank, local_rank, process_group, world_size
-from .errors import CheckpointError, ConfigError, PluginError
+from .errors import CheckpointError, ConfigError, DataError, PluginError
 from .metrics import best_evaluation, format_duration, format_metric, last_evaluation, metric_label
 from .plugins import install_hint
 from .rundir import CONFIG_FILE, ResumePoint, claim_run_directory, default_save_name
@@ -176,7 +176,10 @@ def build_algorithm(
 
     net_name = resolved_net_name(config, data)
     net_builder = manager.registry("net").get(net_name)
-    model = net_builder(data.num_classes, data.input_spec)
+    try:
+        model = net_builder(data.num_classes, data.input_spec)
+    except DataError as error:  # a network of images given text, for instance
+        raise DataError(f"network '{net_name}' on data set '{data.name}': {error}") from error
     if config.use_pretrain:  # before the algorithm wraps it, as USB's network builders load
         from .nets.pretrained import load_for_run
 

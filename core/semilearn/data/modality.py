@@ -93,7 +93,7 @@ class InputSpec:
         if self.modality != IMAGE or len(self.shape) != 3:
             from ..errors import DataError
 
-            raise DataError(f"this network takes images [C, H, W]; the data set's samples are {self.describe()}")
+            raise DataError(f"it takes images [C, H, W]; the data set's samples are {self.describe()}")
         channels, height, width = self.shape
         return channels, height, width
 
