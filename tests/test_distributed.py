@@ -127,3 +127,69 @@ def test_one_rank_raising_ends_the_job_with_a_clear_error(tmp_path: Path) -> Non
     assert "Traceback" not in result.stderr
     assert "\nfailed at step " in result.stdout
     print(f"\nthe job ended {seconds:.1f} s after it started (failure at step 20)")
+
+
+READ_LOG = '''
+import os
+
+import numpy as np
+import torch
+
+
+class Coloured(torch.utils.data.Dataset):
+    """uint8 images [3, 10, 10] of 4 classes; every read is written down with the reading rank."""
+
+    def __init__(self, count, seed, split):
+        rng = np.random.default_rng(seed)
+        self.targets = [index % 4 for index in range(count)]  # labels without reading the items
+        self.noise = rng.integers(0, 40, size=(count, 3, 10, 10))
+        self.split = split
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, index):
+        with open(f"reads-{os.environ['RANK']}.txt", "a") as log:
+            log.write(f"{self.split} {index}\\n")
+        colour = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200], [200, 200, 40]])[self.targets[index]]
+        return torch.from_numpy((colour[:, None, None] + self.noise[index]).clip(0, 255).astype(np.uint8)), \\
+            self.targets[index]
+
+
+def make(config):
+    return {"train": Coloured(48, 0, "train"), "test": Coloured(12, 1, "test")}
+'''
+
+
+def test_lazy_data_under_two_processes_each_reads_its_share_and_trains_as_from_memory(tmp_path: Path) -> None:
+    """Two ranks read their half of each global batch (FAST: 16 labelled + 32 unlabelled): 20
+    steps are 480 training reads a rank, where reading whole batches would be 960; the weights
+    equal those of the same run with the samples in memory."""
+    (tmp_path / "readlog.py").write_text(READ_LOG)
+    runs = {}
+    for loading in ("lazy", "memory"):
+        folder = tmp_path / loading
+        folder.mkdir()
+        result = subprocess.run(
+            [sys.executable, "-m", "semilearn", "run", *TWO, *FAST, "--set", "dataset=readlog:make",
+             "--set", "num_labels=8", "--set", f"data_loading={loading}", "--set", "num_workers=1",
+             "--set", "save_dir=runs", *_no_test_plugins()],
+            cwd=folder, env=_env(PYTHONPATH=str(tmp_path)), capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr
+        assert ("read from disk as steps need them, by 1 worker per stream" in result.stdout) == (loading == "lazy")
+        runs[loading] = folder
+    for rank in ("0", "1"):
+        reads = (runs["lazy"] / f"reads-{rank}.txt").read_text().split()
+        splits = reads[0::2]
+        # building: item 0 (the shape) and one pass over the training set (the channel statistics)
+        training = splits.count("train") - 1 - 48
+        lookahead = 2 * (8 + 16)  # prefetch_factor batches of each stream, ahead of the steps
+        assert 20 * (8 + 16) <= training <= 20 * (8 + 16) + lookahead, (rank, training)
+        assert splits.count("test") == 12  # two evaluations of half the test set each
+    if installed("semilearn-checkpoint"):
+        lazy, memory = (torch.load(runs[loading] / "runs" / "flexmatch_readlog_make_8_0" / "checkpoints" / "last.pt",
+                                   weights_only=True) for loading in ("lazy", "memory"))
+        assert lazy["world_size"] == 2 and lazy["step"] == 20
+        for name, tensor in memory["model"].items():
+            assert torch.equal(lazy["model"][name], tensor), name
+        assert lazy["eval_history"] == memory["eval_history"]
