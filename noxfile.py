@@ -326,8 +326,9 @@ def usb_parity(session: nox.Session) -> None:
     session.install("--no-deps", "semilearn==0.3.2")
     session.install(*USB_IMPORTS)
     session.run("python", "tests/parity/usb_generate.py", "--out", "tests/parity/fixtures", *session.posargs)
-    if not session.posargs:  # the ViT, optimizer-group and weight-loading fixtures (seconds)
+    if not session.posargs:  # the ViT, optimizer-group, weight-loading and ResNet-50 fixtures (seconds)
         session.run("python", "tests/parity/usb_generate_vit.py", "--out", "tests/parity/fixtures/vit")
+        session.run("python", "tests/parity/usb_generate_resnet50.py", "--out", "tests/parity/fixtures/resnet50")
         if os.environ.get("USB_REPO"):  # MultiMatch's files come from a clone of USB's repository (not in 0.3.2)
             session.run("python", "tests/parity/usb_generate_multimatch.py", "--out",
                         "tests/parity/fixtures/multimatch", "--usb-repo", os.environ["USB_REPO"])

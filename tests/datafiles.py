@@ -30,6 +30,7 @@ __all__ = [
     "write_tissuemnist",
     "write_semi_fgvc",
     "write_image_folder",
+    "write_imagenet",
     "tar_gz",
 ]
 
@@ -241,6 +242,34 @@ def write_image_folder(root: Path, per_class: int = 8, num_classes: int = 4, siz
         parts.append((images, targets))
     (train_images, train_targets), (test_images, test_targets) = parts
     return Written(root, train_images, train_targets, test_images, test_targets)
+
+
+IMAGENET_CLASSES = ("n01440764", "n01443537", "n01484850")
+
+
+def write_imagenet(data_dir: Path, train_counts: tuple[int, ...] = (5, 7, 6), val_per_class: int = 2,
+                   size: tuple[int, int] = (50, 40), seed: int = 0) -> dict[str, dict[str, list[Path]]]:
+    """``data_dir/imagenet/train/<wnid>/<wnid>_<i>.JPEG`` and ``val/<wnid>/ILSVRC2012_val_<k>.JPEG`` (USB's
+    layout, ImageNet's names), ``size`` (width, height) JPEGs whose colour follows the class; classes
+    ``IMAGENET_CLASSES[:len(train_counts)]``; returns split -> class -> files in sorted order."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    written: dict[str, dict[str, list[Path]]] = {"train": {}, "val": {}}
+    number = 0
+    for label, (wnid, count) in enumerate(zip(IMAGENET_CLASSES, train_counts, strict=False)):
+        colour = np.array([60 + 70 * label, 200 - 60 * label, 100 + 40 * (label % 2)])
+        for split, names in (("train", [f"{wnid}_{10 * index + 3}.JPEG" for index in range(count)]),
+                             ("val", [f"ILSVRC2012_val_{number + index + 1:08d}.JPEG" for index in range(val_per_class)])):
+            written[split][wnid] = []
+            for name in names:
+                picture = np.clip(colour[:, None, None] + rng.integers(-20, 21, size=(3, height, width)), 0, 255)
+                picture = picture.astype(np.uint8)
+                picture[:, : height // 4, : width // 8] = 255  # an asymmetric mark
+                _save_jpeg(data_dir / "imagenet" / split / wnid / name, picture)
+                written[split][wnid].append(data_dir / "imagenet" / split / wnid / name)
+            written[split][wnid].sort()
+        number += val_per_class
+    return written
 
 
 def tar_gz(folder: Path) -> bytes:

@@ -491,7 +491,20 @@ def test_the_usb_networks_are_registered_and_follow_the_interface() -> None:
     for net, shape in ((small, (2, 1, 32, 32)), (large, (2, 3, 96, 96))):
         out = net(torch.randn(shape))
         assert out["logits"].shape == (2, 7) and out["feat"].shape == (2, 512) and net.num_features == 512
-    assert sum(parameter.numel() for parameter in registry.get("resnet18")(10, InputSpec("image", (3, 96, 96))).parameters()) == 11_181_642
+    resnet18 = registry.get("resnet18")(10, InputSpec("image", (3, 96, 96)))
+    assert sum(parameter.numel() for parameter in resnet18.parameters()) == 11_181_642
+
+    assert "resnet50" in registry.names()  # USB's ImageNet network (parity: test_usb_parity.py)
+    small = registry.get("resnet50")(7, InputSpec("image", (1, 32, 32)))
+    large = registry.get("resnet50")(7, InputSpec("image", (3, 64, 64)))
+    assert small.conv1.kernel_size == (3, 3) and large.conv1.kernel_size == (7, 7)
+    for net, shape in ((small, (2, 1, 32, 32)), (large, (2, 3, 64, 64))):
+        out = net(torch.randn(shape))
+        assert out["logits"].shape == (2, 7) and out["feat"].shape == (2, 2048) and net.num_features == 2048
+    assert large.layer_key("conv1.weight") == (0,) and large.layer_key("layer3.5.conv3.weight") == (1, 3, 5)
+    assert large.layer_key("classifier.weight") is None
+    resnet50 = registry.get("resnet50")(1000, InputSpec("image", (3, 224, 224)))
+    assert sum(parameter.numel() for parameter in resnet50.parameters()) == 25_557_032
 
 
 def test_the_data_set_registry_lists_the_new_data_sets(cli) -> None:

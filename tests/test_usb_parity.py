@@ -115,6 +115,39 @@ def test_networks_are_usbs_weight_for_weight(name: str) -> None:
     assert not comparison.failures, comparison.report()
 
 
+def test_resnet50_is_usbs_weight_for_weight() -> None:
+    """USB's resnet50 (fixtures/resnet50, tests/parity/usb_generate_resnet50.py): the same names and
+    shapes, the same initial weights from seed 0, the same logits and features of two 64x64 images
+    in training mode, batch-norm statistics, then in evaluation mode, all in float64."""
+    from semilearn.nets.resnet import resnet50
+
+    expected = _load("resnet50/resnet50")
+    _seed_like_usb(SEED)
+    net = resnet50(expected["num_classes"], InputSpec("image", (3, expected["image_size"], expected["image_size"])))
+    assert [[name, list(value.shape)] for name, value in net.state_dict().items()] == expected["keys"]
+    assert [name for name, _ in net.named_parameters()] == expected["named_parameters"]
+    assert sum(parameter.numel() for parameter in net.parameters()) == expected["parameters"] == 23_528_522
+    assert net.num_features == expected["num_features"] == 2048
+    comparison = Comparison()
+    comparison.table(dict(net.state_dict()), expected["initial"], "initial")
+    size = expected["image_size"]
+    images = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1234)).to(PRECISION)
+    net.to(PRECISION)
+    with torch.no_grad():
+        for mode in ("train", "eval"):
+            net.train(mode == "train")
+            output = net(images)
+            comparison.tensor(output["logits"], expected[mode]["logits"], f"{mode} logits")
+            comparison.value(output["feat"], expected[mode]["feat"], f"{mode} feat")
+            assert torch.equal(net.classifier(output["feat"]), output["logits"])  # USB's only_fc, through classifier
+            if mode == "train":
+                comparison.table({key: value for key, value in net.named_buffers()
+                                  if not key.endswith("num_batches_tracked")},
+                                 expected[mode]["buffers_after_forward"], "batch norm statistics after the forward pass")
+    assert not comparison.failures, comparison.report()
+    print(f"largest relative difference {comparison.largest[0]:.3g} ({comparison.largest[1]})")
+
+
 # ---------------------------------------------------------------------------
 # The algorithms.
 # ---------------------------------------------------------------------------

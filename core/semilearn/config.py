@@ -227,7 +227,8 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("data_loading", str, "auto", "How samples are held: `memory` (decoded before the first step: fastest), "
            "`lazy` (read, decoded and resized as steps need them, by `num_workers` processes: memory does not grow "
            "with the data set) or `auto` (lazy where the decoded samples would take over a quarter of the memory "
-           "available, or where the data set prefers it: semi_aves, semi_inat).", choices=("auto", "memory", "lazy")),
+           "available, or where the data set prefers it: semi_aves, semi_inat, imagenet).",
+           choices=("auto", "memory", "lazy")),
     Option("num_workers", int, 4, "Worker processes reading each lazily read stream of samples (0: the training "
            "process reads them itself).", minimum=0, usb=True),
     Option("prefetch_factor", int, 2, "Batches each worker reads ahead on the lazy path.", minimum=1),

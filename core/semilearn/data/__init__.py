@@ -8,7 +8,8 @@ are index draws from seeded streams (:mod:`semilearn.data.sampler`); augmentatio
 batched on the device (:mod:`semilearn.data.augment`).
 
 File-backed data sets (``cifar10``, ``cifar100``, ``svhn``, ``svhn_noextra``, ``stl10``,
-``tissuemnist``; ``eurosat``, ``semi_aves`` and ``semi_inat`` of USB's usb_cv benchmark)
+``tissuemnist``; ``eurosat``, ``semi_aves`` and ``semi_inat`` of USB's usb_cv benchmark;
+``imagenet`` of its classic-CV ImageNet files)
 read the official files under ``data_dir`` (``semilearn data download NAME`` fetches
 those with a published checksum); ``npz`` and ``image_folder`` read your own data (docs/custom-data.md). Builders
 make every tensor on the host and move the finished :class:`SSLData` to the device last,
@@ -73,6 +74,8 @@ BUILTIN_DATASETS: dict[str, tuple[str, str]] = {
                   "Semi-Aves: 5959 labelled + 26640 unlabelled / 8000 test bird photos, 200 classes (data_dir)"),
     "semi_inat": ("semilearn.data.semi_fgvc:build_semi_inat",
                   "Semi-iNat 2021: image lists as Semi-Aves, 810 classes (data_dir)"),
+    "imagenet": ("semilearn.data.imagenet:build_imagenet",
+                 "ImageNet in USB's layout: imagenet/train/<class>/, val/<class>/, read lazily (data_dir)"),
     "npz": ("semilearn.data.custom:build_npz", "your arrays: the .npz file data_dir names (docs/custom-data.md)"),
     "image_folder": ("semilearn.data.custom:build_image_folder",
                      "your images: data_dir/train/<class>/, test/<class>/ (docs/custom-data.md)"),

@@ -103,7 +103,7 @@ def decode_file(path: str | Path, prepare: Callable[[Any], Any], size: tuple[int
 
 
 def decode_files(
-    files: Sequence[Path],
+    files: Sequence[str | Path],
     prepare: Callable[[Any], Any],
     size: tuple[int, int],
     mode: str = "RGB",

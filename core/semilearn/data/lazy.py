@@ -73,7 +73,7 @@ class ImageFileReader:
     """Image files, each converted to Pillow ``mode`` and passed through ``prepare`` (which must
     give ``size``, height and width): the reader of the file-backed data sets' lazy path."""
 
-    def __init__(self, files: Sequence[Path], prepare: Callable[[Any], Any], size: tuple[int, int],
+    def __init__(self, files: Sequence[str | Path], prepare: Callable[[Any], Any], size: tuple[int, int],
                  mode: str = "RGB") -> None:
         self.files = [str(path) for path in files]  # strings: smaller than Paths, for large lists
         self.prepare, self.size, self.mode = prepare, size, mode
@@ -494,7 +494,7 @@ def choose_loading(config: Any, decoded_bytes: int, prefer_lazy: bool = False) -
     """``"memory"`` or ``"lazy"`` for a data set whose samples take ``decoded_bytes`` decoded.
 
     ``data_loading: memory`` or ``lazy`` decides; ``auto`` reads lazily where the data set
-    prefers it (``prefer_lazy``: semi_aves and semi_inat) or where the samples would take more
+    prefers it (``prefer_lazy``: semi_aves, semi_inat, imagenet) or where the samples would take more
     than a quarter of the memory available now.
     """
     choice = str(config.get("data_loading", "auto"))

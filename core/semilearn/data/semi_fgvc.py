@@ -48,6 +48,7 @@ labelled and 313248 unlabelled images) about 64 GB.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..errors import DataError
+from .augment import AugmentSpec
 from .base import SSLData, check_num_classes
 from .common import USB_CROP_RATIO, benchmark_augment, crop_geometry, find_complete
 from .imagefiles import decode_files, resize_exactly, resize_shorter_and_centre_crop
@@ -63,11 +65,12 @@ from .lazy import ImageFileReader, LazySamples, choose_loading
 if TYPE_CHECKING:
     from ..config import Config
 
-__all__ = ["build_semi_aves", "build_semi_inat", "read_image_list", "LIST_FILES"]
+__all__ = ["build_semi_aves", "build_semi_inat", "read_image_list", "LIST_FILES", "PhotoGeometry",
+           "photo_geometry", "photo_reading", "IMAGENET_MEAN", "IMAGENET_STD"]
 
 LIST_FILES = ("l_train_val.txt", "u_train_in.txt", "test.txt")
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 _NATIVE_SIZE = 224
 _CLASSES = {"semi_aves": 200, "semi_inat": 810}
 _WHERE = {
@@ -76,6 +79,53 @@ _WHERE = {
     "semi_inat": "the images from https://github.com/visipedia/semi-inat-2021 and lists in that format",
 }
 _logger = logging.getLogger("semilearn.data")
+
+
+@dataclass(frozen=True)
+class PhotoGeometry:
+    """USB's geometry for photographs (semi_aves, semi_inat, imagenet): training images stored at
+    ``stored`` x ``stored`` (``int(img_size / crop_ratio)``), test images at ``size`` (``img_size``)
+    after a resize of the shorter side to ``stored`` and a centre crop; the views of the module
+    docstring, with ImageNet normalisation."""
+
+    size: int
+    stored: int
+
+    @property
+    def train_prepare(self) -> Any:
+        return resize_exactly(self.stored, self.stored)  # USB: Resize((floor(img_size / crop_ratio),) * 2)
+
+    @property
+    def test_prepare(self) -> Any:
+        return resize_shorter_and_centre_crop(self.stored, self.size)
+
+    @property
+    def augment(self) -> AugmentSpec:
+        return replace(benchmark_augment(IMAGENET_MEAN, IMAGENET_STD, 0, flip=True), crop=self.size)
+
+    def decoded_bytes(self, train_images: int, test_images: int) -> int:
+        """What the images take decoded in memory."""
+        return 3 * (self.stored * self.stored * train_images + self.size * self.size * test_images)
+
+
+def photo_geometry(config: Config, native_size: int = _NATIVE_SIZE) -> PhotoGeometry:
+    """The geometry ``img_size`` and ``crop_ratio`` set (224 and USB's 0.875 without them)."""
+    size, _ = crop_geometry(config, native_size)
+    ratio = config.get("crop_ratio") or USB_CROP_RATIO
+    return PhotoGeometry(size, int(size / ratio))
+
+
+def photo_reading(config: Config, decoded_bytes: int) -> Callable[[Sequence[str | Path], Any, int], Any]:
+    """How image files become samples: ``read(files, prepare, side)`` gives lazy samples (worker
+    processes read them as steps need them; the default for these data sets) or, with
+    ``data_loading: memory``, a uint8 tensor decoded now."""
+    if choose_loading(config, decoded_bytes, prefer_lazy=True) == "lazy":
+        def read(files: Sequence[str | Path], prepare: Any, side: int) -> Any:
+            return LazySamples(ImageFileReader(files, prepare, (side, side)), (3, side, side))
+    else:
+        def read(files: Sequence[str | Path], prepare: Any, side: int) -> Any:
+            return decode_files(files, prepare, (side, side))
+    return read
 
 
 @dataclass
@@ -164,28 +214,19 @@ def _build(task: str, config: Config, device: torch.device) -> SSLData:
             f"{task}: all {len(labelled.files)} images of {labelled.source.name} are labelled, as in USB "
             f"(num_labels {config.num_labels} does not choose them)"
         )
-    size, _ = crop_geometry(config, _NATIVE_SIZE)
-    ratio = config.get("crop_ratio") or USB_CROP_RATIO
-    stored = int(size / ratio)  # USB: Resize((floor(img_size / crop_ratio),) * 2) for training views
-    train_prepare = resize_exactly(stored, stored)
-    test_prepare = resize_shorter_and_centre_crop(stored, size)
-    decoded = 3 * (stored * stored * (len(labelled.files) + len(unlabelled.files)) + size * size * len(test.files))
-    if choose_loading(config, decoded, prefer_lazy=True) == "lazy":  # 7.6 GB (Semi-Aves), 64 GB (Semi-iNat) at 256 px
-        def read(files: list[Path], prepare: Any, side: int) -> Any:
-            return LazySamples(ImageFileReader(files, prepare, (side, side)), (3, side, side))
-    else:
-        def read(files: list[Path], prepare: Any, side: int) -> Any:
-            return decode_files(files, prepare, (side, side))
+    geometry = photo_geometry(config)
+    # 7.6 GB (Semi-Aves), 64 GB (Semi-iNat) at 256 px: read lazily by default
+    read = photo_reading(config, geometry.decoded_bytes(len(labelled.files) + len(unlabelled.files), len(test.files)))
     data = SSLData(
         name=task,
         num_classes=num_classes,
-        labelled_samples=read(labelled.files, train_prepare, stored),
+        labelled_samples=read(labelled.files, geometry.train_prepare, geometry.stored),
         labelled_targets=torch.tensor(labelled.targets, dtype=torch.int64),
-        unlabelled_samples=read(unlabelled.files, train_prepare, stored),
+        unlabelled_samples=read(unlabelled.files, geometry.train_prepare, geometry.stored),
         unlabelled_targets=None,
-        test_samples=read(test.files, test_prepare, size),
+        test_samples=read(test.files, geometry.test_prepare, geometry.size),
         test_targets=torch.tensor(test.targets, dtype=torch.int64),
-        augment=replace(benchmark_augment(_IMAGENET_MEAN, _IMAGENET_STD, 0, flip=True), crop=size),
+        augment=geometry.augment,
         default_net="resnet18",
         classes=_species_names(task, folder, num_classes),
     )

@@ -40,6 +40,8 @@ BUILTIN_NETS: dict[str, tuple[str, str]] = {
     "wrn_28_8": ("semilearn.nets.wrn:wrn_28_8", "Wide ResNet 28-8 (USB's CIFAR-100 network, 32x32)"),
     "wrn_var_37_2": ("semilearn.nets.wrn:wrn_var_37_2", "Wide ResNet variant, 4 groups (USB's STL-10 network, 96x96)"),
     "resnet18": ("semilearn.nets.resnet:resnet18", "ResNet-18 (ImageNet stem from 64 pixels, CIFAR stem below)"),
+    "resnet50": ("semilearn.nets.resnet:resnet50",
+                 "ResNet-50 of bottleneck blocks (USB's ImageNet network; ImageNet stem from 64 pixels)"),
     "vit_tiny_patch2_32": ("semilearn.nets.vit:vit_tiny_patch2_32", "ViT-Ti/2 (USB's usb_cv network, 32x32)"),
     "vit_small_patch2_32": ("semilearn.nets.vit:vit_small_patch2_32", "ViT-S/2 (USB's usb_cv network, 32x32)"),
     "vit_small_patch16_224": ("semilearn.nets.vit:vit_small_patch16_224", "ViT-S/16 (USB's usb_cv network, 224x224)"),
