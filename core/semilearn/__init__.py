@@ -4,7 +4,8 @@ The names a plugin author needs are importable from here without importing torch
 :class:`Hook`, :data:`hookimpl`, :data:`hookspec`, :class:`Option`, :class:`Policy`,
 :class:`RunView` (what a hook implementation sees of a run) and the errors.
 :class:`AlgorithmBase` and :func:`load` (a trained model; see :mod:`semilearn.inference`),
-which need torch, are imported on first access.
+which need torch, and :func:`train` (train from Python, see :mod:`semilearn.api`), are
+imported on first access.
 """
 
 from __future__ import annotations
@@ -29,11 +30,14 @@ from .view import RunView  # noqa: E402
 
 if TYPE_CHECKING:
     from .algorithm import AlgorithmBase
+    from .api import TrainResult, train
     from .inference import load
 
 __all__ = [
     "__version__",
     "AlgorithmBase",
+    "train",
+    "TrainResult",
     "load",
     "Config",
     "Option",
@@ -62,4 +66,8 @@ def __getattr__(name: str) -> Any:
         from .inference import load
 
         return load
+    if name in ("train", "TrainResult"):
+        from . import api
+
+        return getattr(api, name)
     raise AttributeError(f"module 'semilearn' has no attribute {name!r}")

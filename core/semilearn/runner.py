@@ -244,7 +244,8 @@ def _plugins_line(manager: PluginManager) -> str:
             f"plugins: none active ({install_hint('logging', 'checkpoint')} for progress, "
             "logs and checkpoints)"
         )
-    return "plugins: " + ", ".join(f"{info.name}-{info.version}" for info in external)
+    return "plugins: " + ", ".join(f"{info.name}-{info.version}" if info.version != "-" else f"{info.name} (in code)"
+                                   for info in external)
 
 
 def run(

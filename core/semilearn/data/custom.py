@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +59,7 @@ from .lazy import ImageFileReader, LazySamples, choose_loading, concatenate, sel
 if TYPE_CHECKING:
     from ..config import Config
 
-__all__ = ["build_npz", "build_image_folder", "default_net_for", "IMAGE_EXTENSIONS", "as_nchw", "image_files",
+__all__ = ["build_npz", "build_from_arrays", "build_image_folder", "default_net_for", "IMAGE_EXTENSIONS", "as_nchw", "image_files",
            "decode_image"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -215,23 +216,37 @@ def build_npz(config: Config, device: torch.device) -> SSLData:
             arrays: dict[str, Any] = {key: archive[key] for key in archive.files}
     except (OSError, ValueError, EOFError) as error:
         raise DataError(f"{path} is not a readable .npz file ({error})") from None
+    return build_from_arrays(config, arrays, name="npz", source=str(path)).to(device)
+
+
+def build_from_arrays(config: Config, arrays: Mapping[str, Any], *, name: str = "arrays",
+                      source: str | None = None, classes: Sequence[str] | None = None) -> SSLData:
+    """A data set from arrays under the npz file's names (module docstring): ``labelled_images``,
+    ``labelled_targets``, ``test_images``, ``test_targets``, optionally ``unlabelled_images`` and
+    ``unlabelled_targets``; NumPy arrays, tensors or anything ``numpy.asarray`` takes. On the host."""
+    where = source or f"data '{name}'"
+    unknown = sorted(set(arrays) - set(_REQUIRED_ARRAYS) - set(_OPTIONAL_ARRAYS))
     missing = [key for key in _REQUIRED_ARRAYS if key not in arrays]
     if missing:
-        unknown = sorted(set(arrays) - set(_REQUIRED_ARRAYS) - set(_OPTIONAL_ARRAYS))
         hint = f" (it has {', '.join(unknown)})" if unknown else ""
-        raise DataError(f"{path} has no array '{missing[0]}'{hint}; expected {', '.join(_REQUIRED_ARRAYS)}")
+        raise DataError(f"{where} has no array '{missing[0]}'{hint}; expected {', '.join(_REQUIRED_ARRAYS)}")
+    if unknown and source is None:  # a file may carry more; a dict given in Python is a typo
+        raise DataError(f"{where}: unknown key '{unknown[0]}'; the keys are "
+                        f"{', '.join(_REQUIRED_ARRAYS + _OPTIONAL_ARRAYS)}")
+    arrays = {key: _numpy(value) for key, value in arrays.items() if value is not None}
+    path = Path(where)
     images = {key: as_nchw(arrays[key], key, path) for key in ("labelled_images", "test_images", "unlabelled_images")
               if key in arrays}
     shapes = {tuple(tensor.shape[1:]) for tensor in images.values()}
     if len(shapes) > 1:
         described = ", ".join(f"{key} {list(tensor.shape[1:])}" for key, tensor in images.items())
-        raise DataError(f"{path}: every image array needs the same [C, H, W]; got {described}")
+        raise DataError(f"{where}: every image array needs the same [C, H, W]; got {described}")
     unlabelled = images.get("unlabelled_images")
     return _assemble(
-        "npz",
+        name,
         config,
-        device,
-        source=str(path),
+        torch.device("cpu"),
+        source=where,
         labelled_samples=images["labelled_images"],
         labelled_targets=_as_targets(arrays["labelled_targets"], "labelled_targets", len(images["labelled_images"]), path),
         unlabelled_samples=unlabelled,
@@ -241,7 +256,15 @@ def build_npz(config: Config, device: torch.device) -> SSLData:
         ),
         test_samples=images["test_images"],
         test_targets=_as_targets(arrays["test_targets"], "test_targets", len(images["test_images"]), path),
+        classes=tuple(str(label) for label in classes) if classes is not None else None,
     )
+
+
+def _numpy(value: Any) -> np.ndarray:
+    """An array of ``value``: a tensor (on any device) or anything ``numpy.asarray`` takes."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
 
 
 # ---------------------------------------------------------------------------

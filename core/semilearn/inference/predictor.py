@@ -203,6 +203,12 @@ def load(target: str | Path, checkpoint: str = "best", weights: str = "auto", de
         state = read_checkpoint(path)
     except CheckpointError as error:
         raise InputError(str(error)) from error
+    return predictor_of(state, manager, weights, device, path)
+
+
+def predictor_of(state: Mapping[str, Any], manager: PluginManager, weights: str = "auto", device: str = "cpu",
+                 path: Path | None = None) -> Predictor:
+    """The predictor of a checkpoint's state (read from ``path``, or a run's state in memory)."""
     card = model_card(state, manager)
     state_dict, chosen = network_weights(state, weights)
     network = manager.registry("net").get(card.net)(card.num_classes, card.input_spec)
@@ -210,7 +216,7 @@ def load(target: str | Path, checkpoint: str = "best", weights: str = "auto", de
         network.load_state_dict(state_dict)
     except RuntimeError as error:
         first = str(error).strip().splitlines()[0]
-        raise InputError(f"{path}: the weights do not fit network '{card.net}': {first}") from error
+        raise InputError(f"{path or 'the run'}: the weights do not fit network '{card.net}': {first}") from error
     return Predictor(network, card, device, weights=chosen, checkpoint=path, step=state.get("step"),
                      eval_history=state.get("eval_history") or [], config=state.get("config"))
 
