@@ -179,6 +179,8 @@ class AlgorithmBase:
         self.modality = modality_of(data)
         self.check_modality(data, config)
         self.augment: Views = manager.registry("modality").get(self.modality)(data, self.augment_generator)
+        if hasattr(self.augment, "algorithm"):  # views that name the algorithm in their errors
+            self.augment.algorithm = f"algorithm '{self.name}'"
         # Samples live on the device, or in (pinned) host memory for data sets too big for it.
         self.data_device = samples_device(data.labelled_samples)
         host_resident = self.data_device != device or config.data_device == "host"
@@ -204,6 +206,13 @@ class AlgorithmBase:
         here, and names the settings in :meth:`modality_remedy`.
         """
         return cls.modalities is None or modality in cls.modalities
+
+    @classmethod
+    def views_per_sample(cls, config: Config) -> tuple[int, int]:
+        """How many weak and strong views of each drawn sample a step reads at most (FixMatch:
+        one of each). CPU-side transforms (:mod:`semilearn.data.transformed`) make that many
+        per sample in the workers; an algorithm whose ``sample_batch`` reads more says so here."""
+        return 1, 1
 
     @classmethod
     def modality_remedy(cls, modality: str, config: Config) -> str:
@@ -468,6 +477,8 @@ class AlgorithmBase:
         when the samples are lazy). Make every stream a step draws from with this."""
         stream = SampleStream(count(samples), batch_size, _derived_seed(self.config.seed, name), self.data_device,
                               self.rank, self.world_size, name=name)
+        if hasattr(samples, "views"):  # views made by CPU-side transforms: as many as a step reads
+            samples.views = type(self).views_per_sample(self.config)
         return self.lazy_loading.register(stream, samples)  # type: ignore[no-any-return]
 
     def gather(self, samples: Any, index: torch.Tensor) -> Any:
@@ -475,7 +486,7 @@ class AlgorithmBase:
         training device (copied from host memory if need be; read by the lazy path's workers
         for lazy samples)."""
         if isinstance(samples, LazySamples):
-            return self.lazy_loading.gather(samples, index).to(self.device, non_blocking=True)
+            return move(self.lazy_loading.gather(samples, index), self.device, non_blocking=True)
         if self._host_gather is None:
             return take(samples, index)
         if isinstance(samples, torch.Tensor):

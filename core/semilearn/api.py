@@ -216,7 +216,8 @@ def _given_data(data: Any, dataset: str) -> _GivenData:
 
         def from_datasets(config: Config, device: torch.device) -> SSLData:
             return build_from_datasets(config, parts["train"], parts["test"], parts.get("unlabelled"),
-                                       name=dataset, classes=parts.get("classes")).to(device)
+                                       name=dataset, classes=parts.get("classes"),
+                                       transforms=parts.get("transforms")).to(device)
 
         return _GivenData(dataset, from_datasets)
     if hasattr(data, "__getitem__") and hasattr(data, "__len__"):

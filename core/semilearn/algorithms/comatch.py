@@ -94,6 +94,10 @@ class CoMatch(SSLAlgorithm):
         ulb_loss_ratio_option(1.0),
     )
 
+    @classmethod
+    def views_per_sample(cls, config: Config) -> tuple[int, int]:
+        return 1, 2  # a weak view and two strong ones
+
     def heads(self, config: Config, num_features: int) -> dict[str, nn.Module]:
         return {"proj": ProjectionHead(num_features, config.proj_size, ensemble=3 if config.use_epass else 1)}
 

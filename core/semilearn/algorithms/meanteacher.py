@@ -47,6 +47,10 @@ class MeanTeacher(SSLAlgorithm):
     description = "mean-squared consistency with an EMA-of-weights teacher (the EMA model)"
     config_options: ClassVar[tuple[Option, ...]] = (ulb_loss_ratio_option(50.0), unsup_warm_up_option(0.4), joint_forward_option())
 
+    @classmethod
+    def views_per_sample(cls, config: Config) -> tuple[int, int]:
+        return 2, 0  # the student's and the teacher's weak views
+
     def __init__(self, config: Config, data: SSLData, model: nn.Module, manager: PluginManager, run_dir: Path,
                  device: torch.device) -> None:
         super().__init__(config, data, model, manager, run_dir, device)

@@ -101,6 +101,10 @@ class MixMatch(SSLAlgorithm):
         joint_forward_option(),
     )
 
+    @classmethod
+    def views_per_sample(cls, config: Config) -> tuple[int, int]:
+        return int(config.get("K", 2)), 0  # K weak views of each unlabelled sample
+
     def __init__(self, config: Config, data: SSLData, model: nn.Module, manager: PluginManager, run_dir: Path,
                  device: torch.device) -> None:
         super().__init__(config, data, model, manager, run_dir, device)

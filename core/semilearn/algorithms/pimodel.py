@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import torch
 
-from ..config import Option
+from ..config import Config, Option
 from .common import (
     SSLAlgorithm,
     joint_forward_option,
@@ -34,6 +34,10 @@ class PiModel(SSLAlgorithm):
     name = "pimodel"
     description = "mean-squared consistency between the predictions of two stochastic (weak) views"
     config_options: ClassVar[tuple[Option, ...]] = (ulb_loss_ratio_option(10.0), unsup_warm_up_option(0.4), joint_forward_option())
+
+    @classmethod
+    def views_per_sample(cls, config: Config) -> tuple[int, int]:
+        return 2, 0  # two weak views of each unlabelled sample
 
     def sample_batch(self) -> dict[str, torch.Tensor]:
         _, images, targets = self.draw_labelled()

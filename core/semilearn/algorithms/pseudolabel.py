@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import torch
 
-from ..config import Option
+from ..config import Config, Option
 from .common import (
     SSLAlgorithm,
     joint_forward_option,
@@ -37,6 +37,10 @@ class PseudoLabel(SSLAlgorithm):
     description = "hard pseudo-labels on weak views above p_cutoff, with a linear unsupervised warm-up"
     config_options: ClassVar[tuple[Option, ...]] = (p_cutoff_option(0.95), ulb_loss_ratio_option(1.0), unsup_warm_up_option(0.4),
                       joint_forward_option())
+
+    @classmethod
+    def views_per_sample(cls, config: Config) -> tuple[int, int]:
+        return 1, 0  # weak views only
 
     def sample_batch(self) -> dict[str, torch.Tensor]:
         _, images, targets = self.draw_labelled()

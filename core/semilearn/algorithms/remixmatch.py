@@ -91,6 +91,10 @@ class ReMixMatch(SSLAlgorithm):
         joint_forward_option(),
     )
 
+    @classmethod
+    def views_per_sample(cls, config: Config) -> tuple[int, int]:
+        return 1, 2  # a weak view and two strong ones
+
     def __init__(self, config: Config, data: SSLData, model: nn.Module, manager: PluginManager, run_dir: Path,
                  device: torch.device) -> None:
         super().__init__(config, data, model, manager, run_dir, device)

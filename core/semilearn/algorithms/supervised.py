@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..algorithm import AlgorithmBase
+from ..config import Config
 
 __all__ = ["Supervised", "FullySupervised"]
 
@@ -22,6 +23,10 @@ class Supervised(AlgorithmBase):
     name = "supervised"
     description = "labelled data only (the baseline every SSL algorithm must beat)"
     uses_unlabelled = False
+
+    @classmethod
+    def views_per_sample(cls, config: Config) -> tuple[int, int]:
+        return 1, 0  # weak views of labelled samples only
 
     def train_step(self, x_lb: torch.Tensor, y_lb: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:  # type: ignore[override]
         logits = self.model(x_lb)["logits"]

@@ -56,6 +56,9 @@ def __getattr__(name: str) -> Any:
 BUILTIN_MODALITIES: dict[str, tuple[str, str]] = {
     "image": ("semilearn.data.modality:image_views",
               "uint8 images [N, C, H, W]; flip, shift and RandAugment batched on the device"),
+    "transformed": ("semilearn.data.transformed:transformed_views",
+                    "a Dataset's samples made into float views [C, H, W] by the user's CPU-side transforms, "
+                    "in the workers"),
 }
 
 BUILTIN_DATASETS: dict[str, tuple[str, str]] = {

@@ -97,10 +97,12 @@ def _assemble(
     test_samples: Any,
     test_targets: torch.Tensor,
     classes: tuple[str, ...] | None = None,
+    transforms: Any = None,
 ) -> SSLData:
     """Split (explicit or drawn), statistics, views and default network; moved to ``device``.
     The images are uint8 tensors, or :class:`~semilearn.data.lazy.LazySamples` of one reader
-    (the lazy path: split and joined without being read)."""
+    (the lazy path: split and joined without being read). With ``transforms`` (CPU-side
+    transforms, :mod:`semilearn.data.transformed`), they make the views: no statistics."""
     known = [labelled_targets, test_targets] + ([unlabelled_targets] if unlabelled_targets is not None else [])
     lowest = min(int(targets.min()) for targets in known if len(targets))
     highest = max(int(targets.max()) for targets in known if len(targets))
@@ -136,6 +138,14 @@ def _assemble(
         unlabelled_samples = concatenate(labelled_samples, unlabelled_samples)
 
     channels, height, width = (int(size) for size in test_samples.shape[1:])
+    if transforms is not None:
+        from .transformed import TRANSFORMED
+
+        return SSLData(name=name, num_classes=num_classes, labelled_samples=labelled_samples,
+                       labelled_targets=labelled_targets, unlabelled_samples=unlabelled_samples,
+                       unlabelled_targets=unlabelled_targets, test_samples=test_samples, test_targets=test_targets,
+                       augment=transforms, default_net=default_net_for(min(height, width)), classes=classes,
+                       modality=TRANSFORMED).to(device)
     mean, std = channel_statistics(unlabelled_samples, workers=int(config.get("num_workers", 0) or 0),
                                    on_bad_sample=str(config.get("on_bad_sample", "fail")))
     _, shift = crop_geometry(config, min(height, width))

@@ -133,10 +133,27 @@ class LazySamples:
         positions = np.arange(len(self))[index] if isinstance(index, slice) else \
             np.asarray(index.cpu() if isinstance(index, torch.Tensor) else index, dtype=np.int64)
         rows = positions if self.rows is None else self.rows[positions]
+        return self.with_rows(rows)
+
+    def with_rows(self, rows: np.ndarray | None) -> LazySamples:
+        """The same samples, rows ``rows`` of the reader (None: all of them)."""
         return LazySamples(self.reader, self.sample_shape, rows, self._describe)
 
-    def read(self, row: int) -> torch.Tensor:
-        """Row ``row``, read now, checked for its type and shape."""
+    def draw_keys(self, stream: Any) -> Callable[[tuple[int, int], int], Any] | None:
+        """What a worker reading a draw of ``stream`` is given beside each row (None: the row alone):
+        samples made anew at each draw (CPU-side transforms) take a key of the draw and the place."""
+        return None
+
+    def stack(self, rows: list[Any]) -> Any:
+        """Rows read one by one, as one batch (what a worker's batch is)."""
+        return torch.stack(rows) if rows else torch.empty((0, *self.sample_shape), dtype=self.dtype)
+
+    def batch(self, batch: Any) -> Any:
+        """A batch the workers read, as a step takes it."""
+        return batch
+
+    def read(self, row: int, key: Any = None) -> torch.Tensor:
+        """Row ``row``, read now, checked for its type and shape (``key``: see :meth:`draw_keys`)."""
         try:
             sample = self.reader[self.source_index(row)]
         except DataError:
@@ -174,7 +191,7 @@ def concatenate(first: Any, second: Any) -> Any:
             raise ValueError("lazy samples of two readers cannot be joined")
         every = np.arange(len(first.reader))
         rows = np.concatenate([every if part.rows is None else part.rows for part in (first, second)])
-        return LazySamples(first.reader, first.sample_shape, rows, first._describe)
+        return first.with_rows(rows)
     return torch.cat([first, second])
 
 
@@ -193,22 +210,23 @@ class _Rows(torch.utils.data.Dataset[tuple[int, Any]]):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, row: int) -> tuple[int, Any]:
+    def __getitem__(self, item: int | tuple[int, Any]) -> tuple[int, Any]:
+        row, key = item if isinstance(item, tuple) else (item, None)
         try:
-            return row, self.samples.read(row)
+            return row, self.samples.read(row) if key is None else self.samples.read(row, key)
         except DataError as error:
             return row, str(error)
 
 
 def _collate(items: list[tuple[int, Any]]) -> tuple[torch.Tensor, torch.Tensor | None, list[tuple[int, str]]]:
     rows = torch.tensor([row for row, _ in items], dtype=torch.int64)
-    good = [sample for _, sample in items if isinstance(sample, torch.Tensor)]
+    good = [sample for _, sample in items if not isinstance(sample, str)]
     errors = [(position, sample) for position, (_, sample) in enumerate(items) if isinstance(sample, str)]
     if not good:
         return rows, None, errors
     if errors:  # keep the batch's size: a bad sample's place holds the first readable one
         filler = good[0]
-        good = [sample if isinstance(sample, torch.Tensor) else filler for _, sample in items]
+        good = [filler if isinstance(sample, str) else sample for _, sample in items]
     # stacked as PyTorch's own collate stacks: in a worker, straight into shared memory (no copy to send it)
     return rows, torch.utils.data.default_collate(good), errors
 
@@ -341,20 +359,27 @@ def lazy_batches(samples: LazySamples, batch_size: int, workers: int = 0, prefet
                 if failure is None:
                     raise
                 raise failure from None
-            yield _checked(batch, samples, on_bad_sample, skipped)
+            yield samples.batch(_checked(batch, samples, on_bad_sample, skipped))
     finally:
         del iterator
 
 
 class _Ahead:
-    """A copy of a sample stream, drawn ahead of it: the loader's batch sampler (this rank's rows)."""
+    """A copy of a sample stream, drawn ahead of it: the loader's batch sampler (this rank's rows,
+    each with the key of its draw and place where the samples take one)."""
 
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
+    def __init__(self, stream: Any, keys: Callable[[tuple[int, int], int], Any] | None = None) -> None:
+        self.stream, self.keys = stream, keys
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[list[Any]]:
         while True:
-            yield self.stream.next().tolist()
+            position = self.stream.position
+            rows = self.stream.next().tolist()
+            if self.keys is None:
+                yield rows
+            else:
+                start = self.stream.rank * self.stream.local_batch_size  # the place in the global batch
+                yield [(row, self.keys(position, start + place)) for place, row in enumerate(rows)]
 
 
 class StreamLoader:
@@ -370,7 +395,8 @@ class StreamLoader:
         self.stream, self.samples, self.on_bad_sample = stream, samples, on_bad_sample
         self.skipped = _Skipped()
         self.name = getattr(stream, "name", "sample")
-        self._loader = _loader(samples, _Ahead(stream.copy()), workers, prefetch_factor, pin_memory)
+        copy = stream.copy()
+        self._loader = _loader(samples, _Ahead(copy, samples.draw_keys(copy)), workers, prefetch_factor, pin_memory)
         self._batches: Iterator[Any] | None = iter(self._loader)
         self._next: Any = None
 
@@ -395,7 +421,7 @@ class StreamLoader:
             raise RuntimeError(f"the {self.name} loader read ahead of another draw than the stream's: a stream "
                                "drew outside the step's batch (draw from lazy data with gather in sample_batch)")
         batch, self._next = self._next, None
-        return _checked(batch, self.samples, self.on_bad_sample, self.skipped)
+        return self.samples.batch(_checked(batch, self.samples, self.on_bad_sample, self.skipped))
 
     def close(self) -> None:
         """Stop the worker processes (the loader is done with)."""

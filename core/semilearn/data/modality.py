@@ -49,6 +49,7 @@ __all__ = [
     "Views",
     "ModalityFactory",
     "IMAGE",
+    "IMAGE_VIEWS",
     "take",
     "count",
     "move",
@@ -65,6 +66,8 @@ View: TypeAlias = torch.Tensor | Mapping[str, torch.Tensor]
 Samples: TypeAlias = "View | LazySamples"
 
 IMAGE = "image"  # the built-in modality (listed in semilearn.data.BUILTIN_MODALITIES)
+# modalities whose views are images [B, C, H, W] (networks of images take them)
+IMAGE_VIEWS = (IMAGE, "transformed")
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ class InputSpec:
     def image_shape(self) -> tuple[int, int, int]:
         """``(channels, height, width)`` of an image; DataError for any other sample (a network
         of images built for text, for instance)."""
-        if self.modality != IMAGE or len(self.shape) != 3:
+        if self.modality not in IMAGE_VIEWS or len(self.shape) != 3:
             from ..errors import DataError
 
             raise DataError(f"it takes images [C, H, W]; the data set's samples are {self.describe()}")
@@ -194,8 +197,7 @@ def take(samples: Samples, index: torch.Tensor | slice) -> Samples:
     subset = samples.subset(index)
     if isinstance(index, slice):
         return subset
-    rows = [subset.read(row) for row in range(len(subset))]
-    return torch.stack(rows) if rows else torch.empty((0, *subset.sample_shape), dtype=torch.uint8)
+    return subset.batch(subset.stack([subset.read(row) for row in range(len(subset))]))
 
 
 def count(samples: Samples) -> int:
@@ -208,12 +210,14 @@ def count(samples: Samples) -> int:
 
 
 def move(samples: Any, device: torch.device | str, non_blocking: bool = False) -> Any:
-    """``samples`` on ``device`` (a tensor, each tensor of a dict; anything else, lazy samples
-    included, as it is)."""
+    """``samples`` on ``device`` (a tensor, each tensor of a dict, an object with ``to``, such as
+    the views a CPU-side transform made; anything else, lazy samples included, as it is)."""
     if isinstance(samples, torch.Tensor):
         return samples.to(device, non_blocking=non_blocking)
     if isinstance(samples, Mapping):
         return {name: tensor.to(device, non_blocking=non_blocking) for name, tensor in samples.items()}
+    if callable(getattr(samples, "to", None)):
+        return samples.to(device, non_blocking=non_blocking)
     return samples
 
 

@@ -65,6 +65,11 @@ class SampleStream:
     def _new_permutation(self) -> torch.Tensor:
         return torch.randperm(self.size, generator=self.generator, device=self.device)
 
+    @property
+    def position(self) -> tuple[int, int]:
+        """Where the next draw starts: (passes over the samples, offset in this pass's order)."""
+        return self.passes, self._offset
+
     def next_global(self) -> torch.Tensor:
         """The next global batch of indices (every rank gets the same)."""
         parts = []

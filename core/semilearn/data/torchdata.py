@@ -64,7 +64,7 @@ def builder_for(manager: PluginManager, name: str) -> Any:
             made = _call(made, config, name)
         parts = _parts(made, name)
         return build_from_datasets(config, parts["train"], parts["test"], parts.get("unlabelled"),
-                                   name=name, classes=parts.get("classes")).to(device)
+                                   name=name, classes=parts.get("classes"), transforms=parts.get("transforms")).to(device)
 
     return build
 
@@ -98,7 +98,11 @@ def _parts(made: Any, path: str) -> dict[str, Any]:
         parts = dict(zip(("train", "test", "unlabelled"), made, strict=False))
     else:
         raise DataError(f"dataset '{path}' gave {type(made).__name__}; expected {{'train': ..., 'test': ...}} "
-                        "(and optionally 'unlabelled', 'classes') or a tuple (train, test[, unlabelled])")
+                        "(and optionally 'unlabelled', 'classes', 'transforms') or a tuple (train, test[, unlabelled])")
+    unknown = sorted(set(parts) - {"train", "test", "unlabelled", "classes", "transforms"})
+    if unknown:
+        raise DataError(f"dataset '{path}' gave an unknown part '{unknown[0]}'; the parts are train, test, "
+                        "unlabelled, classes, transforms")
     missing = [key for key in ("train", "test") if parts.get(key) is None]
     if missing:
         raise DataError(f"dataset '{path}' gave no '{missing[0]}' data set")
@@ -236,11 +240,13 @@ def _as_labels(values: Any, name: str) -> torch.Tensor:
 
 
 def build_from_datasets(config: Config, train: Any, test: Any, unlabelled: Any = None, *, name: str = "dataset",
-                        classes: Sequence[str] | None = None) -> SSLData:
+                        classes: Sequence[str] | None = None, transforms: Any = None) -> SSLData:
     """An SSLData from map-style ``Dataset`` objects (see the module docstring): ``num_labels``
     balanced labels drawn from ``train`` by ``seed`` unless ``unlabelled`` is given (then every
     item of ``train`` is labelled), the unlabelled set holding the labelled samples too, USB's
-    classic-CV views with the training samples' statistics."""
+    classic-CV views with the training samples' statistics; or, with ``transforms``
+    (``{"weak": ..., "strong": ..., "eval": ...}``), the views those callables make in the
+    workers (:mod:`semilearn.data.transformed`)."""
     from .custom import _assemble
 
     workers = int(config.get("num_workers", 0) or 0)
@@ -250,6 +256,8 @@ def build_from_datasets(config: Config, train: Any, test: Any, unlabelled: Any =
                             "(one with __getitem__ and __len__)")
         if part is not None and len(part) == 0:
             raise DataError(f"dataset '{name}': the {what} is empty")
+    if transforms is not None:
+        return _transformed(config, train, test, unlabelled, name, classes, transforms, workers)
     configured = config.get("img_size")
     resize = (int(configured), int(configured)) if configured else None  # else: every sample as the first
     first = to_uint8(_split_item(train[0], f"item 0 of the training set ({type(train).__name__})", True)[0],
@@ -276,6 +284,76 @@ def build_from_datasets(config: Config, train: Any, test: Any, unlabelled: Any =
         classes=tuple(str(label) for label in classes) if classes is not None else None,
     )
     return data
+
+
+def _transformed(config: Config, train: Any, test: Any, unlabelled: Any, name: str, classes: Sequence[str] | None,
+                 given: Any, workers: int) -> SSLData:
+    """The data set whose views the user's CPU-side transforms make (always read lazily)."""
+    from .custom import _assemble
+    from .transformed import TransformedSamples, transforms_of
+
+    transforms = transforms_of(given, name)
+    if str(config.get("data_loading", "auto")) == "memory":
+        raise ConfigError(f"dataset '{name}': CPU-side transforms draw new views at every draw of a sample, so its "
+                          "samples are read lazily: data_loading: memory cannot hold them (use auto or lazy)")
+    where = f"item 0 of the training set ({type(train).__name__})"
+    sample, _ = _split_item(train[0], where, True)
+    try:
+        with _quiet_seed():
+            view = transforms.eval(sample)
+    except Exception as error:
+        raise DataError(f"{where}: the 'eval' transform failed: {type(error).__name__}: {error}") from error
+    view = torch.as_tensor(view) if isinstance(view, np.ndarray) else view
+    if not isinstance(view, torch.Tensor) or not view.is_floating_point() or view.ndim != 3:
+        got = f"{view.dtype} {list(view.shape)}" if isinstance(view, torch.Tensor) else type(view).__name__
+        raise DataError(f"{where}: the 'eval' transform gave {got}; expected a float tensor [C, H, W] (end the "
+                        "pipeline with ToTensor)")
+    shape = tuple(int(size) for size in view.shape)
+    seed = int(config.get("seed", 0) or 0)
+
+    def samples(dataset: Any, what: str, labelled: bool, evaluation: bool) -> TransformedSamples:
+        return TransformedSamples(_RawReader(dataset, what, labelled), shape, transforms, seed, evaluation)
+
+    train_samples: LazySamples = samples(train, "training set", True, False)
+    unlabelled_samples: LazySamples | None = samples(unlabelled, "unlabelled set", False, False) \
+        if unlabelled is not None else None
+    if unlabelled_samples is not None:  # one lazy set of the training and the unlabelled items
+        joined = _Joined(train_samples.reader, unlabelled_samples.reader)
+        every = TransformedSamples(joined, shape, transforms, seed, False)
+        train_samples = every.subset(np.arange(len(train)))
+        unlabelled_samples = every.subset(np.arange(len(train), len(joined)))
+    return _assemble(
+        name, config, torch.device("cpu"), source=f"dataset '{name}'",
+        labelled_samples=train_samples, labelled_targets=_labels(train, "training set", workers),
+        unlabelled_samples=unlabelled_samples, unlabelled_targets=None,
+        test_samples=samples(test, "test set", True, True), test_targets=_labels(test, "test set", workers),
+        classes=tuple(str(label) for label in classes) if classes is not None else None, transforms=transforms,
+    )
+
+
+def _quiet_seed() -> Any:
+    """Torch's, NumPy's and Python's generators as they were, after a transform drew from them."""
+    from .transformed import _Seeded
+
+    return _Seeded(0)
+
+
+class _RawReader(DatasetReader):
+    """The samples of a ``Dataset`` as it returns them (for the user's transforms)."""
+
+    def __init__(self, dataset: Any, name: str, labelled: bool) -> None:
+        super().__init__(dataset, name, labelled, None)
+
+    def __getitem__(self, index: int) -> Any:
+        where = self.describe(index)
+        try:
+            item = self.dataset[index]
+        except DataError:
+            raise
+        except Exception as error:  # the user's code: name the item, keep the cause
+            raise DataError(f"{where}: reading it failed: {type(error).__name__}: {error}") from error
+        sample, _ = _split_item(item, where, self.labelled)
+        return sample
 
 
 class _Channels:
