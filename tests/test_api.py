@@ -113,10 +113,11 @@ def test_sigint_stops_the_run_at_the_step_returns_and_the_run_resumes(tmp_path: 
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signals reach the main thread only")
     settings = {**QUICK, "num_train_iter": 20, "save_dir": str(tmp_path / "runs")}
+    before = signal.getsignal(signal.SIGINT)  # Python's default, or SIG_IGN in a background job
     result = semilearn.train(settings, data=_arrays(), plugins=[Steps(interrupt_at=5)])
     assert result.status == "interrupted" and result.exit_code == 130
     assert result.algorithm.global_step == 5
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the caller's handler is back
+    assert signal.getsignal(signal.SIGINT) == before  # the caller's handler is back
     if not installed("semilearn-checkpoint"):
         return
     state = torch.load(result.run_dir / "checkpoints" / "last.pt", weights_only=True)
@@ -206,3 +207,24 @@ def test_ten_runs_in_one_process_leave_it_as_the_first_did(tmp_path: Path) -> No
         if reference is None:
             reference = state  # after the first run: what it imported and started once stays
         assert state == reference, f"after run {number + 1}"
+
+
+def test_a_console_handler_left_on_a_closed_stream_is_replaced(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    from semilearn.cli import setup_console
+
+    stale = io.StringIO()
+    setup_console(stale)  # as semilearn.cli.main leaves it, on a stream closed since
+    stale.close()
+    try:
+        result = semilearn.train(QUICK, data=_arrays(), save_dir=str(tmp_path / "runs"), num_train_iter=2)
+        assert result.status == "completed"
+        captured = capsys.readouterr()
+        assert "run directory:" in captured.out and "Logging error" not in captured.err
+    finally:
+        logger = logging.getLogger("semilearn")
+        for handler in list(logger.handlers):
+            if getattr(handler, "stream", None) is stale:
+                logger.removeHandler(handler)

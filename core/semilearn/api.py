@@ -228,11 +228,13 @@ def _given_data(data: Any, dataset: str) -> _GivenData:
 
 
 def _console() -> logging.Handler | None:
-    """The ``semilearn`` logger's lines on stdout for this run (None: a handler is there already,
-    the command line's or the caller's own)."""
+    """The ``semilearn`` logger's lines on stdout for this run (None: a console handler is there
+    already, the command line's, and its stream is open; one whose stream was closed is replaced)."""
     from .cli import CONSOLE_HANDLER_NAME, setup_console
 
     logger = logging.getLogger("semilearn")
-    if any(handler.get_name() == CONSOLE_HANDLER_NAME for handler in logger.handlers):
-        return None
-    return setup_console()
+    for handler in logger.handlers:
+        stream = getattr(handler, "stream", None)
+        if handler.get_name() == CONSOLE_HANDLER_NAME and stream is not None and not getattr(stream, "closed", False):
+            return None
+    return setup_console()  # it takes the place of a console handler whose stream is closed
