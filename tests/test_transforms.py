@@ -171,3 +171,54 @@ def test_transforms_refuse_memory_and_bad_callables_in_one_line(tmp_path: Path) 
         _train(tmp_path, "weak", data=_data(transforms=bad_weak), num_workers=0)
     with pytest.raises(ConfigError, match="algorithm 'sequencematch' needs image data"):
         _train(tmp_path, "sequencematch", algorithm="sequencematch")
+
+
+MODULE = '''
+import numpy as np
+import torch
+from PIL import Image
+
+
+class Photos(torch.utils.data.Dataset):
+    def __init__(self, count, seed):
+        rng = np.random.default_rng(seed)
+        self.targets = [index % 4 for index in range(count)]
+        self.noise = rng.integers(0, 60, size=(count, 12, 12, 3))
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, index):
+        colour = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200], [200, 200, 40]])[self.targets[index]]
+        return Image.fromarray((colour + self.noise[index]).clip(0, 255).astype(np.uint8)), self.targets[index]
+
+
+def to_tensor(image):
+    return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
+
+
+def flipped(image):
+    return to_tensor(image).flip(-1) if torch.rand(()) < 0.5 else to_tensor(image)
+
+
+def make(config):
+    return {"train": Photos(48, 0), "test": Photos(12, 1),
+            "transforms": {"weak": flipped, "strong": flipped, "eval": to_tensor}}
+'''
+
+
+def test_a_dataset_named_by_import_path_brings_its_transforms(cli, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from conftest import FAST
+
+    (tmp_path / "photos_module.py").write_text(MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("photos_module", None)
+    result = cli("run", *FAST, "--set", "dataset=photos_module:make", "--set", "num_labels=8",
+                 "--set", "num_workers=2")
+    assert result.code == 0, result.err
+    assert "data: photos_module:make: 8 labelled, 48 unlabelled, 12 test samples (transformed), 4 classes · read " \
+           "from disk as steps need them, by 2 workers per stream" in result.out
+    assert "completed at step 20/20" in result.out
