@@ -102,6 +102,7 @@ def test_a_run_with_transforms_is_the_same_with_0_and_2_workers(tmp_path: Path) 
     assert runs[0].eval_history == runs[2].eval_history
 
 
+@pytest.mark.together  # runs where semilearn-checkpoint is installed
 @pytest.mark.skipif(not installed("semilearn-checkpoint"), reason="resume needs semilearn-checkpoint")
 def test_a_run_with_transforms_stopped_and_resumed_ends_as_a_straight_one(tmp_path: Path) -> None:
     straight = _train(tmp_path, "straight", num_workers=2)
