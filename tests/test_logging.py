@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FAST, installed, train_in_process
+from semilearn import SemilearnError
 from semilearn.paths import NAME_RULE
 
 pytestmark = pytest.mark.skipif(not installed("semilearn-logging"), reason="semilearn-logging is not installed")
@@ -235,6 +236,22 @@ def test_plot_shares_the_step_axis_marks_the_best_and_compares_runs(process, tmp
     labels = [line.get_label() for line in accuracy.get_lines() if line.get_marker() != "*"]
     assert labels == [first.name, second.name]  # one curve and one colour per run
     assert len([line for line in accuracy.get_lines() if line.get_marker() == "*"]) == 2
+
+    # the Python twin: the same figure, returned (written only when asked), pyplot left alone
+    import matplotlib.pyplot as plt
+
+    from semilearn_logging.plot import plot
+
+    before = plt.get_fignums()
+    twin = plot(first, second)
+    assert plt.get_fignums() == before and not (tmp_path / "metrics-comparison.png").exists()
+    assert twin.get_suptitle() == f"{first.name} vs {second.name}"
+    accuracy = next(axis for axis in twin.axes if axis.get_title() == "accuracy (%)")
+    assert [line.get_label() for line in accuracy.get_lines() if line.get_marker() != "*"] == [first.name, second.name]
+    plot(first, output=tmp_path / "one-twin.png")
+    assert (tmp_path / "one-twin.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(SemilearnError, match="plot: .* is not a run directory"):
+        plot(tmp_path / "nowhere")
 
 
 def test_plot_without_matplotlib_says_how_to_get_it(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

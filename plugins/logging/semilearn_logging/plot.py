@@ -22,7 +22,7 @@ from semilearn.errors import InputError
 from semilearn.metrics import PERCENT_METRICS, best_evaluation, format_metric, saved_monitor
 from semilearn.paths import check_name
 
-__all__ = ["plot_command", "read_metrics", "plot_metrics", "plot_runs", "Run"]
+__all__ = ["plot", "plot_command", "read_metrics", "plot_metrics", "plot_runs", "Run"]
 
 MISSING_MATPLOTLIB = (
     "semilearn plot needs matplotlib, which is not installed: pip install 'semilearn-logging[plot]'"
@@ -89,19 +89,21 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def plot_runs(runs: list[Run], output: Path, title: str = "") -> Any:
-    """Draw the panels of ``runs`` into ``output`` (PNG); returns the matplotlib figure (closed)."""
+def plot_runs(runs: list[Run], output: Path | None, title: str = "") -> Any:
+    """Draw the panels of ``runs`` into a matplotlib figure, written to ``output`` (PNG) unless
+    it is None, and return it. The figure is made without pyplot, so nothing is left open and
+    a notebook's own backend is not touched (a notebook shows a returned figure)."""
     try:
         import matplotlib
+        from matplotlib.figure import Figure
     except ImportError as error:
         raise SemilearnError(MISSING_MATPLOTLIB) from error
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     compare = len(runs) > 1
-    figure, grid = plt.subplots(3, 2, figsize=(12, 10), sharex=True, constrained_layout=True)
+    figure = Figure(figsize=(12, 10), layout="constrained")
+    grid = figure.subplots(3, 2, sharex=True)
     axes = [axis for row in grid for axis in row]
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for axis, (label, single, several) in zip(axes, PANELS, strict=False):
         drawn = False
         for index, run in enumerate(runs):
@@ -135,10 +137,36 @@ def plot_runs(runs: list[Run], output: Path, title: str = "") -> Any:
         axis.xaxis.set_tick_params(labelbottom=True)
     if title:
         figure.suptitle(title)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(output, dpi=110)
-    plt.close(figure)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(output, dpi=110)
     return figure
+
+
+def plot(*run_dirs: str | Path, output: str | Path | None = None) -> Any:
+    """``semilearn plot``'s twin in Python: the figure of one run directory's curves, or of
+    several compared (a notebook shows it), written to ``output`` (PNG) when given::
+
+        from semilearn_logging.plot import plot
+        plot(result.run_dir)                      # semilearn.train's result
+        plot("saved_models/a", "saved_models/b", output="both.png")
+    """
+    if not run_dirs:
+        raise InputError("plot: give at least one run directory")
+    folders = [Path(run_dir) for run_dir in run_dirs]
+    for folder in folders:
+        if not folder.is_dir():
+            raise InputError(f"plot: {folder} is not a run directory")
+    runs = _runs(folders)
+    title = runs[0].name if len(runs) == 1 else " vs ".join(run.name for run in runs)
+    return plot_runs(runs, Path(output) if output is not None else None, title)
+
+
+def _runs(run_dirs: list[Path]) -> list[Run]:
+    names = [run_dir.name for run_dir in run_dirs]
+    if len(set(names)) < len(names):  # the same name in different folders: tell them apart by path
+        names = [str(run_dir) for run_dir in run_dirs]
+    return [Run.read(run_dir, name) for run_dir, name in zip(run_dirs, names, strict=True)]
 
 
 def plot_metrics(records: list[dict[str, Any]], output: Path, title: str = "") -> Path:
@@ -158,10 +186,7 @@ def plot_command(run_dirs: tuple[Path, ...], output: Path | None) -> None:
 
     Several run directories are drawn in one figure, one colour each, to compare them.
     """
-    names = [run_dir.name for run_dir in run_dirs]
-    if len(set(names)) < len(names):  # the same name in different folders: tell them apart by path
-        names = [str(run_dir) for run_dir in run_dirs]
-    runs = [Run.read(run_dir, name) for run_dir, name in zip(run_dirs, names, strict=True)]
+    runs = _runs(list(run_dirs))
     if output is None:
         output = run_dirs[0] / "metrics.png" if len(run_dirs) == 1 else Path("metrics-comparison.png")
     title = runs[0].name if len(runs) == 1 else " vs ".join(run.name for run in runs)
