@@ -152,14 +152,18 @@ class LazySamples:
         """A batch the workers read, as a step takes it."""
         return batch
 
-    def read(self, row: int, key: Any = None) -> torch.Tensor:
-        """Row ``row``, read now, checked for its type and shape (``key``: see :meth:`draw_keys`)."""
+    def fetch(self, row: int) -> Any:
+        """What the reader gives for row ``row``, unchecked (a failure names the sample)."""
         try:
-            sample = self.reader[self.source_index(row)]
+            return self.reader[self.source_index(row)]
         except DataError:
             raise
         except Exception as error:  # a user's Dataset: name the sample, keep the cause
             raise DataError(f"{self.describe(row)}: reading it failed: {type(error).__name__}: {error}") from error
+
+    def read(self, row: int, key: Any = None) -> torch.Tensor:
+        """Row ``row``, read now, checked for its type and shape (``key``: see :meth:`draw_keys`)."""
+        sample = self.fetch(row)
         if not isinstance(sample, torch.Tensor) or sample.dtype != torch.uint8 \
                 or tuple(sample.shape) != self.sample_shape:
             got = f"{sample.dtype} {list(sample.shape)}" if isinstance(sample, torch.Tensor) else type(sample).__name__

@@ -172,7 +172,8 @@ class DatasetReader:
     def describe(self, index: int) -> str:
         return f"item {index} of the {self.name} ({type(self.dataset).__name__})"
 
-    def __getitem__(self, index: int) -> torch.Tensor:
+    def sample(self, index: int) -> Any:
+        """Item ``index``'s sample as the ``Dataset`` returns it (a failure names the item)."""
         where = self.describe(index)
         try:
             item = self.dataset[index]
@@ -181,7 +182,10 @@ class DatasetReader:
         except Exception as error:  # the user's code: name the item, keep the cause
             raise DataError(f"{where}: reading it failed: {type(error).__name__}: {error}") from error
         sample, _ = _split_item(item, where, self.labelled)
-        return to_uint8(sample, where, self.size)
+        return sample
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return to_uint8(self.sample(index), self.describe(index), self.size)
 
 
 # ---------------------------------------------------------------------------
@@ -345,15 +349,7 @@ class _RawReader(DatasetReader):
         super().__init__(dataset, name, labelled, None)
 
     def __getitem__(self, index: int) -> Any:
-        where = self.describe(index)
-        try:
-            item = self.dataset[index]
-        except DataError:
-            raise
-        except Exception as error:  # the user's code: name the item, keep the cause
-            raise DataError(f"{where}: reading it failed: {type(error).__name__}: {error}") from error
-        sample, _ = _split_item(item, where, self.labelled)
-        return sample
+        return self.sample(index)
 
 
 class _Channels:

@@ -138,14 +138,8 @@ class TransformedSamples(LazySamples):
         return key
 
     def read(self, row: int, key: Any = None) -> Any:  # type: ignore[override]
-        index = self.source_index(row)
-        try:
-            sample = self.reader[index]
-        except DataError:
-            raise
-        except Exception as error:
-            raise DataError(f"{self.describe(row)}: reading it failed: {type(error).__name__}: {error}") from error
-        with _Seeded(_key(self.seed, "read", index) if key is None else int(key)):
+        sample = self.fetch(row)
+        with _Seeded(_key(self.seed, "read", self.source_index(row)) if key is None else int(key)):
             if self.evaluation:
                 return {"eval": self._view(self.transforms.eval, sample, row, "eval")}
             weak, strong = self.views
